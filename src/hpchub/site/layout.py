@@ -1,0 +1,260 @@
+"""Where everything of one site instance lives: names, addresses, ports and paths.
+
+Pure: no I/O. A :class:`SiteLayout` is computed from the instance's name, its slot
+(a small number that keeps the ports and subnets of instances apart) and its network
+mode, so that every part of the site (config files, daemons, tests) derives the same
+values from one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+MAX_SLOTS = 40
+
+STATE_ROOT = Path("/var/lib/hpchub")
+SOFTWARE_ROOT = Path("/opt/hpchub")
+
+COMPUTE_NODES = ("c1", "c2", "c3", "c4")
+LOGIN_NODES = ("login1", "login2")
+HEAD_NODE = "head"
+
+DEMO_USERS = ("alice", "bob")
+SERVICE_ACCOUNT = "hpchub"
+"""The cluster account the hub uses for what no single user can do (a Slurm operator)."""
+HUB_OS_USER = "jupyterhub"
+"""The unprivileged Unix user the hub process runs as, on the hub side."""
+
+
+class SiteNameError(ValueError):
+    pass
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise SiteNameError(
+            f"invalid site name {name!r}: use 1-8 lower-case letters or digits, starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Node:
+    """A host of the site: its hostname and the address others reach it at."""
+
+    name: str
+    role: str  # "head", "login" or "compute"
+    address: str  # on the internal network (isolated) or 127.0.0.1 (loopback)
+    public_address: str | None = None  # login nodes in isolated mode: the hub-facing side
+
+
+@dataclass(frozen=True)
+class SiteLayout:
+    name: str
+    slot: int
+    isolated: bool
+
+    # ----- paths -------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / "sites" / self.name
+
+    @property
+    def cluster_dir(self) -> Path:
+        """Root-only: configuration and data of the cluster side."""
+        return self.state_dir / "cluster"
+
+    @property
+    def slurm_etc(self) -> Path:
+        """Mounted at /etc/slurm on every node of the instance."""
+        return self.cluster_dir / "etc-slurm"
+
+    @property
+    def munge_dir(self) -> Path:
+        """munged's key, seed and log (owned by the munge user)."""
+        return self.state_dir / "munge"
+
+    @property
+    def munge_run(self) -> Path:
+        """Mounted at /run/munge on every node: where munged's socket lives."""
+        return self.cluster_dir / "munge-run"
+
+    @property
+    def hosts_file(self) -> Path:
+        """Mounted at /etc/hosts on every node."""
+        return self.cluster_dir / "hosts"
+
+    @property
+    def mysql_dir(self) -> Path:
+        """The accounting database: data, socket and log (owned by the mysql user)."""
+        return self.state_dir / "db"
+
+    def slurmd_spool(self, node: str) -> Path:
+        """Mounted at /var/spool/slurmd on its node (job scripts must be readable by users)."""
+        return self.cluster_dir / "slurmd" / node
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.cluster_dir / "ssh"
+
+    @property
+    def ca_dir(self) -> Path:
+        """The site's SSH user CA (private key 0600 root)."""
+        return self.state_dir / "ca"
+
+    @property
+    def user_ca_key(self) -> Path:
+        return self.ca_dir / "user_ca"
+
+    @property
+    def known_hosts(self) -> Path:
+        """Public: the login nodes' host keys, for SSH clients of the hub and tests."""
+        return self.state_dir / "public" / "ssh_known_hosts"
+
+    @property
+    def site_info_file(self) -> Path:
+        """Public: what a hub needs to know about the site (JSON)."""
+        return self.state_dir / "public" / "site.json"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    @property
+    def hub_dir(self) -> Path:
+        """The demo hub's home: database, cookie secret, config (owned by the hub user)."""
+        return self.state_dir / "hub"
+
+    def node_tmp(self, node: str) -> Path:
+        return self.state_dir / "nodes" / node / "tmp"
+
+    # ----- ports -------------------------------------------------------------
+    @property
+    def port_base(self) -> int:
+        return 21000 + 100 * self.slot
+
+    @property
+    def mysql_port(self) -> int:
+        return self.port_base + 6
+
+    @property
+    def slurmctld_port(self) -> int:
+        return self.port_base + 17
+
+    @property
+    def slurmdbd_port(self) -> int:
+        return self.port_base + 19
+
+    def slurmd_port(self, node: str) -> int:
+        return self.port_base + 20 + COMPUTE_NODES.index(node)
+
+    def ssh_port(self, node: str) -> int:
+        # Loopback mode shares one address, so each login node needs its own port;
+        # in isolated mode each login node has its own address and uses port 22.
+        if self.isolated:
+            return 22
+        return self.port_base + 30 + LOGIN_NODES.index(node)
+
+    @property
+    def srun_port_range(self) -> tuple[int, int]:
+        return (self.port_base + 50, self.port_base + 89)
+
+    @property
+    def hub_port(self) -> int:
+        return 8000 if self.name == "demo" else self.port_base + 90
+
+    @property
+    def hub_api_port(self) -> int:
+        return self.port_base + 91
+
+    @property
+    def proxy_api_port(self) -> int:
+        return self.port_base + 92
+
+    # ----- network -----------------------------------------------------------
+    def _subnet(self, internal: bool) -> str:
+        return f"10.199.{2 * self.slot + (1 if internal else 0)}"
+
+    @property
+    def public_subnet(self) -> str:
+        """The hub side and the login nodes' public interfaces (isolated mode)."""
+        return f"{self._subnet(False)}.0/24"
+
+    @property
+    def internal_subnet(self) -> str:
+        """The head node, compute nodes and the login nodes' internal side."""
+        return f"{self._subnet(True)}.0/24"
+
+    @property
+    def host_public_address(self) -> str:
+        """The machine's own address on the public bridge (tests reach the hub through it)."""
+        return f"{self._subnet(False)}.1"
+
+    @property
+    def hub_address(self) -> str:
+        return f"{self._subnet(False)}.2" if self.isolated else "127.0.0.1"
+
+    @property
+    def head(self) -> Node:
+        addr = f"{self._subnet(True)}.2" if self.isolated else "127.0.0.1"
+        return Node(HEAD_NODE, "head", addr)
+
+    @property
+    def login_nodes(self) -> list[Node]:
+        nodes = []
+        for i, name in enumerate(LOGIN_NODES):
+            if self.isolated:
+                nodes.append(
+                    Node(name, "login", f"{self._subnet(True)}.{11 + i}", f"{self._subnet(False)}.{11 + i}")
+                )
+            else:
+                nodes.append(Node(name, "login", "127.0.0.1", "127.0.0.1"))
+        return nodes
+
+    @property
+    def compute_nodes(self) -> list[Node]:
+        return [
+            Node(name, "compute", f"{self._subnet(True)}.{21 + i}" if self.isolated else "127.0.0.1")
+            for i, name in enumerate(COMPUTE_NODES)
+        ]
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.head, *self.login_nodes, *self.compute_nodes]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def netns(self, node: str) -> str:
+        """Name of a node's network namespace (isolated mode); "hub" is the hub side."""
+        return f"hpc-{self.name}-{node}"
+
+    @property
+    def bridge_public(self) -> str:
+        return f"hpc{self.slot}pub"
+
+    @property
+    def bridge_internal(self) -> str:
+        return f"hpc{self.slot}int"
+
+    def veth(self, node: str, internal: bool) -> str:
+        """Host-side name of a node's veth (at most 15 characters)."""
+        return f"h{self.slot}{node}{'i' if internal else 'p'}"
+
+    @property
+    def cluster_name(self) -> str:
+        return self.name
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://{self.hub_address}:{self.hub_port}"

@@ -1,0 +1,214 @@
+"""`hpchub site up | down | status`: one site instance, brought up idempotently and taken
+down without leaving a process, mount or namespace behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import network, software, system
+from .hub import Hub
+from .layout import MAX_SLOTS, STATE_ROOT, SiteLayout, check_name
+from .login import LoginNodes
+from .nodes import Nodes
+from .slurm import Cluster
+from .system import SiteError, make_dir, say, write_file
+
+
+def _instance_file(name: str) -> Path:
+    return STATE_ROOT / "sites" / name / "instance.json"
+
+
+def load_layout(name: str) -> SiteLayout | None:
+    """The recorded layout of an existing instance, or None."""
+    path = _instance_file(check_name(name))
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    return SiteLayout(name, rec["slot"], rec["isolated"])
+
+
+def _allocate(name: str, isolated: bool | None) -> SiteLayout:
+    existing = load_layout(name)
+    if existing is not None:
+        if isolated is None or isolated == existing.isolated:
+            return existing
+        if Nodes(existing).processes() or network.leftovers(existing):
+            mode = "isolated" if existing.isolated else "loopback"
+            raise SiteError(
+                f"site {name!r} is running in {mode} mode; take it down first (`hpchub site down --name {name}`)"
+            )
+        layout = SiteLayout(name, existing.slot, isolated)
+    else:
+        used = set()
+        for other in (STATE_ROOT / "sites").glob("*/instance.json"):
+            used.add(json.loads(other.read_text())["slot"])
+        free = [s for s in range(MAX_SLOTS) if s not in used]
+        if not free:
+            raise SiteError(f"all {MAX_SLOTS} site slots are taken: take an instance down with --purge")
+        layout = SiteLayout(name, free[0], bool(isolated))
+    make_dir(layout.state_dir, 0o711)  # traversable, not listable: the hub user reaches only hub/
+    write_file(_instance_file(name), json.dumps({"slot": layout.slot, "isolated": layout.isolated}) + "\n")
+    return layout
+
+
+@dataclass
+class Phases:
+    """Wall time of each phase of a bring-up (printed, and kept for `make bench`)."""
+
+    times: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.monotonic()
+        yield
+        self.times[name] = round(time.monotonic() - start, 3)
+
+
+class Site:
+    def __init__(self, layout: SiteLayout):
+        self.layout = layout
+        self.nodes = Nodes(layout)
+        self.cluster = Cluster(layout, self.nodes)
+        self.login = LoginNodes(layout, self.nodes)
+        self.hub = Hub(layout, self.nodes)
+
+    @classmethod
+    def open(cls, name: str, isolated: bool | None = None) -> "Site":
+        system.require_root()
+        return cls(_allocate(check_name(name), isolated))
+
+    # ----- up ---------------------------------------------------------------------
+    def up(self, with_hub: bool = True) -> Phases:
+        site = self.layout
+        phases = Phases()
+        mode = "isolated" if site.isolated else "loopback"
+        say(f"hpchub site {site.name!r} ({mode} mode, state in {site.state_dir})")
+        with phases.phase("packages"):
+            system.install_packages(system.missing_packages())
+        with phases.phase("users"):
+            system.ensure_users()
+        with phases.phase("software"):
+            software.ensure_jupyter_env()
+        for path, mode_bits in ((site.run_dir, 0o700), (site.log_dir, 0o700)):
+            make_dir(path, mode_bits)
+        with phases.phase("network"):
+            if site.isolated:
+                network.up(site)
+        with phases.phase("nodes"):
+            slurm_changed = self.cluster.write_config()
+            for node in site.nodes:
+                self.nodes.ensure_node(node.name)
+        with phases.phase("munge"):
+            self.cluster.ensure_munge()
+        with phases.phase("accounting"):
+            self.cluster.ensure_database()
+            self.cluster.ensure_slurmdbd()
+            self.cluster.ensure_associations()
+        with phases.phase("slurm"):
+            self.cluster.ensure_slurmctld(restart=slurm_changed)
+            self.cluster.ensure_slurmd(restart=slurm_changed)
+            self.cluster.ensure_reservation()
+        with phases.phase("login nodes"):
+            self.login.ensure_ca()
+            self.login.ensure_sshd(self.login.write_config())
+        self._write_site_info()
+        if with_hub:
+            with phases.phase("hub"):
+                self.hub.ensure()
+        write_file(site.run_dir / "bringup-phases.json", json.dumps(phases.times) + "\n")
+        say("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.times.items()))
+        say(f"site {site.name!r} is up")
+        return phases
+
+    def _write_site_info(self) -> None:
+        """Public facts about the site, for hub configurations and tests."""
+        site = self.layout
+        info = {
+            "name": site.name,
+            "mode": "isolated" if site.isolated else "loopback",
+            "login_nodes": [
+                {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name)}
+                for n in site.login_nodes
+            ],
+            "compute_nodes": [n.name for n in site.compute_nodes],
+            "known_hosts": str(site.known_hosts),
+            "jupyter_env": str(software.JUPYTER_ENV),
+            "hub_url": site.hub_url,
+        }
+        make_dir(site.site_info_file.parent, 0o755)
+        write_file(site.site_info_file, json.dumps(info, indent=1) + "\n")
+
+    # ----- down -------------------------------------------------------------------
+    def down(self, purge: bool = False) -> None:
+        site = self.layout
+        say(f"hpchub site {site.name!r}: taking it down")
+        self.hub.stop()
+        self.nodes.sweep(hub_netns=network.netns_inode(site.netns("hub")) if site.isolated else None)
+        network.down(site)
+        left = self.leftovers()
+        if left:
+            raise SiteError(f"site {site.name!r} left behind: {'; '.join(left)}")
+        if purge:
+            shutil.rmtree(site.state_dir)
+            say(f"  removed {site.state_dir}")
+        say(f"site {site.name!r} is down")
+
+    def leftovers(self) -> list[str]:
+        """Processes, namespaces and mounts of this instance that still exist."""
+        site = self.layout
+        hub_ns = network.netns_inode(site.netns("hub"))
+        left = [f"process {pid}" for pid in self.nodes.processes(hub_netns=hub_ns)]
+        left += network.leftovers(site)
+        marker = f"hpc-{site.name}-"
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            if str(site.state_dir) in line or marker in line:
+                left.append(f"mount {line.split()[4]}")
+        return left
+
+    # ----- status -----------------------------------------------------------------
+    def status(self) -> dict:
+        site = self.layout
+        records = self.nodes._load()
+        daemons = {name: bool(self.nodes.daemon(name)) for name in records["daemons"]}
+        where = {name: rec["where"] for name, rec in records["daemons"].items()}
+        report = {
+            "name": site.name,
+            "mode": "isolated" if site.isolated else "loopback",
+            "nodes": {n.name: bool(self.nodes.holder(n.name)) for n in site.nodes},
+            "daemons": daemons,
+            "where": where,
+            "slurm_nodes": self.cluster.status(),
+            "login_nodes": {n.name: self.login.answers(n.name) for n in site.login_nodes},
+            "hub": {"url": site.hub_url, "answers": self.hub.answers()} if "hub" in daemons else None,
+        }
+        report["up"] = (
+            all(report["nodes"].values())
+            and bool(daemons) and all(daemons.values())
+            and all(report["login_nodes"].values())
+            and len(report["slurm_nodes"]) == len(site.compute_nodes)
+        )
+        return report
+
+
+def describe(report: dict) -> str:
+    """status as a person reads it: what runs where."""
+    lines = [f"site {report['name']!r} ({report['mode']} mode): {'UP' if report['up'] else 'NOT UP'}"]
+    for node, alive in report["nodes"].items():
+        here = [d for d, w in report["where"].items() if w == node]
+        lines.append(f"  node {node:7} {'up' if alive else 'DOWN':5} {' '.join(here)}")
+    for name, alive in report["daemons"].items():
+        if not alive:
+            lines.append(f"  daemon {name} is NOT running")
+    slurm = report["slurm_nodes"]
+    lines.append("  slurm: " + (", ".join(f"{n} {s}" for n, s in sorted(slurm.items())) or "not answering"))
+    lines.append("  sshd: " + ", ".join(f"{n} {'answers' if ok else 'NOT answering'}"
+                                       for n, ok in report["login_nodes"].items()))
+    if report["hub"] is not None:
+        hub = report["hub"]
+        lines.append(f"  hub: {hub['url']} {'answers' if hub['answers'] else 'NOT answering'}")
+    return "\n".join(lines)

@@ -1,0 +1,279 @@
+"""Nodes as namespaces, and the daemons that run in them.
+
+A node of the site is a small holder process (shown in `ps` as ``hpchub-node SITE NODE``)
+that owns a UTS namespace (the node's own hostname) and a mount namespace in which
+/etc/slurm, /run/munge, /etc/hosts and /tmp are the node's own, as on a real cluster
+member; in isolated mode it also sits in the node's network namespace. Daemons are started
+inside a node with nsenter, so they and everything they start (job steps, SSH sessions,
+users' servers) share the node's namespaces. That is also how `down` finds every process
+of an instance, whatever it changed of its environment: by its mount namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .layout import SiteLayout
+from .system import SiteError, make_dir, say, wait_for
+
+SITE_MARKER = "HPCHUB_SITE_INSTANCE"
+"""Environment variable set on every process the site starts (daemons, the hub)."""
+
+_HOLDER_SCRIPT = (
+    # A fixed script; the values arrive as positional arguments, never spliced into it.
+    'set -e; hostname "$1"; '
+    'mount --bind "$2" /etc/slurm; mount --bind "$3" /run/munge; '
+    'mount --bind "$4" /etc/hosts; mount --bind "$5" /tmp; mount --bind "$6" /var/spool/slurmd; '
+    'exec -a "hpchub-node $7 $1" sleep infinity'
+)
+
+# Popen objects of daemons we started: kept so that they are never garbage-collected
+# (and warned about) while this process runs; the daemons outlive it by design.
+_launched: list[subprocess.Popen] = []
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of pid (guards against pid reuse), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Field 22; the command name (field 2) may contain spaces, so split after its ')'.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def namespace_id(pid: int | str, kind: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+@dataclass
+class Recorded:
+    """A process we started: pid plus start time, so a reused pid is not mistaken for it."""
+
+    pid: int
+    start_time: int
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.start_time and not _is_zombie(self.pid)
+
+    @classmethod
+    def of(cls, pid: int) -> "Recorded":
+        start = process_start_time(pid)
+        if start is None:
+            raise SiteError(f"process {pid} ended right after it was started")
+        return cls(pid, start)
+
+
+class Nodes:
+    """The holders and daemons of one instance, recorded under its run directory."""
+
+    def __init__(self, site: SiteLayout):
+        self.site = site
+        self.record_file = site.run_dir / "processes.json"
+
+    # ----- records -------------------------------------------------------------
+    def _load(self) -> dict:
+        if self.record_file.exists():
+            return json.loads(self.record_file.read_text())
+        return {"holders": {}, "daemons": {}, "namespaces": []}
+
+    def _save(self, records: dict) -> None:
+        make_dir(self.record_file.parent, 0o700)
+        tmp = self.record_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1))
+        os.replace(tmp, self.record_file)
+
+    def holder(self, node: str) -> Recorded | None:
+        rec = self._load()["holders"].get(node)
+        if rec is None:
+            return None
+        holder = Recorded(rec["pid"], rec["start_time"])
+        return holder if holder.alive() else None
+
+    def daemon(self, name: str) -> Recorded | None:
+        rec = self._load()["daemons"].get(name)
+        if rec is None:
+            return None
+        daemon = Recorded(rec["pid"], rec["start_time"])
+        return daemon if daemon.alive() else None
+
+    # ----- nodes ---------------------------------------------------------------
+    def ensure_node(self, node: str) -> Recorded:
+        """The node's holder, started if needed. A dead holder's leftovers are swept first,
+        as a rebooted node loses whatever still ran on it."""
+        holder = self.holder(node)
+        if holder is not None:
+            return holder
+        records = self._load()
+        old = records["holders"].get(node)
+        if old is not None:
+            self._kill_in_namespaces({old["mnt"]})
+        site = self.site
+        tmp = make_dir(site.node_tmp(node), 0o1777)
+        spool = make_dir(site.slurmd_spool(node), 0o755)
+        for mountpoint in ("/etc/slurm", "/run/munge", "/var/spool/slurmd"):
+            os.makedirs(mountpoint, exist_ok=True)
+        argv = [
+            "unshare", "--uts", "--mount", "--propagation", "private", "--",
+            "bash", "-c", _HOLDER_SCRIPT, "hpchub-node",
+            node, str(site.slurm_etc), str(site.munge_run), str(site.hosts_file), str(tmp), str(spool),
+            site.name,
+        ]
+        if site.isolated:
+            argv = ["nsenter", f"--net=/run/netns/{site.netns(node)}", *argv]
+        proc = self._spawn(argv, site.log_dir / f"node-{node}.log")
+        title = f"hpchub-node {site.name} {node}".encode()
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                log = (site.log_dir / f"node-{node}.log").read_text()
+                raise SiteError(f"node {node} failed to start its namespaces: {log.strip()}")
+            try:
+                return Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(title)
+            except FileNotFoundError:
+                return False
+
+        wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
+        holder = Recorded.of(proc.pid)
+        mnt = namespace_id(proc.pid, "mnt")
+        records = self._load()
+        records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt}
+        records["namespaces"] = sorted(set(records["namespaces"]) | {mnt})
+        self._save(records)
+        return holder
+
+    def node_command(self, node: str, argv: Sequence[str]) -> list[str]:
+        """argv that runs a command inside a node (as root)."""
+        holder = self.holder(node)
+        if holder is None:
+            raise SiteError(f"node {node} of site {self.site.name} is not up")
+        return ["nsenter", "-t", str(holder.pid), "-u", "-m", "-n", "--", *argv]
+
+    # ----- daemons -------------------------------------------------------------
+    def start_daemon(self, name: str, node: str, argv: Sequence[str]) -> Recorded:
+        """Start a daemon in the foreground inside a node; it outlives this process."""
+        return self.start_process(name, self.node_command(node, argv), where=node)
+
+    def start_process(
+        self, name: str, argv: Sequence[str], *, where: str = "hub side",
+        cwd: Path | None = None, env: dict[str, str] | None = None,
+    ) -> Recorded:
+        """Start a long-running process, recorded under name so up, status and down find it."""
+        proc = self._spawn(argv, self.site.log_dir / f"{name}.out", cwd=cwd, env=env)
+        daemon = Recorded.of(proc.pid)
+        records = self._load()
+        records["daemons"][name] = {"pid": daemon.pid, "start_time": daemon.start_time, "where": where}
+        self._save(records)
+        return daemon
+
+    def stop_daemon(self, name: str, timeout: float = 15) -> None:
+        daemon = self.daemon(name)
+        if daemon is not None:
+            _terminate([daemon.pid], timeout)
+        records = self._load()
+        records["daemons"].pop(name, None)
+        self._save(records)
+
+    def _spawn(
+        self, argv: Sequence[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        make_dir(log.parent, 0o700)
+        full_env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            **(env or {}),
+            SITE_MARKER: self.site.name,
+        }
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=full_env, cwd=cwd or "/", start_new_session=True,
+            )
+        _launched.append(proc)
+        return proc
+
+    # ----- sweeping --------------------------------------------------------------
+    def processes(self, hub_netns: int | None = None) -> list[int]:
+        """Every process of this instance: in its nodes' mount namespaces, in its hub
+        network namespace, or carrying its marker in the environment."""
+        records = self._load()
+        namespaces = set(records["namespaces"])
+        marker = f"{SITE_MARKER}={self.site.name}".encode()
+        me = os.getpid()
+        found = []
+        for pid in all_pids():
+            if pid == me:
+                continue
+            if namespace_id(pid, "mnt") in namespaces or (hub_netns and namespace_id(pid, "net") == hub_netns):
+                found.append(pid)
+                continue
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            if marker in environ:
+                found.append(pid)
+        return found
+
+    def _kill_in_namespaces(self, namespaces: set[int]) -> None:
+        pids = [p for p in all_pids() if namespace_id(p, "mnt") in namespaces]
+        _terminate(pids, timeout=5)
+
+    def sweep(self, hub_netns: int | None = None, timeout: float = 20) -> None:
+        """End every process of the instance (TERM, then KILL), then forget the records."""
+        pids = self.processes(hub_netns)
+        if pids:
+            say(f"  stopping {len(pids)} processes")
+        _terminate(pids, timeout)
+        left = self.processes(hub_netns)
+        if left:
+            raise SiteError(f"processes of site {self.site.name} survived SIGKILL: {left}")
+        if self.record_file.exists():
+            self.record_file.unlink()
+
+
+def _terminate(pids: Sequence[int], timeout: float) -> None:
+    """SIGTERM, wait up to timeout, then SIGKILL whatever is left (and wait for it)."""
+    starts = {pid: process_start_time(pid) for pid in pids}
+    live = [p for p, s in starts.items() if s is not None]
+    for pid in live:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        live = [p for p in live if process_start_time(p) == starts[p] and not _is_zombie(p)]
+        time.sleep(0.05)
+    for pid in live:
+        _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while live and time.monotonic() < deadline:
+        live = [p for p in live if process_start_time(p) == starts[p] and not _is_zombie(p)]
+        time.sleep(0.05)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
