@@ -1,0 +1,130 @@
+"""Test-side handle on a running site instance: the site's own CLI to bring it up and
+down, and real SSH (OpenSSH client, CA-signed certificates) to act as its users."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpchub.site.layout import SiteLayout
+from hpchub.site.manager import Site, load_layout
+
+HPCHUB = str(Path(sys.executable).with_name("hpchub"))
+
+
+def hpchub_site(action: str, name: str, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `hpchub site ACTION --name NAME` (the real command) and return its output."""
+    return subprocess.run(
+        [HPCHUB, "site", action, "--name", name, *extra],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@dataclass
+class Credential:
+    key: Path
+    cert: Path | None
+
+
+class SiteHandle:
+    def __init__(self, name: str):
+        layout = load_layout(name)
+        assert layout is not None, f"site {name} has no state"
+        self.layout: SiteLayout = layout
+        self.site = Site(layout)
+        self.info = json.loads(layout.site_info_file.read_text())
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"hpchub-test-{name}-")
+        self.tmp = Path(self._tmp.name)
+        self._serial = 0
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    # ----- credentials --------------------------------------------------------------
+    def credential(self, principal: str | None, ca_key: Path | None = None, validity: str = "-5m:+1h") -> Credential:
+        """A fresh ed25519 key, signed for principal by the site's CA (or ca_key); None: no certificate."""
+        self._serial += 1
+        key = self.tmp / f"key{self._serial}"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        if principal is None:
+            return Credential(key, None)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-s", str(ca_key or self.layout.user_ca_key), "-I", f"test-{principal}",
+             "-n", principal, "-V", validity, f"{key}.pub"],
+            check=True,
+        )
+        return Credential(key, Path(f"{key}-cert.pub"))
+
+    def login_address(self, node: str) -> tuple[str, int]:
+        for entry in self.info["login_nodes"]:
+            if entry["name"] == node:
+                return entry["address"], entry["port"]
+        raise KeyError(node)
+
+    def ssh_argv(self, user: str, cred: Credential, node: str = "login1",
+                 known_hosts: Path | None = None) -> list[str]:
+        address, port = self.login_address(node)
+        argv = ["ssh", "-F", "/dev/null", "-i", str(cred.key), "-o", "IdentitiesOnly=yes",
+                "-o", f"UserKnownHostsFile={known_hosts or self.layout.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(port)]
+        if cred.cert is not None:
+            argv += ["-o", f"CertificateFile={cred.cert}"]
+        return argv + [f"{user}@{address}"]
+
+    def ssh(self, user: str, argv: list[str] | str, *, node: str = "login1", cred: Credential | None = None,
+            known_hosts: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a command on a login node as user, over SSH with a certificate for that user."""
+        cred = cred or self.user_credential(user)
+        command = argv if isinstance(argv, str) else shlex.join(argv)
+        return subprocess.run(self.ssh_argv(user, cred, node, known_hosts) + ["--", command],
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    _user_creds: dict[str, Credential]
+
+    def user_credential(self, user: str) -> Credential:
+        if not hasattr(self, "_user_creds"):
+            self._user_creds = {}
+        if user not in self._user_creds:
+            self._user_creds[user] = self.credential(user)
+        return self._user_creds[user]
+
+    # ----- inside nodes (as root) -----------------------------------------------------
+    def in_node(self, node: str, argv: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self.site.nodes.node_command(node, argv), capture_output=True, text=True,
+                              timeout=timeout, **kw)
+
+    def in_hub_side(self, argv: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProcess:
+        """A command where the hub runs: its network namespace (isolated) or the machine itself."""
+        if self.layout.isolated:
+            argv = ["nsenter", f"--net=/run/netns/{self.layout.netns('hub')}", *argv]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+    # ----- Slurm ------------------------------------------------------------------------
+    def wait_job_state(self, user: str, job_id: str, wanted: str, timeout: float = 60) -> str:
+        """Poll sacct (as user) until the job reaches wanted; returns the last state seen."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            proc = self.ssh(user, ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"])
+            state = proc.stdout.strip()
+            if state == wanted:
+                return state
+            time.sleep(0.5)
+        return state
+
