@@ -9,6 +9,7 @@ import sys
 
 def _site(args: argparse.Namespace) -> int:
     # Imported here: the site module is for the demo machine (root), not for the hub's runtime.
+    from .site.layout import SiteNameError
     from .site.manager import Site, describe, load_layout
     from .site.system import SiteError
 
@@ -27,7 +28,7 @@ def _site(args: argparse.Namespace) -> int:
         report = site.status()
         print(json.dumps(report, indent=1) if args.json else describe(report))
         return 0 if report["up"] else 3
-    except SiteError as exc:
+    except (SiteError, SiteNameError) as exc:
         print(f"hpchub site {args.action}: {exc}", file=sys.stderr)
         return 1
 

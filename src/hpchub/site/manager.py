@@ -147,8 +147,11 @@ class Site:
     def down(self, purge: bool = False) -> None:
         site = self.layout
         say(f"hpchub site {site.name!r}: taking it down")
-        self.hub.stop()
-        self.nodes.sweep(hub_netns=network.netns_inode(site.netns("hub")) if site.isolated else None)
+        # Daemons first, in the reverse order of up, so that each shuts down cleanly (MariaDB
+        # above all); then whatever is left in the nodes (job steps, users' processes).
+        for name in reversed(list(self.nodes.daemon_records())):
+            self.nodes.stop_daemon(name)
+        self.nodes.sweep(hub_netns=network.netns_inode(site.netns("hub")) if site.isolated else None, timeout=3)
         network.down(site)
         left = self.leftovers()
         if left:
@@ -173,9 +176,9 @@ class Site:
     # ----- status -----------------------------------------------------------------
     def status(self) -> dict:
         site = self.layout
-        records = self.nodes._load()
-        daemons = {name: bool(self.nodes.daemon(name)) for name in records["daemons"]}
-        where = {name: rec["where"] for name, rec in records["daemons"].items()}
+        records = self.nodes.daemon_records()
+        daemons = {name: bool(self.nodes.daemon(name)) for name in records}
+        where = {name: rec["where"] for name, rec in records.items()}
         report = {
             "name": site.name,
             "mode": "isolated" if site.isolated else "loopback",

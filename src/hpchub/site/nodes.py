@@ -97,6 +97,10 @@ class Nodes:
         tmp.write_text(json.dumps(records, indent=1))
         os.replace(tmp, self.record_file)
 
+    def daemon_records(self) -> dict[str, dict]:
+        """The daemons started so far, in start order: name -> {pid, start_time, where}."""
+        return self._load()["daemons"]
+
     def holder(self, node: str) -> Recorded | None:
         rec = self._load()["holders"].get(node)
         if rec is None:

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpchub.cli import build_parser, main
+
+HPCHUB = str(Path(sys.executable).with_name("hpchub"))
+
+
+def test_site_defaults():
+    args = build_parser().parse_args(["site", "up"])
+    assert (args.name, args.isolated, args.hub) == ("demo", None, True)
+    args = build_parser().parse_args(["site", "up", "--name", "x", "--isolated", "--no-hub"])
+    assert (args.name, args.isolated, args.hub) == ("x", True, False)
+
+
+def test_modes_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["site", "up", "--isolated", "--loopback"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["up", "down", "status"])
+def test_bad_site_name_is_a_clear_error_not_a_traceback(action):
+    proc = subprocess.run([HPCHUB, "site", action, "--name", "../etc"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "invalid site name '../etc'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_status_of_an_unknown_site_says_so(capsys):
+    assert main(["site", "status", "--name", "nosuch9"]) == 3
+    assert "no site named 'nosuch9'" in capsys.readouterr().err
