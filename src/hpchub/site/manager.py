@@ -123,6 +123,11 @@ class Site:
         write_file(site.run_dir / "bringup-phases.json", json.dumps(phases.times) + "\n")
         say("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.times.items()))
         say(f"site {site.name!r} is up")
+        if with_hub:
+            passwords = system.demo_passwords()
+            say(f"\nOpen {site.hub_url}/hub/login and log in as "
+                + " or ".join(f"{user} (password {pw})" for user, pw in passwords.items()) + ".")
+            say("This hub uses a stand-in spawner: logging in works, starting servers comes with the spawners.")
         return phases
 
     def _write_site_info(self) -> None:

@@ -19,7 +19,10 @@ class StandInSpawner(Spawner):
     """Refuses every spawn with a clear message; never runs anything on the hub host."""
 
     async def start(self):
-        raise SpawnException(MESSAGE, reason="standin", log_message="stand-in spawner: no spawner configured yet")
+        raise SpawnException(
+            MESSAGE, reason="standin", status_code=501,  # "Not Implemented": true, and not the user's fault
+            log_message="stand-in spawner: no spawner configured yet",
+        )
 
     async def poll(self):
         # Nothing is ever started, so there is never anything running.
