@@ -4,7 +4,6 @@ the login nodes and each other, never the hub side; login nodes reach both."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from contextlib import contextmanager
 
 import pytest
@@ -30,18 +29,22 @@ def iso(isolated_site):
     return isolated_site
 
 
+# Debian's Python, which every node has (the test's own venv may sit in a /tmp the nodes don't share).
+PYTHON = "/usr/bin/python3"
+
+
 def reach_from_node(site, node, host, port) -> bool:
-    return site.in_node(node, [sys.executable, "-c", CONNECT, host, str(port)]).returncode == 0
+    return site.in_node(node, [PYTHON, "-c", CONNECT, host, str(port)]).returncode == 0
 
 
 def reach_from_hub_side(site, host, port) -> bool:
-    return site.in_hub_side([sys.executable, "-c", CONNECT, host, str(port)]).returncode == 0
+    return site.in_hub_side([PYTHON, "-c", CONNECT, host, str(port)]).returncode == 0
 
 
 @contextmanager
 def listener(argv_prefix):
     """A real TCP listener on PROBE_PORT, wherever argv_prefix puts it."""
-    with subprocess.Popen([*argv_prefix, sys.executable, "-c", LISTEN, str(PROBE_PORT)],
+    with subprocess.Popen([*argv_prefix, PYTHON, "-c", LISTEN, str(PROBE_PORT)],
                           stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout.readline().strip() == "listening"
