@@ -64,3 +64,16 @@ def test_site_shape_partitions_qos_reservation(site):
     assert refused.returncode != 0 and "Invalid qos specification" in refused.stderr
     res = check(site.ssh("alice", ["scontrol", "show", "reservation", "workshop"])).stdout
     assert re.search(r"Users=alice\b", res) and "Nodes=c4" in res
+
+
+def test_service_account_is_a_slurm_operator(site):
+    out = check(site.ssh("hpchub", ["sacctmgr", "-n", "-P", "show", "user", "hpchub", "format=user,adminlevel"]))
+    assert out.stdout.strip() == "hpchub|Operator"
+
+
+def test_users_run_the_sites_jupyter_environment_on_login_and_compute_nodes(site):
+    env = site.info["jupyter_env"]
+    probe = f"{env}/bin/python -c 'import jupyterlab, ipykernel, jupyterhub; print(jupyterhub.__version__)'"
+    on_login = check(site.ssh("bob", probe, node="login2")).stdout.strip()
+    on_compute = check(site.ssh("bob", ["srun", "-w", "c2", "bash", "-c", probe])).stdout.strip()
+    assert on_login == on_compute and int(on_login.split(".")[0]) >= 6

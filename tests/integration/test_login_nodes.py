@@ -98,3 +98,9 @@ def test_login2_keeps_debians_connection_limits(site):
 
     assert effective("login2") == {"maxstartups": "10:30:100", "maxsessions": "10"}
     assert effective("login1") == {"maxstartups": "200:30:400", "maxsessions": "200"}
+
+
+def test_ca_private_key_is_root_only(site):
+    st = site.layout.user_ca_key.stat()
+    assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600
+    assert site.layout.known_hosts.stat().st_mode & 0o004  # public, for hubs and clients
