@@ -1,0 +1,260 @@
+"""Credentials at login: an authenticator mixin that obtains a short-lived SSH certificate
+for each user when they log in, keeps it in JupyterHub's encrypted ``auth_state`` and
+renews it through ``refresh_user``.
+
+Mix it in front of any authenticator::
+
+    class LDAPCredentialAuthenticator(CredentialIssuingAuthenticator, LDAPAuthenticator): ...
+    class GenericOAuthCredentialAuthenticator(CredentialIssuingAuthenticator, GenericOAuthenticator): ...
+
+With PAM it is ready-made as ``hpchub-pam``. Where logins carry no password (OAuth), only
+the local CA can issue. Spawners read the result with
+``CredentialSet.from_auth_state(await user.get_auth_state())``.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from jupyterhub.auth import Authenticator, PAMAuthenticator
+from tornado import web
+from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
+
+from .credentials import CredentialError, CredentialSet, IssuerUnavailable, LoginRequired, SSHCredential
+from .credentials.errors import ConfigurationError
+from .credentials.issuers import Issuer, LocalCAIssuer
+from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
+
+
+class CredentialIssuingAuthenticator(Authenticator):
+    """Issue short-lived credentials at login, keep them in auth_state, renew them."""
+
+    credential_issuer = Unicode(
+        "local-ca",
+        config=True,
+        help="""Where users' SSH certificates come from.
+
+        `local-ca`: the hub signs them with the CA key in `ssh_ca_key` (the key lives on the
+        hub host; renewal needs no password).
+        `ca-service`: a separate CA service (`hpchub ca serve`, or NERSC's sshproxy) at
+        `ca_service_url`; the CA key stays off the hub host.
+        """,
+    )
+
+    ssh_ca_key = Unicode(
+        "",
+        config=True,
+        help="""Path to the SSH user CA's private key (for `credential_issuer = "local-ca"`).
+
+        It must be a regular file readable by the hub's user and by nobody else (mode 0600):
+        the hub refuses to start otherwise. Login nodes trust its public half through
+        sshd's `TrustedUserCAKeys`. Example: `/etc/hpchub/ssh-ca/user_ca`.
+        """,
+    )
+
+    ssh_ca_ledger = Unicode(
+        "",
+        config=True,
+        help="""File in which the local CA appends one line per certificate it signs (serial,
+        key id, principal, expiry): the record `hpchub ca revoke --user NAME` revokes from.
+        Default: `<ssh_ca_key>.issued.jsonl`.
+        """,
+    )
+
+    certificate_validity = Integer(
+        12 * 3600,
+        config=True,
+        help="""How long each user certificate is valid, in seconds (default 12 hours).
+
+        Short is safer: a stolen certificate is useless after this time. The hub renews it
+        before it expires (see `renew_when_remaining`), so users do not notice.
+        """,
+    )
+
+    renew_when_remaining = Integer(
+        3600,
+        config=True,
+        help="""Renew a user's certificate when less than this many seconds of validity
+        remain (checked at every auth refresh: see `auth_refresh_age`, and before spawn and stop).
+        Keep it well above `auth_refresh_age` so a certificate never lapses between checks.
+        """,
+    )
+
+    max_session_length = Integer(
+        0,
+        config=True,
+        help="""Longest time, in seconds, that a login keeps being renewed without the user
+        logging in again. 0 means no limit (the local CA renews at will). The CA service
+        enforces its own limit too.
+        """,
+    )
+
+    certificate_source_addresses = List(
+        Unicode(),
+        config=True,
+        help="""If set, certificates carry the `source-address` option: they are accepted only
+        from these addresses or CIDR blocks (e.g. the hub's address as the login nodes see it).
+        """,
+    )
+
+    certificate_permit_pty = Bool(
+        True,
+        config=True,
+        help="""Whether certificates allow a terminal (no `no-pty` option). Set False when the
+        hub needs no interactive sessions on the cluster.""",
+    )
+
+    certificate_force_command = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="""If set, certificates carry `force-command`: sshd runs this command whatever the
+        client asks (e.g. a site wrapper that starts only Jupyter).""",
+    )
+
+    cluster_usernames = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""Map from hub usernames to cluster usernames, for users whose names differ (e.g.
+        `{"alice@uni.example": "alice"}`). A name not in the map is used as it is. The result
+        must be a valid cluster username, or the login is refused with a clear message.
+        """,
+    )
+
+    hub_name = Unicode(
+        config=True,
+        help="""Name of this hub in the key id of every certificate it obtains (`hpchub hub=NAME
+        user=... serial=...`), which sshd logs at each login. Default: the host name.""",
+    )
+
+    service_account = Unicode(
+        "hpchub",
+        config=True,
+        help="""The cluster account the hub uses for what no single user can do: one status
+        query for all users' jobs, cluster information for forms, cancelling a job whose user's
+        credential is gone. It must exist on the cluster; it never runs user code.""",
+    )
+
+    @default("hub_name")
+    def _default_hub_name(self):
+        return socket.gethostname()
+
+    # Credentials live in auth_state, which must be encrypted and kept; refresh before a
+    # spawn or stop so that spawners always get a valid certificate.
+    @default("enable_auth_state")
+    def _default_enable_auth_state(self):
+        return True
+
+    @default("refresh_pre_spawn")
+    def _default_refresh_pre_spawn(self):
+        return True
+
+    @default("refresh_pre_stop")
+    def _default_refresh_pre_stop(self):
+        return True
+
+    @validate("credential_issuer")
+    def _validate_issuer(self, proposal):
+        if proposal.value not in ("local-ca", "ca-service"):
+            raise ValueError(f"credential_issuer must be 'local-ca' or 'ca-service', not {proposal.value!r}")
+        return proposal.value
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._issuer: Issuer | None = None
+        self._service_credential: SSHCredential | None = None
+        # Fail at start-up, not at the first login, if the issuer is misconfigured.
+        self.issuer
+
+    # ----- the issuer -------------------------------------------------------------
+    @property
+    def certificate_policy(self) -> CertificatePolicy:
+        return CertificatePolicy(
+            validity=self.certificate_validity,
+            source_addresses=tuple(self.certificate_source_addresses),
+            permit_pty=self.certificate_permit_pty,
+            force_command=self.certificate_force_command,
+        )
+
+    @property
+    def issuer(self) -> Issuer:
+        if self._issuer is None:
+            self._issuer = self.make_issuer()
+        return self._issuer
+
+    def make_issuer(self) -> Issuer:
+        if self.credential_issuer == "local-ca":
+            if not self.ssh_ca_key:
+                raise ConfigurationError("set CredentialIssuingAuthenticator.ssh_ca_key (the SSH user CA's key)")
+            ca = SSHCertificateAuthority(self.ssh_ca_key, self.ssh_ca_ledger or f"{self.ssh_ca_key}.issued.jsonl")
+            return LocalCAIssuer(ca, self.certificate_policy, self.hub_name, self.max_session_length)
+        from .credentials.service_client import make_service_issuer  # only when configured
+
+        return make_service_issuer(self)
+
+    def cluster_username(self, hub_username: str) -> str:
+        return check_cluster_username(self.cluster_usernames.get(hub_username, hub_username))
+
+    # ----- login --------------------------------------------------------------------
+    async def authenticate(self, handler, data):
+        result = await super().authenticate(handler, data)
+        if not result:
+            return result
+        if isinstance(result, str):
+            result = {"name": result}
+        name = result["name"]
+        password = (data or {}).get("password")
+        try:
+            principal = self.cluster_username(name)
+            credential = await self.issuer.issue(principal, password, int(time.time()))
+        except CredentialError as exc:
+            self.log.error("No credential for %s: %s", name, exc.log_detail)
+            status = 503 if isinstance(exc, IssuerUnavailable) else 403
+            raise web.HTTPError(status, exc.user_message) from None
+        self.log.info("Issued %s for %s (valid until %s)", credential.key_id, name,
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
+        credentials = CredentialSet(int(time.time())).with_credential(credential)
+        result["auth_state"] = credentials.to_auth_state(result.get("auth_state"))
+        return result
+
+    # ----- renewal --------------------------------------------------------------------
+    async def refresh_user(self, user, handler=None):
+        """True while the certificate has time left; a renewed auth_state when it runs low;
+        False (log in again) when it cannot be renewed."""
+        auth_state = await user.get_auth_state()
+        try:
+            credentials = CredentialSet.from_auth_state(auth_state)
+        except CredentialError as exc:
+            self.log.warning("Unusable credentials for %s: %s", user.name, exc.log_detail)
+            return False
+        if credentials is None or credentials.ssh is None:
+            return False
+        current = credentials.ssh
+        if current.remaining() > self.renew_when_remaining:
+            return True
+        try:
+            renewed = await self.issuer.renew(current.principal, current, credentials.session_started)
+        except LoginRequired as exc:
+            self.log.info("Credential of %s cannot be renewed: %s", user.name, exc.log_detail)
+            return False
+        except CredentialError as exc:
+            # The issuer is down: keep going on the current certificate while it lasts.
+            self.log.error("Renewing the credential of %s failed: %s", user.name, exc.log_detail)
+            return not current.expired()
+        self.log.info("Renewed %s for %s as %s", current.key_id, user.name, renewed.key_id)
+        return {"name": user.name, "auth_state": credentials.with_credential(renewed).to_auth_state(auth_state)}
+
+    # ----- the hub's own identity -------------------------------------------------------
+    async def service_account_credential(self) -> SSHCredential:
+        """The hub's certificate for the service account, issued or renewed as needed."""
+        current = self._service_credential
+        if current is None or current.remaining() < self.renew_when_remaining:
+            self._service_credential = await self.issuer.issue_service_account(
+                check_cluster_username(self.service_account))
+        return self._service_credential
+
+
+class PAMCredentialAuthenticator(CredentialIssuingAuthenticator, PAMAuthenticator):
+    """PAM password login (the demo site's), with credentials issued at login."""

@@ -1,0 +1,57 @@
+"""Issuers: where a user's credential comes from. The hub's authenticator holds one.
+
+    issue(principal, password, session_started) -> SSHCredential   at login
+    renew(principal, current, session_started)  -> SSHCredential   before expiry, no password
+    issue_service_account(principal)            -> SSHCredential   the hub's own identity
+
+Renewal that needs the user raises LoginRequired; an unreachable issuer, IssuerUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .errors import LoginRequired
+from .model import SSHCredential
+from .ssh_ca import CertificatePolicy, SSHCertificateAuthority
+
+
+class Issuer:
+    name = "issuer"
+    needs_password = False
+
+    async def issue(self, principal: str, password: str | None, session_started: int) -> SSHCredential:
+        raise NotImplementedError
+
+    async def renew(self, principal: str, current: SSHCredential, session_started: int) -> SSHCredential:
+        raise NotImplementedError
+
+    async def issue_service_account(self, principal: str) -> SSHCredential:
+        raise NotImplementedError
+
+
+class LocalCAIssuer(Issuer):
+    """The CA key lives on the hub host; certificates are signed in the hub process. It
+    renews at will (no password needed) up to max_session (0: no limit)."""
+
+    name = "local-ca"
+
+    def __init__(self, ca: SSHCertificateAuthority, policy: CertificatePolicy, hub_name: str, max_session: int = 0):
+        self.ca = ca
+        self.policy = policy
+        self.hub_name = hub_name
+        self.max_session = max_session
+
+    async def issue(self, principal, password, session_started):
+        # Key generation and signing are CPU work of a millisecond or two; keep them off the loop anyway.
+        return await asyncio.to_thread(self.ca.issue, principal, self.hub_name, self.policy, session_started)
+
+    async def renew(self, principal, current, session_started):
+        if self.max_session and time.time() - session_started > self.max_session:
+            raise LoginRequired("your session has reached its maximum length; please log in again",
+                                f"session of {principal} started {session_started}, max_session {self.max_session}")
+        return await self.issue(principal, None, session_started)
+
+    async def issue_service_account(self, principal):
+        return await self.issue(principal, None, int(time.time()))

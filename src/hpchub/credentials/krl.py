@@ -1,0 +1,65 @@
+"""Certificate revocation: an OpenSSH key revocation list (KRL) that login nodes read
+through sshd's ``RevokedKeys``. Built with ssh-keygen, from the CA's ledger."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+from .errors import CredentialError
+from .ssh_ca import read_ledger
+
+
+def revocation_spec(serials: Iterable[int] = (), key_ids: Iterable[str] = ()) -> str:
+    """ssh-keygen's KRL specification: one "serial:" or "id:" line per revoked certificate."""
+    lines = [f"serial: {int(s)}" for s in serials]
+    for key_id in key_ids:
+        if "\n" in key_id:
+            raise ValueError("a key id cannot contain a newline")
+        lines.append(f"id: {key_id}")
+    return "".join(line + "\n" for line in lines)
+
+
+def serials_of_user(ledger_path: str | Path, principal: str, now: float | None = None) -> list[int]:
+    """Serials of the principal's certificates that are still valid (expired ones need no entry)."""
+    now = time.time() if now is None else now
+    return [e["serial"] for e in read_ledger(ledger_path) if e["principal"] == principal and e["valid_before"] > now]
+
+
+def _ssh_keygen(argv: list[str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["ssh-keygen", *argv], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise CredentialError("updating the revocation list failed",
+                              f"ssh-keygen {' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def ensure_krl(krl_path: str | Path) -> None:
+    """An empty KRL if there is none (sshd refuses every key if RevokedKeys is missing)."""
+    krl_path = Path(krl_path)
+    if not krl_path.exists():
+        _ssh_keygen(["-q", "-k", "-f", str(krl_path)])
+        krl_path.chmod(0o644)
+
+
+def revoke(krl_path: str | Path, ca_public_key: str | Path, serials: Iterable[int] = (),
+           key_ids: Iterable[str] = ()) -> int:
+    """Add certificates to the KRL; returns how many entries were added."""
+    spec = revocation_spec(serials, key_ids)
+    if not spec:
+        return 0
+    ensure_krl(krl_path)
+    with tempfile.NamedTemporaryFile("w", prefix="krl-spec-") as spec_file:
+        spec_file.write(spec)
+        spec_file.flush()
+        _ssh_keygen(["-q", "-k", "-u", "-f", str(krl_path), "-s", str(ca_public_key), spec_file.name])
+    return spec.count("\n")
+
+
+def is_revoked(krl_path: str | Path, certificate_file: str | Path) -> bool:
+    proc = subprocess.run(["ssh-keygen", "-Q", "-f", str(krl_path), str(certificate_file)],
+                          capture_output=True, text=True, timeout=30)
+    return "REVOKED" in proc.stdout
