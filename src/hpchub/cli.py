@@ -33,6 +33,43 @@ def _site(args: argparse.Namespace) -> int:
         return 1
 
 
+def _ca_revoke(args: argparse.Namespace) -> int:
+    from .credentials import CredentialError
+    from .credentials.krl import revoke, serials_of_user
+
+    krl, ca_pub, ledger = args.krl, args.ca_pub, args.ledger
+    if args.site:
+        from .site.manager import load_layout
+
+        layout = load_layout(args.site)
+        if layout is None:
+            print(f"hpchub ca revoke: no site named {args.site!r} here", file=sys.stderr)
+            return 1
+        krl = krl or str(layout.revoked_keys)
+        ca_pub = ca_pub or str(layout.ssh_dir / "user_ca.pub")
+        ledger = ledger or str(layout.hub_ca_ledger)
+    if not (krl and ca_pub):
+        print("hpchub ca revoke: give --site, or --krl and --ca-pub", file=sys.stderr)
+        return 2
+    if args.user:
+        if not ledger:
+            print("hpchub ca revoke: --user needs the CA's ledger (--ledger or --site)", file=sys.stderr)
+            return 2
+        serials = serials_of_user(ledger, args.user)
+        if not serials:
+            print(f"{args.user} has no unexpired certificate in {ledger}: nothing to revoke")
+            return 0
+    else:
+        serials = args.serial
+    try:
+        count = revoke(krl, ca_pub, serials=serials)
+    except CredentialError as exc:
+        print(f"hpchub ca revoke: {exc.user_message}: {exc.log_detail}", file=sys.stderr)
+        return 1
+    print(f"revoked {count} certificate(s) in {krl}: serials {', '.join(map(str, serials))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--purge", action="store_true", help="down: also delete the instance's state")
     site.add_argument("--json", action="store_true", help="status: print JSON")
     site.set_defaults(func=_site)
+
+    ca = commands.add_parser("ca", help="the site's SSH user CA")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True)
+    revoke = ca_commands.add_parser(
+        "revoke", help="revoke certificates: login nodes refuse them from then on (sshd RevokedKeys)")
+    who = revoke.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="every unexpired certificate of this cluster user (from the ledger)")
+    who.add_argument("--serial", type=int, action="append", help="a certificate's serial (repeatable)")
+    revoke.add_argument("--site", help="a demo site instance: take its KRL, CA public key and ledger")
+    revoke.add_argument("--krl", help="the key revocation list that sshd's RevokedKeys names")
+    revoke.add_argument("--ca-pub", help="the CA's public key")
+    revoke.add_argument("--ledger", help="the CA's ledger of issued certificates")
+    revoke.set_defaults(func=_ca_revoke)
     return parser
 
 

@@ -115,6 +115,25 @@ class SiteLayout:
         return self.state_dir / "public" / "ssh_known_hosts"
 
     @property
+    def revoked_keys(self) -> Path:
+        """Public: the key revocation list (KRL) every login node's sshd reads."""
+        return self.state_dir / "public" / "revoked_keys"
+
+    @property
+    def hub_ca_key(self) -> Path:
+        """The hub's copy of the user CA key (the local CA issuer), owned by the hub user."""
+        return self.hub_dir / "ssh-ca" / "user_ca"
+
+    @property
+    def hub_ca_ledger(self) -> Path:
+        return self.hub_dir / "ssh-ca" / "issued.jsonl"
+
+    @property
+    def hub_config_dir(self) -> Path:
+        """Extra hub configuration, loaded after the generated file (admins' and tests' overrides)."""
+        return self.hub_dir / "config.d"
+
+    @property
     def site_info_file(self) -> Path:
         """Public: what a hub needs to know about the site (JSON)."""
         return self.state_dir / "public" / "site.json"

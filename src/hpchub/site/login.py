@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from ..credentials.krl import ensure_krl
 from . import render
 from .layout import SiteLayout
 from .nodes import Nodes
@@ -37,6 +38,8 @@ class LoginNodes:
         site.user_ca_key.chmod(0o600)
         make_dir(site.ssh_dir, 0o755)
         write_file(site.ssh_dir / "user_ca.pub", site.user_ca_key.with_suffix(".pub").read_text())
+        make_dir(site.revoked_keys.parent, 0o755)
+        ensure_krl(site.revoked_keys)  # sshd refuses every key while RevokedKeys is missing
 
     def write_config(self) -> dict[str, bool]:
         """Host keys, sshd configs and the public known_hosts; returns which configs changed."""
