@@ -128,3 +128,53 @@ class SiteHandle:
             time.sleep(0.5)
         return state
 
+
+
+class HubClient:
+    """The site's hub over HTTP: form logins as users, and the site admin's API token."""
+
+    def __init__(self, handle: "SiteHandle"):
+        self.handle = handle
+        self.url = handle.layout.hub_url
+        self.sessions: list = []
+
+    def login(self, user: str, password: str):
+        import re
+
+        import requests
+
+        session = requests.Session()
+        self.sessions.append(session)
+        page = session.get(f"{self.url}/hub/login", timeout=10)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        response = session.post(f"{self.url}/hub/login?next=%2Fhub%2Fhome", timeout=30,
+                                data={"username": user, "password": password, "_xsrf": xsrf})
+        return session, response
+
+    def admin(self, method: str, path: str, **kw):
+        import requests
+
+        token = self.handle.site.hub.admin_token()
+        return requests.request(method, f"{self.url}/hub/api{path}", timeout=30,
+                                headers={"Authorization": f"token {token}"}, **kw)
+
+    def auth_state(self, user: str) -> dict:
+        response = self.admin("GET", f"/users/{user}")
+        response.raise_for_status()
+        return response.json()["auth_state"]
+
+    def ssh_credential(self, user: str):
+        """The user's SSH credential from auth_state, written to files an SSH client can use."""
+        from hpchub.credentials import CredentialSet
+
+        cred = CredentialSet.from_auth_state(self.auth_state(user)).ssh
+        self.handle._serial += 1
+        key = self.handle.tmp / f"hub-{user}-{self.handle._serial}"
+        key.touch(mode=0o600)
+        key.write_text(cred.private_key)
+        Path(f"{key}-cert.pub").write_text(cred.certificate + "\n")
+        return cred, Credential(key, Path(f"{key}-cert.pub"))
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
