@@ -14,6 +14,7 @@ the local CA can issue. Spawners read the result with
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -136,6 +137,38 @@ class CredentialIssuingAuthenticator(Authenticator):
         query for all users' jobs, cluster information for forms, cancelling a job whose user's
         credential is gone. It must exist on the cluster; it never runs user code.""",
     )
+
+    ca_service_url = Unicode(
+        "",
+        config=True,
+        help="""URL of the CA service (`credential_issuer = "ca-service"`), e.g.
+        `https://ca.example.org:8443`. HTTPS only: users' passwords travel to it. NERSC's sshproxy
+        answers the login call too (`/create_pair/<scope>/`).""",
+    )
+
+    ca_service_scope = Unicode("default", config=True, help="The scope in `/create_pair/<scope>/`.")
+
+    ca_service_token = Unicode(
+        config=True,
+        help="""This hub's token for the CA service (its operator configures the token's SHA-256).
+        Default: the HPCHUB_CA_SERVICE_TOKEN environment variable. Prefer `ca_service_token_file`
+        over writing the token into a config file.""",
+    )
+
+    ca_service_token_file = Unicode(
+        "", config=True, help="A file (mode 0600) holding this hub's token for the CA service."
+    )
+
+    ca_service_ca_bundle = Unicode(
+        "",
+        config=True,
+        help="""PEM file of the certificate authorities that may sign the CA service's HTTPS
+        certificate. Default: the system's trust store. The server is always verified.""",
+    )
+
+    @default("ca_service_token")
+    def _default_ca_service_token(self):
+        return os.environ.get("HPCHUB_CA_SERVICE_TOKEN", "")
 
     @default("hub_name")
     def _default_hub_name(self):

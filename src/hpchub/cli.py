@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _site(args: argparse.Namespace) -> int:
@@ -70,6 +71,33 @@ def _ca_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ca_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from .credentials import CredentialError
+    from .credentials.service import CAService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    path = Path(args.config).resolve()
+    try:
+        config = PyFileConfigLoader(path.name, str(path.parent)).load_config()
+        service = CAService(config=config)
+    except CredentialError as exc:
+        print(f"hpchub ca serve: {exc.user_message}", file=sys.stderr)
+        return 1
+    except (OSError, SyntaxError) as exc:
+        print(f"hpchub ca serve: cannot load {path}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(service.serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--ca-pub", help="the CA's public key")
     revoke.add_argument("--ledger", help="the CA's ledger of issued certificates")
     revoke.set_defaults(func=_ca_revoke)
+    serve = ca_commands.add_parser("serve", help="run the CA service (sshproxy-compatible), as root or in group shadow")
+    serve.add_argument("-f", "--config", required=True, help="the service's traitlets config file (c.CAService...)")
+    serve.set_defaults(func=_ca_serve)
     return parser
 
 

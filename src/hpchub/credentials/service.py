@@ -1,0 +1,278 @@
+"""`hpchub ca serve`: a CA service, so that the CA key need not live on the hub host.
+
+HTTP API (compatible with NERSC's sshproxy for the first call):
+
+    POST /create_pair/<scope>/   Basic auth user:password (checked with PAM)
+                                 -> text/plain: private key, then the certificate line
+    GET  /challenge              -> {"challenge": "..."}  (fresh for 60 s, single use)
+    POST /renew/<scope>/         {"certificate", "public_key", "challenge", "signature"}
+                                 proof of possession of the current, still valid certificate's
+                                 key; -> {"certificate"} for the new public key, up to the
+                                 session limit, after which the user must log in again
+    POST /service_pair/          {"principal", "public_key"} -> {"certificate"}: the hub's
+                                 service account, for principals that hub is allowed
+
+Every request carries a hub's token (header X-HPCHub-Token); the service knows only their
+SHA-256 digests. Requests are rate-limited per client address and per user, and every
+signed certificate is logged. The client address is the TCP peer's: X-Forwarded-For is
+never trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import ssl
+import tempfile
+import time
+
+import asyncssh
+from tornado import httpserver, web
+from traitlets import Dict, Integer, List, Unicode
+from traitlets.config import Configurable
+
+from .errors import CredentialError
+from .krl import is_revoked
+from .proof import (RateLimiter, challenge_message, check_challenge, make_challenge, pair_response,
+                    token_digest, unb64)
+from .ssh_ca import CertificatePolicy, SSHCertificateAuthority, certificate_facts, check_cluster_username, read_ledger
+
+log = logging.getLogger("hpchub.ca")
+
+
+class CAService(Configurable):
+    ca_key = Unicode(config=True, help="Path to the SSH user CA's private key (mode 0600, owned by the service).")
+    ledger = Unicode(config=True, help="""File to which every signed certificate is appended
+        (serial, key id, principal, expiry, session start). Renewals look sessions up here.""")
+    krl = Unicode("", config=True, help="""The key revocation list that login nodes read
+        (sshd RevokedKeys). If set, a revoked certificate cannot be renewed either.""")
+    listen_address = Unicode("127.0.0.1", config=True, help="Address to listen on.")
+    port = Integer(8443, config=True, help="TCP port to listen on.")
+    tls_cert = Unicode("", config=True, help="""PEM certificate for HTTPS. Without tls_cert and
+        tls_key the service speaks plain HTTP: only for a loopback address in a test.""")
+    tls_key = Unicode("", config=True, help="PEM private key for HTTPS.")
+    hubs = List(
+        Dict(),
+        config=True,
+        help="""The hubs allowed to call: a list of
+        `{"name": "hub1", "token_sha256": "<hex digest of its token>", "service_principals": ["hpchub"]}`.
+        Only digests are configured here; each hub keeps its own token.""",
+    )
+    scopes = List(Unicode(), ["default"], config=True, help="Scopes accepted in /create_pair/<scope>/.")
+    pam_service = Unicode("login", config=True, help="PAM service used to check users' passwords.")
+    certificate_validity = Integer(12 * 3600, config=True, help="Validity of each certificate, in seconds.")
+    max_session_length = Integer(7 * 86400, config=True, help="""How long, in seconds, renewals by
+        proof of possession may extend one login (default 7 days); then the user logs in again.""")
+    user_rate_limit = Integer(10, config=True, help="Requests per minute allowed for one user.")
+    address_rate_limit = Integer(60, config=True, help="Requests per minute allowed from one client address.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.ca = SSHCertificateAuthority(self.ca_key, self.ledger, name="ca-service")
+        self.secret = secrets.token_bytes(32)
+        self.used_nonces: dict[str, float] = {}
+        self.by_address = RateLimiter(self.address_rate_limit)
+        self.by_user = RateLimiter(self.user_rate_limit)
+        self.hub_by_digest = {h["token_sha256"]: h for h in self.hubs}
+
+    @property
+    def policy(self) -> CertificatePolicy:
+        return CertificatePolicy(validity=self.certificate_validity)
+
+    def app(self) -> web.Application:
+        return web.Application([
+            (r"/create_pair/([^/]+)/?", CreatePairHandler, {"service": self}),
+            (r"/challenge", ChallengeHandler, {"service": self}),
+            (r"/renew/([^/]+)/?", RenewHandler, {"service": self}),
+            (r"/service_pair/?", ServicePairHandler, {"service": self}),
+        ])
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_cert and self.tls_key):
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
+
+    def spend_nonce(self, nonce: str) -> bool:
+        """True the first time a challenge's nonce is presented (replays are refused)."""
+        now = time.time()
+        for old, expiry in list(self.used_nonces.items()):
+            if expiry < now:
+                del self.used_nonces[old]
+        if nonce in self.used_nonces:
+            return False
+        self.used_nonces[nonce] = now + 120
+        return True
+
+    def session_started(self, serial: int) -> int | None:
+        for entry in read_ledger(self.ledger):
+            if entry["serial"] == serial:
+                return entry.get("session_started")
+        return None
+
+    async def serve(self) -> None:
+        server = httpserver.HTTPServer(self.app(), ssl_options=self.ssl_context(), xheaders=False)
+        server.listen(self.port, self.listen_address)
+        scheme = "https" if self.ssl_context() else "http"
+        log.info("CA service listening on %s://%s:%d", scheme, self.listen_address, self.port)
+        await asyncio.Event().wait()
+
+
+class ServiceError(web.HTTPError):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(status, reason=None, log_message=message)
+        self.code = code
+        self.message = message
+
+
+class BaseHandler(web.RequestHandler):
+    def initialize(self, service: CAService):
+        self.service = service
+        self.hub: dict | None = None
+
+    def prepare(self):
+        address = self.request.remote_ip
+        if not self.service.by_address.allow(address):
+            raise ServiceError(429, "rate_limited", "too many requests from this address; wait a minute")
+        token = self.request.headers.get("X-HPCHub-Token", "")
+        self.hub = self.service.hub_by_digest.get(token_digest(token)) if token else None
+        if self.hub is None:
+            log.warning("refused a request from %s without a valid hub token", address)
+            raise ServiceError(403, "bad_hub_token", "this service accepts requests only from its hubs")
+
+    def limit_user(self, user: str) -> None:
+        if not self.service.by_user.allow(user):
+            raise ServiceError(429, "rate_limited", f"too many requests for {user}; wait a minute")
+
+    def json_body(self, *fields: str) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+            return {name: body[name] for name in fields}
+        except (ValueError, KeyError, TypeError):
+            raise ServiceError(400, "bad_request", f"the body must be JSON with {', '.join(fields)}") from None
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, ServiceError):
+            body = {"error": exc.code, "message": exc.message}
+        else:  # never a traceback to the client
+            body = {"error": "internal", "message": "the CA service failed; see its log"}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def signed(self, facts_of: str, principal: str, serial: int, kind: str) -> None:
+        log.info("signed %s certificate serial=%d principal=%s for hub=%s from %s (%s)", kind, serial, principal,
+                 self.hub["name"], self.request.remote_ip, facts_of)
+
+
+class CreatePairHandler(BaseHandler):
+    async def post(self, scope: str):
+        if scope not in self.service.scopes:
+            raise ServiceError(404, "unknown_scope", f"unknown scope {scope!r}")
+        user, password = self._basic_auth()
+        try:
+            check_cluster_username(user)
+        except CredentialError as exc:
+            raise ServiceError(400, "bad_username", exc.user_message) from None
+        self.limit_user(user)
+        if not await asyncio.to_thread(_pam_check, user, password, self.service.pam_service):
+            log.warning("wrong password for %s from %s", user, self.request.remote_ip)
+            self.set_header("WWW-Authenticate", 'Basic realm="hpchub-ca"')
+            raise ServiceError(401, "bad_password", "the username or password is wrong")
+        credential = await asyncio.to_thread(
+            self.service.ca.issue, user, self.hub["name"], self.service.policy, int(time.time()))
+        self.signed(credential.key_id, user, credential.serial, "user")
+        self.set_header("Content-Type", "text/plain")
+        self.finish(pair_response(credential.private_key, credential.certificate))
+
+    def _basic_auth(self) -> tuple[str, str]:
+        header = self.request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            raise ServiceError(401, "no_credentials", "send the user's name and password (HTTP Basic)")
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise ServiceError(400, "bad_request", "malformed Basic authorization") from None
+        return user, password
+
+
+class ChallengeHandler(BaseHandler):
+    def get(self):
+        self.finish({"challenge": make_challenge(self.service.secret)})
+
+
+class RenewHandler(BaseHandler):
+    async def post(self, scope: str):
+        body = self.json_body("certificate", "public_key", "challenge", "signature")
+        service = self.service
+        nonce = check_challenge(service.secret, body["challenge"])
+        if nonce is None or not service.spend_nonce(nonce):
+            raise ServiceError(403, "bad_challenge", "the challenge is unknown, stale or already used")
+        try:
+            facts = certificate_facts(body["certificate"])
+            new_key = asyncssh.import_public_key(body["public_key"])
+            signature = unb64(body["signature"])
+        except (asyncssh.KeyImportError, ValueError):
+            raise ServiceError(400, "bad_request", "unreadable certificate, public key or signature") from None
+        if facts["signing_key"] != service.ca.public_key.split()[1]:
+            raise ServiceError(403, "foreign_certificate", "the certificate was not signed by this CA")
+        now = time.time()
+        if not facts["valid_after"] <= now < facts["valid_before"]:
+            raise ServiceError(403, "login_required", "the certificate has expired: log in again")
+        if len(facts["principals"]) != 1:
+            raise ServiceError(403, "foreign_certificate", "the certificate must name exactly one user")
+        principal = facts["principals"][0]
+        self.limit_user(principal)
+        if not facts["key"].verify(challenge_message(body["challenge"], body["public_key"]), signature):
+            raise ServiceError(403, "bad_proof", "the signature does not prove possession of the certificate's key")
+        if service.krl and self._revoked(body["certificate"]):
+            raise ServiceError(403, "revoked", "the certificate has been revoked: log in again")
+        started = service.session_started(facts["serial"])
+        if started is None:
+            raise ServiceError(403, "foreign_certificate", "this CA has no record of the certificate")
+        if now - started > service.max_session_length:
+            raise ServiceError(403, "login_required", "the session has reached its maximum length: log in again")
+        serial = secrets.randbits(63)
+        key_id = f"hpchub hub={self.hub['name']} user={principal} serial={serial}"
+        certificate, _, valid_before = service.ca.sign(new_key, principal, key_id, serial, service.policy)
+        service.ca.record(serial, key_id, principal, valid_before, started)
+        self.signed(f"renewal of serial {facts['serial']}", principal, serial, "user")
+        self.finish({"certificate": certificate})
+
+    def _revoked(self, certificate: str) -> bool:
+        with tempfile.NamedTemporaryFile("w", suffix="-cert.pub") as cert_file:
+            cert_file.write(certificate + "\n")
+            cert_file.flush()
+            return is_revoked(self.service.krl, cert_file.name)
+
+
+class ServicePairHandler(BaseHandler):
+    def post(self):
+        body = self.json_body("principal", "public_key")
+        principal = body["principal"]
+        if principal not in self.hub.get("service_principals", []):
+            raise ServiceError(403, "forbidden", f"this hub may not obtain certificates for {principal!r}")
+        try:
+            key = asyncssh.import_public_key(body["public_key"])
+        except (asyncssh.KeyImportError, ValueError):
+            raise ServiceError(400, "bad_request", "unreadable public key") from None
+        serial = secrets.randbits(63)
+        key_id = f"hpchub hub={self.hub['name']} service={principal} serial={serial}"
+        certificate, _, valid_before = self.service.ca.sign(key, principal, key_id, serial, self.service.policy)
+        self.service.ca.record(serial, key_id, principal, valid_before, int(time.time()))
+        self.signed(key_id, principal, serial, "service")
+        self.finish({"certificate": certificate})
+
+
+def _pam_check(user: str, password: str, service: str) -> bool:
+    import pamela  # the service runs where PAM can check passwords (root or the shadow group)
+
+    try:
+        pamela.authenticate(user, password, service=service)
+    except pamela.PAMError:
+        return False
+    return True
