@@ -1,0 +1,99 @@
+"""A real CA service (`hpchub ca serve`) over HTTPS for the tests, signing with the site's CA."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from hpchub.credentials.proof import token_digest
+
+from ..site_handle import HPCHUB
+
+
+def write_tls(directory: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 signed by it: (bundle, cert, key)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hpchub test TLS CA")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    bundle, cert_file, key_file = directory / "tls-ca.pem", directory / "tls.pem", directory / "tls.key"
+    bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return bundle, cert_file, key_file
+
+
+@dataclass
+class CAServiceHandle:
+    url: str
+    token: str
+    ca_bundle: Path
+    ledger: Path
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_ca_service(site, directory: Path, port: int, hub_name: str, **settings) -> CAServiceHandle:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    bundle, cert, key = write_tls(directory)
+    bundle.chmod(0o644)
+    ca_key = directory / "user_ca"
+    shutil.copy(site.layout.user_ca_key, ca_key)
+    ca_key.chmod(0o600)
+    token = secrets.token_hex(32)
+    values = {
+        "ca_key": str(ca_key), "ledger": str(directory / "issued.jsonl"), "krl": str(site.layout.revoked_keys),
+        "listen_address": "127.0.0.1", "port": port, "tls_cert": str(cert), "tls_key": str(key),
+        "hubs": [{"name": hub_name, "token_sha256": token_digest(token), "service_principals": ["hpchub"]}],
+        **settings,
+    }
+    config = directory / "ca_service_config.py"
+    config.write_text("".join(f"c.CAService.{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    log = directory / "ca-service.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([HPCHUB, "ca", "serve", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"the CA service did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+    return CAServiceHandle(f"https://127.0.0.1:{port}", token, bundle, directory / "issued.jsonl", process, log)
