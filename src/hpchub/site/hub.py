@@ -49,7 +49,7 @@ def hub_config(site: SiteLayout) -> str:
         "JupyterHub.services": [{"name": ADMIN_SERVICE}],
         "JupyterHub.load_roles": [{
             "name": "hpchub-site-admin",
-            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users"],
+            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "access:servers"],
             "services": [ADMIN_SERVICE],
         }],
     }

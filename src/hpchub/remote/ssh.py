@@ -1,0 +1,114 @@
+"""Pooled SSH connections to cluster hosts, one per (user, host), reused for every command
+and tunnel of that user on that host, and opened within the host's own connection limits."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from dataclasses import dataclass
+from typing import Sequence
+
+import asyncssh
+
+from ..credentials import SSHCredential
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    port: int = 22
+
+
+class SSHError(Exception):
+    """An SSH operation failed: a message for the user and a detail for the log."""
+
+    def __init__(self, user_message: str, log_detail: str):
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.log_detail = log_detail
+
+
+class RemoteCommandError(SSHError):
+    def __init__(self, host: Host, argv: Sequence[str], exit_status, stdout: str, stderr: str, user_message: str):
+        self.argv = list(argv)
+        self.exit_status = exit_status
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(user_message, f"{host.name}: {shlex.join(argv)} exited {exit_status}: {stderr.strip()[-2000:]}")
+
+
+def client_keys(credential: SSHCredential) -> list:
+    return [(asyncssh.import_private_key(credential.private_key), asyncssh.import_certificate(credential.certificate))]
+
+
+class SSHPool:
+    """Connections by (principal, host). asyncssh verifies host keys against known_hosts."""
+
+    def __init__(self, known_hosts: str, connect_timeout: float = 15, keepalive_interval: float = 30):
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self.keepalive_interval = keepalive_interval
+        self._connections: dict[tuple[str, str, int], asyncssh.SSHClientConnection] = {}
+        self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+
+    async def connection(self, host: Host, credential: SSHCredential) -> asyncssh.SSHClientConnection:
+        key = (credential.principal, host.address, host.port)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            conn = self._connections.get(key)
+            if conn is not None and not conn.is_closed():
+                return conn
+            conn = await self._connect(host, credential)
+            self._connections[key] = conn
+            return conn
+
+    async def _connect(self, host: Host, credential: SSHCredential) -> asyncssh.SSHClientConnection:
+        where = f"{credential.principal}@{host.address}:{host.port} ({host.name})"
+        try:
+            return await asyncssh.connect(
+                host.address, host.port, username=credential.principal, client_keys=client_keys(credential),
+                known_hosts=self.known_hosts, agent_path=None, config=None, preferred_auth="publickey",
+                connect_timeout=self.connect_timeout, keepalive_interval=self.keepalive_interval,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise SSHError(f"the identity of login node {host.name} could not be verified (its host key does "
+                           "not match the site's records), so the hub did not connect; the centre's staff "
+                           "need to check it", f"host key verification failed for {where}: {exc}") from None
+        except asyncssh.PermissionDenied as exc:
+            raise SSHError(f"login node {host.name} refused your credentials; log out of the hub and in again",
+                           f"authentication refused for {where}: {exc}") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            raise SSHError(f"login node {host.name} cannot be reached", f"connecting to {where}: {exc!r}") from None
+
+    async def run(self, host: Host, credential: SSHCredential, argv: Sequence[str], *, input: str | None = None,
+                  timeout: float = 60, check: bool = True, what: str = "a command") -> asyncssh.SSHCompletedProcess:
+        """Run argv on host as the credential's user. argv is quoted for the remote shell in one place."""
+        conn = await self.connection(host, credential)
+        try:
+            result = await asyncio.wait_for(conn.run(shlex.join(argv), input=input, check=False), timeout)
+        except asyncio.TimeoutError:
+            raise RemoteCommandError(host, argv, None, "", f"no answer within {timeout:.0f} s",
+                                     f"{what} on {host.name} did not finish in time") from None
+        except (OSError, asyncssh.Error) as exc:
+            await self.discard(host, credential)
+            raise SSHError(f"the connection to login node {host.name} failed", f"{shlex.join(argv)}: {exc!r}") from None
+        if check and result.exit_status != 0:
+            stderr = str(result.stderr or "")
+            message = f"{what} failed on {host.name}"
+            if result.exit_status == 127:
+                message = f"{what} failed on {host.name}: a program was not found there"
+            raise RemoteCommandError(host, argv, result.exit_status, str(result.stdout or ""), stderr, message)
+        return result
+
+    async def discard(self, host: Host, credential: SSHCredential) -> None:
+        conn = self._connections.pop((credential.principal, host.address, host.port), None)
+        if conn is not None:
+            conn.close()
+
+    async def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        for conn in list(self._connections.values()):
+            await conn.wait_closed()
+        self._connections.clear()

@@ -1,0 +1,225 @@
+"""Jupyter on a login node over SSH (entry point ``hpchub-ssh``).
+
+The user's single-user server is started on one of the site's login nodes, as that user,
+with the SSH certificate from their login (see hpchub.auth). It listens on a Unix socket
+in a 0700 directory of its own; the hub reaches it through an SSH tunnel, and it reaches
+the hub's API through a reverse forward on the login node: the same in every network mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from urllib.parse import urlparse
+
+from jupyterhub.spawner import Spawner, SpawnException
+from traitlets import Dict, Float, Integer, List, Unicode, default
+
+from ..credentials import CredentialError, CredentialSet, SSHCredential
+from ..remote import Host, SSHError, SSHPool
+from ..remote.launcher import launcher_argv, launcher_input, parse_answer
+
+# One pool for the hub process: connections are per (user, host) and shared by spawners.
+_pools: dict[str, SSHPool] = {}
+_servers_per_host: Counter = Counter()
+
+
+class SSHSpawner(Spawner):
+    """Start the single-user server on a login node over SSH, reached through a tunnel."""
+
+    login_nodes = List(
+        Dict(),
+        config=True,
+        help="""The login nodes servers may run on, in order of preference:
+        `[{"name": "login1", "address": "login1.example.org", "port": 22}, ...]`.
+        A spawn goes to a reachable node with the fewest of this hub's servers; if a node
+        cannot be reached the next one is tried, and the user is told which node was used.""",
+    )
+
+    known_hosts = Unicode(
+        config=True,
+        help="""known_hosts file with the login nodes' host keys (or a `@cert-authority` line for
+        a host CA). Host keys are always verified: a mismatch stops the spawn.""",
+    )
+
+    launcher_python = Unicode(
+        "python3",
+        config=True,
+        help="""Python on the login nodes that runs hpchub's launcher (3.6 or newer, standard
+        library only; it is sent over the SSH channel, nothing is installed on the cluster).""",
+    )
+
+    launcher_wait = Float(
+        30,
+        config=True,
+        help="""Seconds the launcher waits on the node for the server to open its socket before
+        answering (the hub then keeps waiting up to `http_timeout`).""",
+    )
+
+    connect_timeout = Integer(15, config=True, help="Seconds to wait for an SSH connection to a login node.")
+
+    @default("cmd")
+    def _default_cmd(self):
+        return ["jupyterhub-singleuser"]
+
+    @default("env_keep")
+    def _default_env_keep(self):
+        # The node's own login environment (PATH, LANG, ...) comes from the SSH session;
+        # nothing of the hub's environment is passed on.
+        return []
+
+    # ----- helpers -----------------------------------------------------------------
+    @property
+    def pool(self) -> SSHPool:
+        if self.known_hosts not in _pools:
+            _pools[self.known_hosts] = SSHPool(self.known_hosts, connect_timeout=self.connect_timeout)
+        return _pools[self.known_hosts]
+
+    def _hosts(self) -> list[Host]:
+        hosts = [Host(n["name"], n.get("address", n["name"]), int(n.get("port", 22))) for n in self.login_nodes]
+        if not hosts:
+            raise SpawnException("no login nodes are configured for this hub", reason="config",
+                                 log_message="SSHSpawner.login_nodes is empty")
+        # Fewest of our servers first; the configured order breaks ties.
+        return sorted(hosts, key=lambda h: _servers_per_host[h.name])
+
+    async def _credential(self) -> SSHCredential:
+        try:
+            credentials = CredentialSet.from_auth_state(await self.user.get_auth_state())
+        except CredentialError as exc:
+            raise SpawnException(exc.user_message, reason="credential", log_message=exc.log_detail) from None
+        if credentials is None or credentials.ssh is None or credentials.ssh.expired():
+            raise SpawnException("your login credentials are missing or expired: log out and log in again",
+                                 reason="credential", log_message=f"no valid SSH credential for {self.user.name}")
+        return credentials.ssh
+
+    def _event(self, message: str, progress: int) -> None:
+        self._events.append({"progress": progress, "message": message})
+        self.log.info("%s: %s", self._log_name, message)
+
+    def _state_host(self) -> Host | None:
+        if not self.host_name:
+            return None
+        for node in self.login_nodes:
+            if node["name"] == self.host_name:
+                return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)))
+        return None
+
+    # ----- state ----------------------------------------------------------------------
+    host_name = Unicode("")
+    server_id = Unicode("")
+    remote_pid = Integer(0)
+
+    def get_state(self):
+        state = super().get_state()
+        if self.server_id:
+            state.update(host=self.host_name, server_id=self.server_id, pid=self.remote_pid)
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.host_name = state.get("host", "")
+        self.server_id = state.get("server_id", "")
+        self.remote_pid = state.get("pid", 0)
+
+    def clear_state(self):
+        super().clear_state()
+        self.host_name = ""
+        self.server_id = ""
+        self.remote_pid = 0
+
+    # ----- the Spawner contract -------------------------------------------------------
+    async def start(self):
+        self._events = []
+        self._forwards = []
+        credential = await self._credential()
+        failures = []
+        for host in self._hosts():
+            self._event(f"Connecting to login node {host.name}", 10)
+            try:
+                conn = await self.pool.connection(host, credential)
+            except SSHError as exc:
+                self.log.warning("%s: %s", self._log_name, exc.log_detail)
+                failures.append(exc)
+                continue
+            return await self._start_on(host, conn, credential)
+        raise SpawnException("no login node could be reached: " + "; ".join(e.user_message for e in failures),
+                             reason="ssh", log_message="; ".join(e.log_detail for e in failures))
+
+    async def _start_on(self, host: Host, conn, credential: SSHCredential):
+        hub_api = urlparse(self.hub.api_url)
+        # The server reaches the hub's API through a forward on the login node's loopback.
+        reverse = await conn.forward_remote_port("127.0.0.1", 0, hub_api.hostname or "127.0.0.1", hub_api.port)
+        self._forwards.append(reverse)
+        env = self.get_env()
+        env["JUPYTERHUB_API_URL"] = f"http://127.0.0.1:{reverse.get_port()}{hub_api.path}"
+        # The server listens on a socket; the single-user extension still copies this URL's
+        # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
+        env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url}"
+        self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
+        request = {"action": "start", "server_id": self.server_id, "argv": self.cmd + self.get_args(),
+                   "env": env, "wait": self.launcher_wait}
+        self._event(f"Starting your server on {host.name}", 40)
+        answer = await self._launcher(host, credential, request, "starting your server")
+        if answer.get("status") not in ("listening", "starting"):
+            detail = answer.get("log_tail") or answer.get("error") or str(answer)
+            raise SpawnException(f"your server on {host.name} stopped right after starting: {detail[-500:]}",
+                                 reason="exited", log_message=f"launcher on {host.name}: {answer}")
+        self.host_name, self.remote_pid = host.name, int(answer["pid"])
+        _servers_per_host[host.name] += 1
+        tunnel = await conn.forward_local_port_to_path("127.0.0.1", 0, answer["socket"])
+        self._forwards.append(tunnel)
+        self._event(f"Server started on {host.name} (pid {self.remote_pid}); waiting for it to answer", 70)
+        return ("127.0.0.1", tunnel.get_port())
+
+    async def _launcher(self, host: Host, credential: SSHCredential, request: dict, what: str) -> dict:
+        try:
+            result = await self.pool.run(host, credential, launcher_argv(self.launcher_python),
+                                         input=launcher_input(request), timeout=self.launcher_wait + 30, what=what)
+        except SSHError as exc:
+            raise SpawnException(exc.user_message, reason="ssh", log_message=exc.log_detail) from None
+        try:
+            return parse_answer(str(result.stdout))
+        except ValueError as exc:
+            raise SpawnException(f"{what} on {host.name} failed", reason="launcher",
+                                 log_message=f"launcher answer {result.stdout!r}: {exc}") from None
+
+    async def poll(self):
+        host = self._state_host()
+        if host is None or not self.server_id:
+            return 0
+        try:
+            credential = await self._credential()
+            answer = await self._launcher(host, credential, {"action": "poll", "server_id": self.server_id,
+                                                             "pid": self.remote_pid}, "checking your server")
+        except SpawnException as exc:
+            # Unsure is not gone: a failed check never drops a live server.
+            self.log.warning("%s: poll inconclusive: %s", self._log_name, exc.log_message)
+            return None
+        return None if answer.get("status") == "running" else 1
+
+    async def stop(self, now=False):
+        host = self._state_host()
+        if host is not None and self.server_id:
+            credential = await self._credential()
+            answer = await self._launcher(host, credential, {"action": "stop", "server_id": self.server_id,
+                                                             "pid": self.remote_pid}, "stopping your server")
+            if answer.get("status") != "stopped":
+                self.log.error("%s: stop on %s left %s", self._log_name, host.name, answer)
+            _servers_per_host[host.name] -= 1
+        for forward in getattr(self, "_forwards", []):
+            forward.close()
+        self._forwards = []
+        self.clear_state()
+
+    async def progress(self):
+        sent = 0
+        while True:
+            events = getattr(self, "_events", [])
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if self._spawn_future is not None and self._spawn_future.done():
+                break
+            await asyncio.sleep(0.2)
