@@ -109,6 +109,28 @@ class SiteHandle:
         return subprocess.run(self.site.nodes.node_command(node, argv), capture_output=True, text=True,
                               timeout=timeout, **kw)
 
+    def kill_in_node(self, node: str, command_name: str) -> int:
+        """SIGKILL the processes named command_name inside one node only (the machine's process
+        table is shared, so pkill would hit every node); returns how many."""
+        import os
+        import signal
+
+        from hpchub.site.nodes import all_pids, namespace_id
+
+        holder = self.site.nodes.holder(node)
+        assert holder is not None, f"node {node} is not up"
+        mnt = namespace_id(holder.pid, "mnt")
+        killed = 0
+        for pid in all_pids():
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except FileNotFoundError:
+                continue
+            if name == command_name and namespace_id(pid, "mnt") == mnt:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        return killed
+
     def in_hub_side(self, argv: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProcess:
         """A command where the hub runs: its network namespace (isolated) or the machine itself."""
         if self.layout.isolated:
@@ -178,3 +200,45 @@ class HubClient:
     def close(self) -> None:
         for session in self.sessions:
             session.close()
+
+
+def _server_path(user: str, server: str) -> str:
+    return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+
+
+def spawn(hub: HubClient, user: str, server: str = "", timeout: float = 120) -> dict:
+    """Start a server through the hub's API and follow its progress until it is ready;
+    returns its model, with the progress events seen under "events"."""
+    response = hub.admin("POST", _server_path(user, server))
+    assert response.status_code in (201, 202), response.text
+    events = progress_events(hub, user, server) if response.status_code == 202 else []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = hub.admin("GET", f"/users/{user}").json()["servers"].get(server)
+        if model and model["ready"]:
+            return {**model, "events": events}
+        if model is None or (not model["pending"] and not model["ready"]):
+            raise AssertionError(f"spawn of {user}/{server} failed: {events}")
+        time.sleep(0.2)
+    raise AssertionError(f"spawn of {user}/{server} not ready after {timeout} s: {events}")
+
+
+def progress_events(hub: HubClient, user: str, server: str = "") -> list[dict]:
+    import requests
+
+    token = hub.handle.site.hub.admin_token()
+    with requests.get(f"{hub.url}/hub/api{_server_path(user, server)}/progress", stream=True, timeout=120,
+                      headers={"Authorization": f"token {token}"}) as response:
+        return [json.loads(line[5:]) for line in response.iter_lines(decode_unicode=True)
+                if line and line.startswith("data:")]
+
+
+def stop(hub: HubClient, user: str, server: str = "", timeout: float = 60) -> None:
+    response = hub.admin("DELETE", _server_path(user, server))
+    assert response.status_code in (202, 204), response.text
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server not in hub.admin("GET", f"/users/{user}").json()["servers"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{user}/{server} did not stop within {timeout} s")

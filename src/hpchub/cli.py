@@ -98,6 +98,20 @@ def _ca_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tunnels_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from .remote.tunnels import TunnelService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        asyncio.run(TunnelService(args.socket, args.known_hosts).serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = ca_commands.add_parser("serve", help="run the CA service (sshproxy-compatible), as root or in group shadow")
     serve.add_argument("-f", "--config", required=True, help="the service's traitlets config file (c.CAService...)")
     serve.set_defaults(func=_ca_serve)
+
+    tunnels = commands.add_parser("tunnels", help="the hub's tunnel service")
+    tunnel_commands = tunnels.add_subparsers(dest="tunnels_command", required=True)
+    tserve = tunnel_commands.add_parser("serve", help="hold SSH tunnels to users' servers outside the hub process")
+    tserve.add_argument("--socket", required=True, help="Unix socket to listen on (made 0600)")
+    tserve.add_argument("--known-hosts", required=True, help="known_hosts file of the cluster's hosts")
+    tserve.set_defaults(func=_tunnels_serve)
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .layout import DEMO_USERS, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 from .nodes import Nodes
+from .software import JUPYTER_ENV
 from .system import SiteError, make_dir, say, wait_for, write_file
 
 HUB_ENV = SOFTWARE_ROOT / "hub"
@@ -18,10 +19,6 @@ HUB_ENV = SOFTWARE_ROOT / "hub"
 ADMIN_SERVICE = "hpchub-site-admin"
 """A hub service whose token (hub/admin-token) gives the site's administrator API access."""
 
-STANDIN_BANNER = (
-    "hpchub demo site: this hub uses a <b>stand-in spawner</b> that starts no servers yet; "
-    "the SSH and Slurm spawners come in the next releases."
-)
 
 
 def hub_config(site: SiteLayout) -> str:
@@ -41,10 +38,22 @@ def hub_config(site: SiteLayout) -> str:
         "CredentialIssuingAuthenticator.ssh_ca_key": str(site.hub_ca_key),
         "CredentialIssuingAuthenticator.ssh_ca_ledger": str(site.hub_ca_ledger),
         "CredentialIssuingAuthenticator.hub_name": f"{site.name}-hub",
-        "JupyterHub.spawner_class": "hpchub-standin",
-        # Land on the home page after login (not an immediate spawn that the stand-in refuses).
-        "JupyterHub.default_url": "/hub/home",
-        "JupyterHub.template_vars": {"announcement": STANDIN_BANNER},
+        # Servers on the login nodes, over SSH with the user's certificate; tunnels held by
+        # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
+        "JupyterHub.spawner_class": "hpchub-ssh",
+        "JupyterHub.cleanup_servers": False,
+        "SSHSpawner.login_nodes": [
+            {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name)}
+            for n in site.login_nodes
+        ],
+        "SSHSpawner.known_hosts": str(site.known_hosts),
+        "SSHSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
+        "SSHSpawner.launcher_python": "/usr/bin/python3",
+        "SSHSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
+        "Spawner.default_url": "/lab",
+        "JupyterHub.allow_named_servers": True,
+        # Show the progress page at once: a remote start has steps worth seeing.
+        "JupyterHub.tornado_settings": {"slow_spawn_timeout": 0.05},  # (0 would wait for the whole spawn)
         # The site administrator's API access (auth_state included), token in a root/hub-only file.
         "JupyterHub.services": [{"name": ADMIN_SERVICE}],
         "JupyterHub.load_roles": [{

@@ -127,7 +127,7 @@ class Site:
             passwords = system.demo_passwords()
             say(f"\nOpen {site.hub_url}/hub/login and log in as "
                 + " or ".join(f"{user} (password {pw})" for user, pw in passwords.items()) + ".")
-            say("This hub uses a stand-in spawner: logging in works; servers arrive with the spawners.")
+            say("Servers start on the login nodes over SSH, with a certificate issued at login.")
         return phases
 
     def _write_site_info(self) -> None:

@@ -9,8 +9,13 @@ the hub's API through a reverse forward on the login node: the same in every net
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner, SpawnException
@@ -19,10 +24,25 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 from ..credentials import CredentialError, CredentialSet, SSHCredential
 from ..remote import Host, SSHError, SSHPool
 from ..remote.launcher import launcher_argv, launcher_input, parse_answer
+from ..remote.tunnels import TunnelClient
+
+def spawn_error(message: str, *, reason: str, log_message: str) -> SpawnException:
+    """A SpawnException whose user message is what the user sees everywhere.
+
+    JupyterHub 6.1's progress stream formats a failure with utils.format_exception, which
+    reads `jupyterhub_message` and otherwise falls back to str(exc) - the log message, with
+    commands and addresses in it. Setting the attribute keeps those details in the log.
+    """
+    exc = SpawnException(message, reason=reason, log_message=log_message)
+    exc.jupyterhub_message = message
+    return exc
+
 
 # One pool for the hub process: connections are per (user, host) and shared by spawners.
 _pools: dict[str, SSHPool] = {}
 _servers_per_host: Counter = Counter()
+_tunnel_service_lock = asyncio.Lock()
+_tunnel_service_processes: list[subprocess.Popen] = []  # kept referenced; they outlive the hub by design
 
 
 class SSHSpawner(Spawner):
@@ -59,6 +79,15 @@ class SSHSpawner(Spawner):
 
     connect_timeout = Integer(15, config=True, help="Seconds to wait for an SSH connection to a login node.")
 
+    tunnel_socket = Unicode(
+        "hpchub-tunnels.sock",
+        config=True,
+        help="""Unix socket of the tunnel service (`hpchub tunnels serve`), which holds the SSH
+        tunnels to users' servers outside the hub process so that a hub restart does not cut
+        open notebooks. Relative paths are taken from the hub's working directory. If nothing
+        answers there, the hub starts the service itself, detached, beside the proxy.""",
+    )
+
     @default("cmd")
     def _default_cmd(self):
         return ["jupyterhub-singleuser"]
@@ -76,10 +105,33 @@ class SSHSpawner(Spawner):
             _pools[self.known_hosts] = SSHPool(self.known_hosts, connect_timeout=self.connect_timeout)
         return _pools[self.known_hosts]
 
+    @property
+    def tunnels(self) -> TunnelClient:
+        return TunnelClient(os.path.abspath(self.tunnel_socket))
+
+    async def _ensure_tunnel_service(self) -> None:
+        async with _tunnel_service_lock:
+            if await self.tunnels.alive():
+                return
+            socket_path = os.path.abspath(self.tunnel_socket)
+            command = [str(Path(sys.executable).with_name("hpchub")), "tunnels", "serve",
+                       "--socket", socket_path, "--known-hosts", self.known_hosts]
+            self.log.info("Starting the tunnel service: %s", " ".join(command))
+            with open(socket_path + ".log", "ab") as log:
+                _tunnel_service_processes.append(subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True))  # its own session: a hub killed with SIGKILL leaves it running
+            for _ in range(100):
+                if await self.tunnels.alive():
+                    return
+                await asyncio.sleep(0.1)
+            raise spawn_error("the hub's tunnel service did not start; the administrators have been told",
+                                 reason="tunnels", log_message=f"tunnel service at {socket_path} did not answer")
+
     def _hosts(self) -> list[Host]:
         hosts = [Host(n["name"], n.get("address", n["name"]), int(n.get("port", 22))) for n in self.login_nodes]
         if not hosts:
-            raise SpawnException("no login nodes are configured for this hub", reason="config",
+            raise spawn_error("no login nodes are configured for this hub", reason="config",
                                  log_message="SSHSpawner.login_nodes is empty")
         # Fewest of our servers first; the configured order breaks ties.
         return sorted(hosts, key=lambda h: _servers_per_host[h.name])
@@ -88,14 +140,15 @@ class SSHSpawner(Spawner):
         try:
             credentials = CredentialSet.from_auth_state(await self.user.get_auth_state())
         except CredentialError as exc:
-            raise SpawnException(exc.user_message, reason="credential", log_message=exc.log_detail) from None
+            raise spawn_error(exc.user_message, reason="credential", log_message=exc.log_detail) from None
         if credentials is None or credentials.ssh is None or credentials.ssh.expired():
-            raise SpawnException("your login credentials are missing or expired: log out and log in again",
+            raise spawn_error("your login credentials are missing or expired: log out and log in again",
                                  reason="credential", log_message=f"no valid SSH credential for {self.user.name}")
         return credentials.ssh
 
     def _event(self, message: str, progress: int) -> None:
         self._events.append({"progress": progress, "message": message})
+        self._new_event.set()  # wake progress() at once: JupyterHub stops reading when the spawn ends
         self.log.info("%s: %s", self._log_name, message)
 
     def _state_host(self) -> Host | None:
@@ -132,7 +185,7 @@ class SSHSpawner(Spawner):
     # ----- the Spawner contract -------------------------------------------------------
     async def start(self):
         self._events = []
-        self._forwards = []
+        self._new_event = asyncio.Event()
         credential = await self._credential()
         failures = []
         for host in self._hosts():
@@ -144,45 +197,52 @@ class SSHSpawner(Spawner):
                 failures.append(exc)
                 continue
             return await self._start_on(host, conn, credential)
-        raise SpawnException("no login node could be reached: " + "; ".join(e.user_message for e in failures),
+        raise spawn_error("no login node could be reached: " + "; ".join(e.user_message for e in failures),
                              reason="ssh", log_message="; ".join(e.log_detail for e in failures))
 
+    async def _tunnel(self, op: str, **fields) -> dict:
+        try:
+            return await self.tunnels.call(op, id=self.server_id, **fields)
+        except SSHError as exc:
+            raise spawn_error(exc.user_message, reason="tunnel", log_message=exc.log_detail) from None
+
     async def _start_on(self, host: Host, conn, credential: SSHCredential):
+        await self._ensure_tunnel_service()
         hub_api = urlparse(self.hub.api_url)
+        self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
         # The server reaches the hub's API through a forward on the login node's loopback.
-        reverse = await conn.forward_remote_port("127.0.0.1", 0, hub_api.hostname or "127.0.0.1", hub_api.port)
-        self._forwards.append(reverse)
+        opened = await self._tunnel("open", host=asdict(host), credential=credential.to_dict(),
+                                    hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port])
         env = self.get_env()
-        env["JUPYTERHUB_API_URL"] = f"http://127.0.0.1:{reverse.get_port()}{hub_api.path}"
+        env["JUPYTERHUB_API_URL"] = f"http://127.0.0.1:{opened['remote_port']}{hub_api.path}"
         # The server listens on a socket; the single-user extension still copies this URL's
         # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url}"
-        self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
         request = {"action": "start", "server_id": self.server_id, "argv": self.cmd + self.get_args(),
                    "env": env, "wait": self.launcher_wait}
         self._event(f"Starting your server on {host.name}", 40)
         answer = await self._launcher(host, credential, request, "starting your server")
         if answer.get("status") not in ("listening", "starting"):
+            await self._tunnel("close")
             detail = answer.get("log_tail") or answer.get("error") or str(answer)
-            raise SpawnException(f"your server on {host.name} stopped right after starting: {detail[-500:]}",
+            raise spawn_error(f"your server on {host.name} stopped right after starting: {detail[-500:]}",
                                  reason="exited", log_message=f"launcher on {host.name}: {answer}")
         self.host_name, self.remote_pid = host.name, int(answer["pid"])
         _servers_per_host[host.name] += 1
-        tunnel = await conn.forward_local_port_to_path("127.0.0.1", 0, answer["socket"])
-        self._forwards.append(tunnel)
+        forwarded = await self._tunnel("forward", remote_socket=answer["socket"])
         self._event(f"Server started on {host.name} (pid {self.remote_pid}); waiting for it to answer", 70)
-        return ("127.0.0.1", tunnel.get_port())
+        return ("127.0.0.1", forwarded["local_port"])
 
     async def _launcher(self, host: Host, credential: SSHCredential, request: dict, what: str) -> dict:
         try:
             result = await self.pool.run(host, credential, launcher_argv(self.launcher_python),
                                          input=launcher_input(request), timeout=self.launcher_wait + 30, what=what)
         except SSHError as exc:
-            raise SpawnException(exc.user_message, reason="ssh", log_message=exc.log_detail) from None
+            raise spawn_error(exc.user_message, reason="ssh", log_message=exc.log_detail) from None
         try:
             return parse_answer(str(result.stdout))
         except ValueError as exc:
-            raise SpawnException(f"{what} on {host.name} failed", reason="launcher",
+            raise spawn_error(f"{what} on {host.name} failed", reason="launcher",
                                  log_message=f"launcher answer {result.stdout!r}: {exc}") from None
 
     async def poll(self):
@@ -208,9 +268,10 @@ class SSHSpawner(Spawner):
             if answer.get("status") != "stopped":
                 self.log.error("%s: stop on %s left %s", self._log_name, host.name, answer)
             _servers_per_host[host.name] -= 1
-        for forward in getattr(self, "_forwards", []):
-            forward.close()
-        self._forwards = []
+            try:
+                await self.tunnels.call("close", id=self.server_id)
+            except SSHError as exc:
+                self.log.warning("%s: closing its tunnels: %s", self._log_name, exc.log_detail)
         self.clear_state()
 
     async def progress(self):
@@ -222,4 +283,12 @@ class SSHSpawner(Spawner):
                 sent += 1
             if self._spawn_future is not None and self._spawn_future.done():
                 break
-            await asyncio.sleep(0.2)
+            new_event = getattr(self, "_new_event", None)
+            if new_event is None:
+                await asyncio.sleep(0.2)
+                continue
+            new_event.clear()
+            try:
+                await asyncio.wait_for(new_event.wait(), 1)
+            except asyncio.TimeoutError:
+                pass

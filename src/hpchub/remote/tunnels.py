@@ -1,0 +1,154 @@
+"""The tunnel service: SSH tunnels that outlive the hub process.
+
+A restarted hub must find its users' servers where it left them, so the tunnels to them
+cannot live in the hub. `hpchub tunnels serve` holds them instead: a small process beside
+the proxy, reached on a Unix socket that only the hub's user can open, speaking one JSON
+object per line:
+
+    {"op": "open", "id": ID, "host": {...}, "credential": {...}, "hub_api": [HOST, PORT]}
+        -> {"remote_port": N}   a forward on the node's loopback to the hub's API
+    {"op": "forward", "id": ID, "remote_socket": PATH}
+        -> {"local_port": N}    a listener on the hub side's loopback to the server's socket
+    {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M} or {"missing": true}
+    {"op": "close", "id": ID}   -> {"closed": true}
+
+Credentials (key and certificate) reach it over that socket, never through argv or files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from ..credentials import SSHCredential
+from .ssh import Host, SSHError, SSHPool
+
+log = logging.getLogger("hpchub.tunnels")
+
+
+@dataclass
+class Tunnel:
+    host: Host
+    credential: SSHCredential
+    reverse: asyncssh.SSHListener | None = None
+    local: asyncssh.SSHListener | None = None
+    keepalive: asyncssh.SSHClientProcess | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        for listener in (self.reverse, self.local):
+            if listener is not None:
+                listener.close()
+        if self.keepalive is not None:
+            self.keepalive.close()
+
+
+class TunnelService:
+    def __init__(self, socket_path: str, known_hosts: str):
+        self.socket_path = socket_path
+        self.pool = SSHPool(known_hosts)
+        self.tunnels: dict[str, Tunnel] = {}
+
+    async def serve(self) -> None:
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        old_umask = os.umask(0o177)  # the socket is born 0600: only the hub's user may connect
+        try:
+            server = await asyncio.start_unix_server(self.handle, path=self.socket_path)
+        finally:
+            os.umask(old_umask)
+        log.info("tunnel service listening on %s", self.socket_path)
+        async with server:
+            await server.serve_forever()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            try:
+                request = json.loads(line)
+                reply = await self.dispatch(request)
+            except SSHError as exc:
+                reply = {"error": exc.user_message, "detail": exc.log_detail}
+            except (ValueError, KeyError, TypeError) as exc:
+                reply = {"error": "bad request", "detail": repr(exc)}
+            except (OSError, asyncssh.Error) as exc:
+                reply = {"error": "the tunnel could not be opened", "detail": repr(exc)}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def dispatch(self, request: dict) -> dict:
+        op, tunnel_id = request["op"], request.get("id", "")
+        if op == "open":
+            host = Host(**request["host"])
+            credential = SSHCredential.from_dict(request["credential"])
+            tunnel = self.tunnels.get(tunnel_id)
+            if tunnel is None or tunnel.reverse is None:
+                conn = await self.pool.connection(host, credential)
+                hub_host, hub_port = request["hub_api"]
+                tunnel = Tunnel(host, credential)
+                tunnel.reverse = await conn.forward_remote_port("127.0.0.1", 0, hub_host, int(hub_port))
+                # Some session must stay open on a connection that carries forwards: without one,
+                # sshd leaves Nagle on and every kernel round trip stalls by about 40 ms.
+                tunnel.keepalive = await conn.create_process("cat")
+                self.tunnels[tunnel_id] = tunnel
+                log.info("opened %s: %s reverse port %d", tunnel_id, host.name, tunnel.reverse.get_port())
+            return {"remote_port": tunnel.reverse.get_port()}
+        tunnel = self.tunnels.get(tunnel_id)
+        if op == "forward":
+            if tunnel is None:
+                return {"error": "no such tunnel", "detail": tunnel_id}
+            if tunnel.local is None:
+                conn = await self.pool.connection(tunnel.host, tunnel.credential)
+                tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", 0, request["remote_socket"])
+            return {"local_port": tunnel.local.get_port()}
+        if op == "status":
+            if tunnel is None:
+                return {"missing": True}
+            return {"local_port": tunnel.local.get_port() if tunnel.local else None,
+                    "remote_port": tunnel.reverse.get_port() if tunnel.reverse else None}
+        if op == "close":
+            if tunnel is not None:
+                tunnel.close()
+                del self.tunnels[tunnel_id]
+                log.info("closed %s", tunnel_id)
+            return {"closed": True}
+        raise ValueError(f"unknown op {op!r}")
+
+
+class TunnelClient:
+    """The hub's side: one request per connection to the service's socket."""
+
+    def __init__(self, socket_path: str, timeout: float = 30):
+        self.socket_path = socket_path
+        self.timeout = timeout
+
+    async def call(self, op: str, **fields) -> dict:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), self.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise SSHError("the hub's tunnel service is not running", f"{self.socket_path}: {exc!r}") from None
+        try:
+            writer.write(json.dumps({"op": op, **fields}).encode() + b"\n")
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), self.timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise SSHError("the hub's tunnel service did not answer", f"{op}: {exc!r}") from None
+        finally:
+            writer.close()
+        reply = json.loads(line or b"{}")
+        if "error" in reply:
+            raise SSHError(reply["error"], f"tunnel service {op}: {reply.get('detail', '')}")
+        return reply
+
+    async def alive(self) -> bool:
+        try:
+            await self.call("status", id="")
+        except SSHError:
+            return False
+        return True

@@ -1,0 +1,205 @@
+"""Jupyter on a login node over SSH, reached through the hub's proxy, on the real site in
+both network modes."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import pwd
+import signal
+import time
+
+import pytest
+import requests
+
+from hpchub.site.system import demo_passwords
+
+from ..kernel_client import KernelClient
+from ..site_handle import HubClient, check, hpchub_site, progress_events, spawn, stop
+from .test_credentials import hub_settings, login_ok
+
+
+@pytest.fixture
+def hub(site):
+    client = HubClient(site)
+    yield client
+    for user in ("alice", "bob"):
+        for name in list(client.admin("GET", f"/users/{user}").json()["servers"]):
+            stop(client, user, name)
+    client.close()
+
+
+def server_processes(site, node: str, user: str) -> list[str]:
+    """The user's single-user server processes on a node (seen from inside the node)."""
+    proc = site.in_node(node, ["pgrep", "-a", "-u", user, "-f", "jupyterhub-singleuser"])
+    return proc.stdout.splitlines()
+
+
+def run_in_kernel(hub: HubClient, user: str, code: str, server: str = "") -> str:
+    base = f"{hub.url}/user/{user}" + (f"/{server}" if server else "")
+
+    async def go():
+        client = KernelClient(base, hub.handle.site.hub.admin_token())
+        client.start_kernel()
+        await client.connect()
+        try:
+            return await client.execute(code)
+        finally:
+            client.close()
+
+    return asyncio.run(go())
+
+
+def test_spawn_answers_through_the_proxy_and_runs_on_a_login_node_as_alice(site, hub):
+    login_ok(hub, "alice")
+    model = spawn(hub, "alice")
+    node = model["state"]["host"]
+    assert node in ("login1", "login2")
+    status = requests.get(f"{hub.url}/user/alice/api/status", timeout=30,
+                          headers={"Authorization": f"token {site.site.hub.admin_token()}"})
+    assert status.status_code == 200 and "kernels" in status.json()
+    out = run_in_kernel(hub, "alice", "import socket, getpass; print(socket.gethostname(), getpass.getuser())")
+    assert out.split() == [node, "alice"]
+    assert len(server_processes(site, node, "alice")) == 1
+    # No TCP port: the server listens on a socket in a directory only alice can enter.
+    uid = pwd.getpwnam("alice").pw_uid
+    listing = site.in_node(node, ["stat", "-c", "%a %U", f"/tmp/hpchub-{uid}/{model['state']['server_id']}"])
+    assert listing.stdout.split() == ["700", "alice"]
+
+
+def test_progress_says_which_node(site, hub):
+    login_ok(hub, "bob")
+    model = spawn(hub, "bob")
+    messages = [e.get("message", "") for e in model["events"]]
+    assert any(f"Connecting to login node {model['state']['host']}" in m for m in messages), messages
+    assert any(f"Server started on {model['state']['host']}" in m for m in messages), messages
+
+
+def test_bob_cannot_reach_alices_server(site, hub):
+    login_ok(hub, "alice")
+    model = spawn(hub, "alice")
+    node, server_id = model["state"]["host"], model["state"]["server_id"]
+    bob, _ = hub.login("bob", demo_passwords()["bob"])
+    through_proxy = bob.get(f"{hub.url}/user/alice/api/status", timeout=30, allow_redirects=False)
+    assert through_proxy.status_code in (302, 403) and "kernels" not in through_proxy.text
+    if through_proxy.status_code == 302:  # the OAuth dance refuses bob at the end
+        refused = bob.get(f"{hub.url}/user/alice/api/status", timeout=30)
+        assert refused.status_code == 403
+    # On the node itself: bob's connection to alice's socket is refused by the filesystem.
+    uid = pwd.getpwnam("alice").pw_uid
+    sock = f"/tmp/hpchub-{uid}/{server_id}/jupyter.sock"
+    probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+             "try:\n s.connect(sys.argv[1]); print('connected')\nexcept OSError as e: print(type(e).__name__)")
+    out = check(site.ssh("bob", ["python3", "-c", probe, sock], node=node)).stdout.strip()
+    assert out == "PermissionError"
+
+
+def test_stop_leaves_no_process_on_the_node(site, hub):
+    login_ok(hub, "alice")
+    model = spawn(hub, "alice")
+    node = model["state"]["host"]
+    run_in_kernel(hub, "alice", "x = 1")  # a kernel, which Jupyter starts in a session of its own
+    assert server_processes(site, node, "alice")
+    stop(hub, "alice")
+    leftovers = site.in_node(node, ["pgrep", "-a", "-u", "alice"]).stdout
+    assert "jupyterhub-singleuser" not in leftovers and "ipykernel" not in leftovers, leftovers
+    uid = pwd.getpwnam("alice").pw_uid
+    assert site.in_node(node, ["ls", "-A", f"/tmp/hpchub-{uid}"]).stdout.strip() == ""
+
+
+def test_one_login_node_down_the_spawn_goes_to_the_other(site, hub):
+    login_ok(hub, "bob")
+    # Down means down: the listener and every open connection's sshd (the hub's pooled ones too).
+    site.site.nodes.stop_daemon("sshd-login1")
+    assert site.kill_in_node("login1", "sshd") >= 1
+    try:
+        model = spawn(hub, "bob")
+        assert model["state"]["host"] == "login2"
+        messages = [e.get("message", "") for e in model["events"]]
+        assert any("Server started on login2" in m for m in messages), messages
+    finally:
+        stop(hub, "bob")
+        check(hpchub_site("up", site.name))
+
+
+def test_a_wrong_host_key_stops_the_spawn_with_a_clear_message(loopback_site):
+    site = loopback_site
+    wrong = site.tmp / "wrong_known_hosts"
+    lines = site.layout.known_hosts.read_text().splitlines()
+    wrong.write_text(f"{lines[0].split()[0]} {lines[1].split(maxsplit=1)[1]}\n"  # login2's key for login1
+                     f"{lines[1].split()[0]} {lines[0].split(maxsplit=1)[1]}\n")
+    os.chmod(site.tmp, 0o755)
+    wrong.chmod(0o644)
+    hub = HubClient(site)
+    try:
+        with hub_settings(site, f"c.SSHSpawner.known_hosts = {str(wrong)!r}\n"):
+            login_ok(hub, "alice")
+            assert hub.admin("POST", "/users/alice/server").status_code in (201, 202)
+            events = progress_events(hub, "alice")
+            final = events[-1]
+            assert final.get("failed") and "could not be verified" in final["message"], events
+            assert "Traceback" not in final["message"]
+    finally:
+        hub.close()
+
+
+def test_ten_servers_on_one_node_at_once(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    names = [f"s{i}" for i in range(10)]
+    try:
+        login1 = [n for n in site.info["login_nodes"] if n["name"] == "login1"]
+        with hub_settings(site, f"c.SSHSpawner.login_nodes = {login1!r}\n"):
+            login_ok(hub, "alice")
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                models = list(pool.map(lambda n: spawn(hub, "alice", n, timeout=180), names))
+            assert {m["state"]["host"] for m in models} == {"login1"}
+            token = site.site.hub.admin_token()
+            for name in names:
+                status = requests.get(f"{hub.url}/user/alice/{name}/api/status", timeout=30,
+                                      headers={"Authorization": f"token {token}"})
+                assert status.status_code == 200, name
+            assert len(server_processes(site, "login1", "alice")) == 10
+            for name in names:
+                stop(hub, "alice", name)
+            assert server_processes(site, "login1", "alice") == []
+    finally:
+        hub.close()
+
+
+def test_hub_killed_and_restarted_keeps_the_kernel(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    try:
+        login_ok(hub, "alice")
+        spawn(hub, "alice")
+        token = site.site.hub.admin_token()
+
+        async def scenario():
+            client = KernelClient(f"{hub.url}/user/alice", token)
+            client.start_kernel()
+            await client.connect()
+            await client.execute("kept = 6 * 7")
+            hub_pid = site.site.nodes.daemon("hub").pid
+            os.kill(hub_pid, signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(lambda: check(hpchub_site("up", site.name)))
+            # The client reconnects by itself, as a browser tab does, within seconds.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client.close()
+                    await client.connect(timeout=5)
+                    return await client.execute("print(kept)")
+                except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"no reconnection: {exc!r}")
+                    await asyncio.sleep(0.5)
+                finally:
+                    pass
+
+        assert asyncio.run(scenario()).strip() == "42"
+        stop(hub, "alice")
+    finally:
+        hub.close()
