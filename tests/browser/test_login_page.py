@@ -1,24 +1,41 @@
-"""A scientist's first visit: the login page, a password login, and a plain answer when
-asking for a server that this release cannot start yet."""
+"""A scientist's visit: log in with a password, land in JupyterLab on a login node, and run
+code in a kernel there."""
 
 from __future__ import annotations
 
+import pytest
+
 from hpchub.site.system import demo_passwords
 
+from ..site_handle import HubClient, stop
 
-def test_alice_logs_in_and_is_told_plainly_that_servers_come_later(loopback_site, page, tmp_path):
-    hub = loopback_site.layout.hub_url
-    page.goto(f"{hub}/hub/login")
-    assert "stand-in spawner" in page.locator(".announcement").inner_text()
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", demo_passwords()["alice"])
+
+@pytest.fixture
+def hub(loopback_site):
+    client = HubClient(loopback_site)
+    yield client
+    if "" in client.admin("GET", "/users/bob").json()["servers"]:
+        stop(client, "bob")
+    client.close()
+
+
+def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, hub, page, tmp_path):
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", "bob")
+    page.fill("#password_input", demo_passwords()["bob"])
     page.click("#login_submit")
-    page.wait_for_url(f"{hub}/hub/home")
-    page.click("#start")
-    page.wait_for_selector("text=does not start Jupyter servers yet")
-    body = page.inner_text("body")
-    assert "Traceback" not in body and "500" not in body
-    page.screenshot(path=str(tmp_path / "spawn.png"))
+    page.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=90_000)
+    page.goto(f"{hub.url}/user/bob/lab?reset")  # a fresh workspace (bob's home outlives test runs)
+    page.wait_for_selector('.jp-LauncherCard[data-category="Notebook"]', timeout=60_000)
+    page.click('.jp-LauncherCard[data-category="Notebook"]')
+    page.wait_for_selector("text=| Idle", timeout=60_000)
+    page.click(".jp-NotebookPanel .jp-Cell .jp-InputArea-editor")
+    page.keyboard.type("import socket, getpass; print(socket.gethostname(), getpass.getuser())")
+    page.keyboard.press("Shift+Enter")
+    output = page.wait_for_selector(".jp-OutputArea-output", timeout=60_000).inner_text().split()
+    host = hub.admin("GET", "/users/bob").json()["servers"][""]["state"]["host"]
+    assert output == [host, "bob"] and host in ("login1", "login2")
+    page.screenshot(path=str(tmp_path / "lab.png"))
 
 
 def test_wrong_password_shows_the_login_error(loopback_site, page):

@@ -105,7 +105,8 @@ def test_stop_leaves_no_process_on_the_node(site, hub):
     leftovers = site.in_node(node, ["pgrep", "-a", "-u", "alice"]).stdout
     assert "jupyterhub-singleuser" not in leftovers and "ipykernel" not in leftovers, leftovers
     uid = pwd.getpwnam("alice").pw_uid
-    assert site.in_node(node, ["ls", "-A", f"/tmp/hpchub-{uid}"]).stdout.strip() == ""
+    left = site.in_node(node, ["ls", "-A", f"/tmp/hpchub-{uid}"]).stdout.strip()
+    assert left == "", (left, site.in_node(node, ["ps", "-u", "alice", "-o", "pid,stat,args"]).stdout)
 
 
 def test_one_login_node_down_the_spawn_goes_to_the_other(site, hub):
