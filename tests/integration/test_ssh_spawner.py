@@ -204,3 +204,21 @@ def test_hub_killed_and_restarted_keeps_the_kernel(loopback_site):
         stop(hub, "alice")
     finally:
         hub.close()
+
+
+def test_setup_lines_run_first_and_kernels_use_ipc_in_a_fresh_runtime_dir(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    try:
+        with hub_settings(site, "c.SSHSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"):
+            login_ok(hub, "bob")
+            model = spawn(hub, "bob")
+            code = ("import os, json; from ipykernel.connect import get_connection_file; "
+                    "info = json.load(open(get_connection_file())); "
+                    "print(os.environ['HPCHUB_SETUP_TEST'], info['transport'], os.environ['JUPYTER_RUNTIME_DIR'])")
+            setup, transport, runtime = run_in_kernel(hub, "bob", code).split()
+            assert (setup, transport) == ("from-setup", "ipc")
+            assert runtime.endswith(f"/{model['state']['server_id']}/runtime")
+            stop(hub, "bob")
+    finally:
+        hub.close()

@@ -88,6 +88,22 @@ class SSHSpawner(Spawner):
         answers there, the hub starts the service itself, detached, beside the proxy.""",
     )
 
+    setup_lines = List(
+        Unicode(),
+        config=True,
+        help="""Shell lines run on the login node before the server starts, e.g.
+        `["module load python/3.11", "export OMP_NUM_THREADS=1"]`. They come from this
+        configuration only (never from users) and run in bash, which then execs the server.""",
+    )
+
+    kernel_transport = Unicode(
+        "ipc",
+        config=True,
+        help="""ZeroMQ transport between the server and its kernels. `ipc` (the default) uses
+        Unix sockets in the server's private runtime directory, so no TCP port of a kernel is
+        open to the other users of a shared login node; `tcp` is Jupyter's own default.""",
+    )
+
     @default("cmd")
     def _default_cmd(self):
         return ["jupyterhub-singleuser"]
@@ -218,7 +234,7 @@ class SSHSpawner(Spawner):
         # The server listens on a socket; the single-user extension still copies this URL's
         # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url}"
-        request = {"action": "start", "server_id": self.server_id, "argv": self.cmd + self.get_args(),
+        request = {"action": "start", "server_id": self.server_id, "argv": self.server_argv(),
                    "env": env, "wait": self.launcher_wait}
         self._event(f"Starting your server on {host.name}", 40)
         answer = await self._launcher(host, credential, request, "starting your server")
@@ -232,6 +248,13 @@ class SSHSpawner(Spawner):
         forwarded = await self._tunnel("forward", remote_socket=answer["socket"])
         self._event(f"Server started on {host.name} (pid {self.remote_pid}); waiting for it to answer", 70)
         return ("127.0.0.1", forwarded["local_port"])
+
+    def server_argv(self) -> list[str]:
+        argv = [*self.cmd, *self.get_args(), f"--KernelManager.transport={self.kernel_transport}"]
+        if self.setup_lines:
+            # The admin's lines, then exec of the server with its arguments passed as "$@" (never spliced).
+            argv = ["/bin/bash", "-c", "\n".join([*self.setup_lines, 'exec "$@"']), "hpchub-setup", *argv]
+        return argv
 
     async def _launcher(self, host: Host, credential: SSHCredential, request: dict, what: str) -> dict:
         try:
