@@ -7,21 +7,21 @@ import json
 import time
 from pathlib import Path
 
-from . import site_bringup
+from . import site_bringup, ssh_spawn
 
-BENCHMARKS = {"site-bringup": site_bringup}
+BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement")
+    parser.add_argument("--runs", type=int, help="repetitions of each measurement (default: each benchmark's own)")
     parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run")
     args = parser.parse_args()
     out_dir = Path(__file__).parent / "results"
     out_dir.mkdir(exist_ok=True)
     for name in args.names:
         module = BENCHMARKS[name]
-        result = module.run(args.runs)
+        result = module.run(args.runs) if args.runs else module.run()
         print(module.report(result), flush=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         (out_dir / f"{name}-{stamp}.json").write_text(json.dumps(result, indent=1))

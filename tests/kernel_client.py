@@ -64,7 +64,17 @@ class KernelClient:
             elif kind == "status" and reply["content"]["execution_state"] == "idle":
                 return "".join(output)
 
-    def close(self) -> None:
-        if self.ws is not None:
-            self.ws.close()
-            self.ws = None
+    async def aclose(self) -> None:
+        """Close the websocket and wait until its TCP connection is really closed."""
+        ws, self.ws = self.ws, None
+        if ws is None:
+            return
+        ws.close()
+        try:
+            while await asyncio.wait_for(ws.read_message(), 2) is not None:
+                pass
+        except (asyncio.TimeoutError, OSError):
+            pass
+        stream = getattr(getattr(ws, "protocol", None), "stream", None)
+        if stream is not None and not stream.closed():
+            stream.close()

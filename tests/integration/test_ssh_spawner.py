@@ -46,7 +46,7 @@ def run_in_kernel(hub: HubClient, user: str, code: str, server: str = "") -> str
         try:
             return await client.execute(code)
         finally:
-            client.close()
+            await client.aclose()
 
     return asyncio.run(go())
 
@@ -190,15 +190,15 @@ def test_hub_killed_and_restarted_keeps_the_kernel(loopback_site):
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    client.close()
+                    await client.aclose()
                     await client.connect(timeout=5)
-                    return await client.execute("print(kept)")
+                    answer = await client.execute("print(kept)")
+                    await client.aclose()
+                    return answer
                 except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
                     if time.monotonic() > deadline:
                         raise AssertionError(f"no reconnection: {exc!r}")
                     await asyncio.sleep(0.5)
-                finally:
-                    pass
 
         assert asyncio.run(scenario()).strip() == "42"
         stop(hub, "alice")

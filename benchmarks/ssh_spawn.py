@@ -1,0 +1,97 @@
+"""Spawn on a login node: time from `POST /hub/api/users/NAME/server` until the server
+answers through the hub's proxy, against the floor: `jupyterhub-singleuser` started on the
+same login node directly, in the same environment, without the launcher, until it answers.
+
+Both are measured in this run, on an instance of their own (`benchssh`, loopback mode).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import requests
+
+from hpchub.site.system import demo_passwords
+from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
+
+NAME = "benchssh"
+
+# Runs on the login node as alice: start the server directly, poll until it answers, stop it.
+FLOOR = r"""
+import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+env = dict(os.environ, JUPYTERHUB_SERVICE_URL="http://127.0.0.1:%(port)d/user/alice/",
+           JUPYTERHUB_API_URL="http://127.0.0.1:%(api)d/hub/api", JUPYTERHUB_API_TOKEN="floor-benchmark",
+           JUPYTERHUB_CLIENT_ID="jupyterhub-user-alice", JUPYTERHUB_USER="alice",
+           JUPYTERHUB_SERVICE_PREFIX="/user/alice/", JUPYTERHUB_BASE_URL="/",
+           JUPYTERHUB_OAUTH_CALLBACK_URL="/user/alice/oauth_callback",
+           JUPYTER_RUNTIME_DIR=tempfile.mkdtemp())
+start = time.monotonic()
+proc = subprocess.Popen([sys.argv[1]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%(port)d/user/alice/api", timeout=1)
+        break
+    except urllib.error.HTTPError:
+        break  # any HTTP answer: the server is up
+    except OSError:
+        time.sleep(0.02)
+print(json.dumps(time.monotonic() - start))
+proc.terminate(); proc.wait()
+"""
+
+
+def _spawn_once(hub: HubClient, token: str) -> float:
+    start = time.monotonic()
+    response = hub.admin("POST", "/users/alice/server")
+    assert response.status_code in (201, 202), response.text
+    while True:
+        try:
+            answer = requests.get(f"{hub.url}/user/alice/api/status", timeout=5,
+                                  headers={"Authorization": f"token {token}"})
+            if answer.status_code == 200:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        if time.monotonic() - start > 120:
+            raise RuntimeError("the server did not answer within 120 s")
+        time.sleep(0.02)
+
+
+def run(runs: int = 20) -> dict:
+    check(hpchub_site("down", NAME, "--purge"))
+    check(hpchub_site("up", NAME, "--loopback"))
+    site = SiteHandle(NAME)
+    hub = HubClient(site)
+    try:
+        session, _ = hub.login("alice", demo_passwords()["alice"])
+        token = site.site.hub.admin_token()
+        hpchub_times, floor_times = [], []
+        script = FLOOR % {"port": site.layout.port_base + 97, "api": site.layout.hub_api_port}
+        singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
+        for _ in range(runs):
+            hpchub_times.append(_spawn_once(hub, token))
+            stop(hub, "alice")
+            floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", script, singleuser], node="login1",
+                                   timeout=120))
+            floor_times.append(json.loads(floor.stdout))
+    finally:
+        hub.close()
+        site.close()
+        hpchub_site("down", NAME, "--purge")
+    return {"runs": runs, "hpchub": hpchub_times, "floor": floor_times}
+
+
+def report(result: dict) -> str:
+    def line(name, values):
+        return (f"{name:8} median {statistics.median(values):.2f} s  "
+                f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})")
+
+    ratio = statistics.median(result["hpchub"]) / statistics.median(result["floor"])
+    return "\n".join([
+        "spawn on a login node: POST to answering through the proxy, against the floor",
+        line("hpchub", result["hpchub"]),
+        line("floor", result["floor"]),
+        f"ratio hpchub/floor: {ratio:.2f}x (goal <= 1.2x)",
+    ])
