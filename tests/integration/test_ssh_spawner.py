@@ -145,26 +145,27 @@ def test_a_wrong_host_key_stops_the_spawn_with_a_clear_message(loopback_site):
         hub.close()
 
 
-def test_ten_servers_on_one_node_at_once(loopback_site):
+def test_ten_servers_on_one_node_at_once_within_debians_ssh_limits(loopback_site):
     site = loopback_site
     hub = HubClient(site)
     names = [f"s{i}" for i in range(10)]
     try:
-        login1 = [n for n in site.info["login_nodes"] if n["name"] == "login1"]
-        with hub_settings(site, f"c.SSHSpawner.login_nodes = {login1!r}\n"):
+        # login2 keeps Debian's MaxStartups 10:30:100 and MaxSessions 10.
+        login2 = [n for n in site.info["login_nodes"] if n["name"] == "login2"]
+        with hub_settings(site, f"c.SSHSpawner.login_nodes = {login2!r}\n"):
             login_ok(hub, "alice")
             with concurrent.futures.ThreadPoolExecutor(10) as pool:
                 models = list(pool.map(lambda n: spawn(hub, "alice", n, timeout=180), names))
-            assert {m["state"]["host"] for m in models} == {"login1"}
+            assert {m["state"]["host"] for m in models} == {"login2"}
             token = site.site.hub.admin_token()
             for name in names:
                 status = requests.get(f"{hub.url}/user/alice/{name}/api/status", timeout=30,
                                       headers={"Authorization": f"token {token}"})
                 assert status.status_code == 200, name
-            assert len(server_processes(site, "login1", "alice")) == 10
+            assert len(server_processes(site, "login2", "alice")) == 10
             for name in names:
                 stop(hub, "alice", name)
-            assert server_processes(site, "login1", "alice") == []
+            assert server_processes(site, "login2", "alice") == []
     finally:
         hub.close()
 
@@ -220,5 +221,31 @@ def test_setup_lines_run_first_and_kernels_use_ipc_in_a_fresh_runtime_dir(loopba
             assert (setup, transport) == ("from-setup", "ipc")
             assert runtime.endswith(f"/{model['state']['server_id']}/runtime")
             stop(hub, "bob")
+    finally:
+        hub.close()
+
+
+def test_past_the_session_limit_the_user_logs_in_again_and_the_hub_still_stops_the_server(loopback_site):
+    """The certificate can no longer be renewed and has expired: the user is sent to the login
+    page, and the hub stops her server over the connection the tunnel service keeps."""
+    site = loopback_site
+    hub = HubClient(site)
+    settings = (
+        "c.CredentialIssuingAuthenticator.certificate_validity = 8\n"
+        "c.CredentialIssuingAuthenticator.max_session_length = 4\n"
+        "c.CredentialIssuingAuthenticator.renew_when_remaining = 10**9\n"
+        "c.Authenticator.auth_refresh_age = 1\n"
+    )
+    try:
+        with hub_settings(site, settings):
+            session = login_ok(hub, "alice")
+            node = spawn(hub, "alice")["state"]["host"]
+            cred, _ = hub.ssh_credential("alice")
+            time.sleep(max(0.0, cred.remaining()) + 1)
+            page = session.get(f"{hub.url}/hub/home", timeout=30, allow_redirects=False)
+            assert page.status_code == 302 and "/hub/login" in page.headers["Location"]
+            assert server_processes(site, node, "alice")
+            stop(hub, "alice")
+            assert server_processes(site, node, "alice") == []
     finally:
         hub.close()

@@ -45,12 +45,19 @@ def client_keys(credential: SSHCredential) -> list:
 class SSHPool:
     """Connections by (principal, host). asyncssh verifies host keys against known_hosts."""
 
-    def __init__(self, known_hosts: str, connect_timeout: float = 15, keepalive_interval: float = 30):
+    def __init__(self, known_hosts: str, connect_timeout: float = 15, keepalive_interval: float = 30,
+                 max_connecting_per_host: int = 8, max_sessions_per_connection: int = 8):
         self.known_hosts = known_hosts
         self.connect_timeout = connect_timeout
         self.keepalive_interval = keepalive_interval
+        # Stay within sshd's defaults, which real login nodes keep: MaxStartups 10 (connections
+        # not yet authenticated) and MaxSessions 10 (sessions on one connection).
+        self.max_connecting_per_host = max_connecting_per_host
+        self.max_sessions_per_connection = max_sessions_per_connection
         self._connections: dict[tuple[str, str, int], asyncssh.SSHClientConnection] = {}
         self._locks: dict[tuple[str, str, int], asyncio.Lock] = {}
+        self._connecting: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._sessions: dict[int, asyncio.Semaphore] = {}
 
     async def connection(self, host: Host, credential: SSHCredential) -> asyncssh.SSHClientConnection:
         key = (credential.principal, host.address, host.port)
@@ -59,9 +66,20 @@ class SSHPool:
             conn = self._connections.get(key)
             if conn is not None and not conn.is_closed():
                 return conn
-            conn = await self._connect(host, credential)
+            connecting = self._connecting.setdefault(
+                (host.address, host.port), asyncio.Semaphore(self.max_connecting_per_host))
+            async with connecting:
+                conn = await self._connect(host, credential)
             self._connections[key] = conn
             return conn
+
+    def existing(self, principal: str, host: Host) -> asyncssh.SSHClientConnection | None:
+        """An open connection, if there is one: it stays usable after its certificate expires."""
+        conn = self._connections.get((principal, host.address, host.port))
+        return conn if conn is not None and not conn.is_closed() else None
+
+    def sessions(self, conn: asyncssh.SSHClientConnection) -> asyncio.Semaphore:
+        return self._sessions.setdefault(id(conn), asyncio.Semaphore(self.max_sessions_per_connection))
 
     async def _connect(self, host: Host, credential: SSHCredential) -> asyncssh.SSHClientConnection:
         where = f"{credential.principal}@{host.address}:{host.port} ({host.name})"
@@ -84,14 +102,21 @@ class SSHPool:
     async def run(self, host: Host, credential: SSHCredential, argv: Sequence[str], *, input: str | None = None,
                   timeout: float = 60, check: bool = True, what: str = "a command") -> asyncssh.SSHCompletedProcess:
         """Run argv on host as the credential's user. argv is quoted for the remote shell in one place."""
-        conn = await self.connection(host, credential)
+        return await self.run_on(await self.connection(host, credential), host, argv, input=input,
+                                 timeout=timeout, check=check, what=what)
+
+    async def run_on(self, conn: asyncssh.SSHClientConnection, host: Host, argv: Sequence[str], *,
+                     input: str | None = None, timeout: float = 60, check: bool = True,
+                     what: str = "a command") -> asyncssh.SSHCompletedProcess:
+        """Run argv over an open connection (at most max_sessions_per_connection at once)."""
         try:
-            result = await asyncio.wait_for(conn.run(shlex.join(argv), input=input, check=False), timeout)
+            async with self.sessions(conn):
+                result = await asyncio.wait_for(conn.run(shlex.join(argv), input=input, check=False), timeout)
         except asyncio.TimeoutError:
             raise RemoteCommandError(host, argv, None, "", f"no answer within {timeout:.0f} s",
                                      f"{what} on {host.name} did not finish in time") from None
         except (OSError, asyncssh.Error) as exc:
-            await self.discard(host, credential)
+            conn.close()
             raise SSHError(f"the connection to login node {host.name} failed", f"{shlex.join(argv)}: {exc!r}") from None
         if check and result.exit_status != 0:
             stderr = str(result.stderr or "")
@@ -100,11 +125,6 @@ class SSHPool:
                 message = f"{what} failed on {host.name}: a program was not found there"
             raise RemoteCommandError(host, argv, result.exit_status, str(result.stdout or ""), stderr, message)
         return result
-
-    async def discard(self, host: Host, credential: SSHCredential) -> None:
-        conn = self._connections.pop((credential.principal, host.address, host.port), None)
-        if conn is not None:
-            conn.close()
 
     async def close(self) -> None:
         for conn in self._connections.values():

@@ -11,6 +11,10 @@ object per line:
         -> {"local_port": N}    a listener on the hub side's loopback to the server's socket
     {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M} or {"missing": true}
     {"op": "close", "id": ID}   -> {"closed": true}
+    {"op": "exec", "id": ID, "argv": [...], "input": TEXT}
+        -> {"exit_status": N, "stdout": ..., "stderr": ...}: a command over the tunnel's own
+        connection, already authenticated: the hub's lifeline to stop a server whose user's
+        certificate has expired
 
 Credentials (key and certificate) reach it over that socket, never through argv or files.
 """
@@ -107,6 +111,16 @@ class TunnelService:
                 conn = await self.pool.connection(tunnel.host, tunnel.credential)
                 tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", 0, request["remote_socket"])
             return {"local_port": tunnel.local.get_port()}
+        if op == "exec":
+            if tunnel is None:
+                return {"error": "no such tunnel", "detail": tunnel_id}
+            conn = self.pool.existing(tunnel.credential.principal, tunnel.host)
+            if conn is None:
+                return {"error": "the tunnel's connection is gone", "detail": tunnel_id}
+            result = await self.pool.run_on(conn, tunnel.host, request["argv"], input=request.get("input"),
+                                            timeout=float(request.get("timeout", 60)), check=False)
+            return {"exit_status": result.exit_status, "stdout": str(result.stdout or ""),
+                    "stderr": str(result.stderr or "")}
         if op == "status":
             if tunnel is None:
                 return {"missing": True}

@@ -256,24 +256,41 @@ class SSHSpawner(Spawner):
             argv = ["/bin/bash", "-c", "\n".join([*self.setup_lines, 'exec "$@"']), "hpchub-setup", *argv]
         return argv
 
-    async def _launcher(self, host: Host, credential: SSHCredential, request: dict, what: str) -> dict:
+    async def _launcher(self, host: Host, credential: SSHCredential | None, request: dict, what: str) -> dict:
+        """Run the launcher with the user's credential or, without one, over the connection
+        the tunnel service keeps for this server (already authenticated: a certificate that
+        expired since does not matter to an open connection)."""
+        argv, stdin = launcher_argv(self.launcher_python), launcher_input(request)
         try:
-            result = await self.pool.run(host, credential, launcher_argv(self.launcher_python),
-                                         input=launcher_input(request), timeout=self.launcher_wait + 30, what=what)
+            if credential is not None:
+                result = await self.pool.run(host, credential, argv, input=stdin,
+                                             timeout=self.launcher_wait + 30, what=what)
+                stdout = str(result.stdout)
+            else:
+                reply = await self.tunnels.call("exec", id=self.server_id, argv=argv, input=stdin,
+                                                timeout=self.launcher_wait + 30)
+                stdout = reply["stdout"]
         except SSHError as exc:
             raise spawn_error(exc.user_message, reason="ssh", log_message=exc.log_detail) from None
         try:
-            return parse_answer(str(result.stdout))
+            return parse_answer(stdout)
         except ValueError as exc:
             raise spawn_error(f"{what} on {host.name} failed", reason="launcher",
-                                 log_message=f"launcher answer {result.stdout!r}: {exc}") from None
+                              log_message=f"launcher answer {stdout!r}: {exc}") from None
+
+    async def _credential_or_none(self) -> SSHCredential | None:
+        try:
+            return await self._credential()
+        except SpawnException as exc:
+            self.log.info("%s: %s; using the tunnel's connection", self._log_name, exc.log_message)
+            return None
 
     async def poll(self):
         host = self._state_host()
         if host is None or not self.server_id:
             return 0
         try:
-            credential = await self._credential()
+            credential = await self._credential_or_none()
             answer = await self._launcher(host, credential, {"action": "poll", "server_id": self.server_id,
                                                              "pid": self.remote_pid}, "checking your server")
         except SpawnException as exc:
@@ -285,7 +302,7 @@ class SSHSpawner(Spawner):
     async def stop(self, now=False):
         host = self._state_host()
         if host is not None and self.server_id:
-            credential = await self._credential()
+            credential = await self._credential_or_none()
             answer = await self._launcher(host, credential, {"action": "stop", "server_id": self.server_id,
                                                              "pid": self.remote_pid}, "stopping your server")
             if answer.get("status") != "stopped":
