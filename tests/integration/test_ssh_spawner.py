@@ -170,8 +170,7 @@ def test_ten_servers_on_one_node_at_once_within_debians_ssh_limits(loopback_site
         hub.close()
 
 
-def test_hub_killed_and_restarted_keeps_the_kernel(loopback_site):
-    site = loopback_site
+def test_hub_killed_and_restarted_keeps_the_kernel(site):
     hub = HubClient(site)
     try:
         login_ok(hub, "alice")
