@@ -7,9 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from . import site_bringup, ssh_spawn
+from . import site_bringup, ssh_spawn, ssh_throughput
 
-BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn}
+BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn, "ssh-throughput": ssh_throughput}
 
 
 def main() -> None:

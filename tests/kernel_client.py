@@ -13,10 +13,11 @@ from tornado.websocket import websocket_connect
 
 
 class KernelClient:
-    def __init__(self, base_url: str, token: str, kernel_id: str | None = None):
+    def __init__(self, base_url: str, token: str, kernel_id: str | None = None, resolver=None):
         self.base_url = base_url.rstrip("/")  # e.g. http://127.0.0.1:8000/user/alice
         self.token = token
         self.kernel_id = kernel_id
+        self.resolver = resolver  # a tornado Resolver, e.g. to reach a server on a Unix socket
         self.session = uuid.uuid4().hex
         self.ws = None
 
@@ -27,11 +28,14 @@ class KernelClient:
         self.kernel_id = response.json()["id"]
         return self.kernel_id
 
+    def use_kernel(self, kernel_id: str) -> None:
+        self.kernel_id = kernel_id
+
     async def connect(self, timeout: float = 30) -> None:
         url = f"{self.base_url.replace('http', 'ws', 1)}/api/kernels/{self.kernel_id}/channels?session_id={self.session}"
         request = HTTPRequest(url, headers={"Authorization": f"token {self.token}"}, connect_timeout=timeout,
                               request_timeout=timeout)
-        self.ws = await asyncio.wait_for(websocket_connect(request), timeout)
+        self.ws = await asyncio.wait_for(websocket_connect(request, resolver=self.resolver), timeout)
 
     async def execute(self, code: str, timeout: float = 60) -> str:
         """Run code; return what it printed (stdout) and the value of its last expression."""

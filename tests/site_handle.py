@@ -88,12 +88,14 @@ class SiteHandle:
         return argv + [f"{user}@{address}"]
 
     def ssh(self, user: str, argv: list[str] | str, *, node: str = "login1", cred: Credential | None = None,
-            known_hosts: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+            known_hosts: Path | None = None, timeout: float = 60, input: str | None = None,
+            ) -> subprocess.CompletedProcess:
         """Run a command on a login node as user, over SSH with a certificate for that user."""
         cred = cred or self.user_credential(user)
         command = argv if isinstance(argv, str) else shlex.join(argv)
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(self.ssh_argv(user, cred, node, known_hosts) + ["--", command],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                              capture_output=True, text=True, timeout=timeout, **stdin)
 
     _user_creds: dict[str, Credential]
 
