@@ -72,7 +72,7 @@ def test_progress_says_which_node(site, hub):
     login_ok(hub, "bob")
     model = spawn(hub, "bob")
     messages = [e.get("message", "") for e in model["events"]]
-    assert any(f"Connecting to login node {model['state']['host']}" in m for m in messages), messages
+    assert any(f"Chose login node {model['state']['host']} (load " in m for m in messages), messages
     assert any(f"Server started on {model['state']['host']}" in m for m in messages), messages
 
 

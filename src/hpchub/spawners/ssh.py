@@ -191,6 +191,9 @@ class SSHSpawner(Spawner):
         self.host_name = state.get("host", "")
         self.server_id = state.get("server_id", "")
         self.remote_pid = state.get("pid", 0)
+        if self.host_name and not getattr(self, "_counted", False):
+            _servers_per_host[self.host_name] += 1  # a server found again after a hub restart
+            self._counted = True
 
     def clear_state(self):
         super().clear_state()
@@ -203,18 +206,34 @@ class SSHSpawner(Spawner):
         self._events = []
         self._new_event = asyncio.Event()
         credential = await self._credential()
-        failures = []
-        for host in self._hosts():
-            self._event(f"Connecting to login node {host.name}", 10)
-            try:
-                conn = await self.pool.connection(host, credential)
-            except SSHError as exc:
-                self.log.warning("%s: %s", self._log_name, exc.log_detail)
-                failures.append(exc)
-                continue
-            return await self._start_on(host, conn, credential)
-        raise spawn_error("no login node could be reached: " + "; ".join(e.user_message for e in failures),
-                             reason="ssh", log_message="; ".join(e.log_detail for e in failures))
+        host, conn = await self._choose_host(credential)
+        return await self._start_on(host, conn, credential)
+
+    async def _choose_host(self, credential: SSHCredential):
+        """A reachable login node with the fewest of this hub's servers, then the lowest load."""
+        hosts = self._hosts()
+        self._event("Connecting to the login nodes: " + ", ".join(h.name for h in hosts), 10)
+        probes = await asyncio.gather(*(self._probe(host, credential) for host in hosts))
+        usable = [(host, conn, load) for host, conn, load, error in probes if error is None]
+        if not usable:
+            failures = [error for *_, error in probes]
+            raise spawn_error("no login node could be reached: " + "; ".join(e.user_message for e in failures),
+                              reason="ssh", log_message="; ".join(e.log_detail for e in failures))
+        host, conn, load = min(usable, key=lambda u: (_servers_per_host[u[0].name], u[2]))
+        self._event(f"Chose login node {host.name} (load {load:.2f}, "
+                    f"{_servers_per_host[host.name]} other servers of this hub there)", 20)
+        return host, conn
+
+    async def _probe(self, host: Host, credential: SSHCredential):
+        try:
+            conn = await self.pool.connection(host, credential)
+            result = await self.pool.run_on(conn, host, ["cat", "/proc/loadavg"], timeout=10, what="reading the load")
+            return host, conn, float(str(result.stdout).split()[0]), None
+        except SSHError as exc:
+            self.log.warning("%s: %s", self._log_name, exc.log_detail)
+            return host, None, float("inf"), exc
+        except (ValueError, IndexError):
+            return host, conn, float("inf"), None  # no load figure: usable, ranked last
 
     async def _tunnel(self, op: str, **fields) -> dict:
         try:
@@ -245,6 +264,7 @@ class SSHSpawner(Spawner):
                                  reason="exited", log_message=f"launcher on {host.name}: {answer}")
         self.host_name, self.remote_pid = host.name, int(answer["pid"])
         _servers_per_host[host.name] += 1
+        self._counted = True
         forwarded = await self._tunnel("forward", remote_socket=answer["socket"])
         self._event(f"Server started on {host.name} (pid {self.remote_pid}); waiting for it to answer", 70)
         return ("127.0.0.1", forwarded["local_port"])
@@ -307,7 +327,9 @@ class SSHSpawner(Spawner):
                                                              "pid": self.remote_pid}, "stopping your server")
             if answer.get("status") != "stopped":
                 self.log.error("%s: stop on %s left %s", self._log_name, host.name, answer)
-            _servers_per_host[host.name] -= 1
+            if getattr(self, "_counted", False):
+                _servers_per_host[host.name] -= 1
+                self._counted = False
             try:
                 await self.tunnels.call("close", id=self.server_id)
             except SSHError as exc:
