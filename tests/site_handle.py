@@ -111,6 +111,26 @@ class SiteHandle:
         return subprocess.run(self.site.nodes.node_command(node, argv), capture_output=True, text=True,
                               timeout=timeout, **kw)
 
+    def processes_in_node(self, node: str, user: str) -> list[str]:
+        """Command lines of the user's processes inside one node (the machine's process table
+        is shared by every node and instance, so pgrep alone would see them all)."""
+        import pwd
+
+        from hpchub.site.nodes import all_pids, namespace_id
+
+        holder = self.site.nodes.holder(node)
+        assert holder is not None, f"node {node} is not up"
+        mnt, uid = namespace_id(holder.pid, "mnt"), pwd.getpwnam(user).pw_uid
+        found = []
+        for pid in all_pids():
+            try:
+                if Path(f"/proc/{pid}").stat().st_uid != uid or namespace_id(pid, "mnt") != mnt:
+                    continue
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+            except FileNotFoundError:
+                continue
+        return [cmd for cmd in found if cmd]
+
     def kill_in_node(self, node: str, command_name: str) -> int:
         """SIGKILL the processes named command_name inside one node only (the machine's process
         table is shared, so pkill would hit every node); returns how many."""

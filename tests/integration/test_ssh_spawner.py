@@ -31,9 +31,8 @@ def hub(site):
 
 
 def server_processes(site, node: str, user: str) -> list[str]:
-    """The user's single-user server processes on a node (seen from inside the node)."""
-    proc = site.in_node(node, ["pgrep", "-a", "-u", user, "-f", "jupyterhub-singleuser"])
-    return proc.stdout.splitlines()
+    """The user's single-user server processes on a node."""
+    return [cmd for cmd in site.processes_in_node(node, user) if "jupyterhub-singleuser" in cmd]
 
 
 def run_in_kernel(hub: HubClient, user: str, code: str, server: str = "") -> str:
@@ -102,7 +101,7 @@ def test_stop_leaves_no_process_on_the_node(site, hub):
     run_in_kernel(hub, "alice", "x = 1")  # a kernel, which Jupyter starts in a session of its own
     assert server_processes(site, node, "alice")
     stop(hub, "alice")
-    leftovers = site.in_node(node, ["pgrep", "-a", "-u", "alice"]).stdout
+    leftovers = "\n".join(site.processes_in_node(node, "alice"))
     assert "jupyterhub-singleuser" not in leftovers and "ipykernel" not in leftovers, leftovers
     uid = pwd.getpwnam("alice").pw_uid
     left = site.in_node(node, ["ls", "-A", f"/tmp/hpchub-{uid}"]).stdout.strip()
