@@ -1,0 +1,7 @@
+"""Batch schedulers as pure adapters: they build job scripts and argv and parse machine
+formats; they run nothing themselves. One small module per scheduler over base.py, shared
+by the batch spawner and the notebook magics. Imports no JupyterHub."""
+
+from .base import JobRequest, JobState, JobStatus, SchedulerError, ValidationError
+
+__all__ = ["JobRequest", "JobState", "JobStatus", "SchedulerError", "ValidationError"]

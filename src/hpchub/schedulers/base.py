@@ -1,0 +1,101 @@
+"""What every scheduler adapter shares: a neutral job request, neutral job states, the
+one quoting filter for scripts, and validation of every value that reaches a script."""
+
+from __future__ import annotations
+
+import enum
+import re
+import shlex
+from dataclasses import dataclass, field
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+CONSTRAINT = re.compile(r"[A-Za-z0-9_.&|()\[\]*,!-]{1,200}")
+
+
+class ValidationError(ValueError):
+    """A value that may not reach a job script; the message says which and why."""
+
+
+class SchedulerError(RuntimeError):
+    """A scheduler command failed: the scheduler's own message for the user, details for the log."""
+
+    def __init__(self, user_message: str, argv: list[str] | None = None, exit_status: int | None = None,
+                 stderr: str = ""):
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.argv = argv or []
+        self.exit_status = exit_status
+        self.stderr = stderr
+
+
+class JobState(enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETING = "completing"
+    DONE = "done"  # ended with exit code 0
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job_id: str
+    state: JobState
+    native_state: str  # the scheduler's own word, e.g. "PENDING" or "CANCELLED by 1001"
+    reason: str = ""  # why it waits or ended, in the scheduler's words
+    nodes: tuple[str, ...] = ()
+    start: str | None = None  # ISO time: actual, or expected while pending
+    end: str | None = None
+    exit_code: int | None = None
+    name: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A batch job in neutral terms; adapters translate it to their scheduler's options."""
+
+    name: str
+    script: str  # the commands to run (bash), written by the admin's template, never raw user input
+    queue: str | None = None  # Slurm partition, PBS queue
+    account: str | None = None
+    qos: str | None = None
+    walltime: int | None = None  # seconds
+    nodes: int = 1
+    cores: int | None = None  # per node
+    memory_mb: int | None = None  # per node
+    gpus: int = 0
+    constraint: str | None = None
+    reservation: str | None = None
+    output: str | None = None  # path of the output file
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> "JobRequest":
+        for label, value in (("job name", self.name), ("queue", self.queue), ("account", self.account),
+                             ("QOS", self.qos), ("reservation", self.reservation)):
+            if value is not None and not NAME.fullmatch(value):
+                raise ValidationError(f"the {label} {value!r} is not a valid name")
+        if self.constraint is not None and not CONSTRAINT.fullmatch(self.constraint):
+            raise ValidationError(f"the constraint {self.constraint!r} has characters that are not allowed")
+        for label, value, low, high in (("walltime", self.walltime, 60, 366 * 86400), ("nodes", self.nodes, 1, 100000),
+                                        ("cores", self.cores, 1, 100000), ("memory", self.memory_mb, 1, 1 << 40),
+                                        ("GPUs", self.gpus, 0, 1024)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+                raise ValidationError(f"the {label} {value!r} is out of range ({low}-{high})")
+        for key in self.extra_env:
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", key):
+                raise ValidationError(f"{key!r} is not a valid environment variable name")
+        if self.output is not None and ("\n" in self.output or "\0" in self.output):
+            raise ValidationError("the output path may not contain a newline")
+        return self
+
+
+def quote(value: str) -> str:
+    """The one quoting filter for values in job scripts."""
+    return shlex.quote(str(value))

@@ -1,0 +1,193 @@
+"""Slurm: job scripts and argv for sbatch, squeue, sacct and scancel, and parsers of their
+delimited output (formats chosen here, so the parsers know exactly what they read)."""
+
+from __future__ import annotations
+
+import re
+
+from .base import JobRequest, JobState, JobStatus, SchedulerError, quote
+
+SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%j|%u"
+SACCT_FORMAT = "JobID,JobName,State,ExitCode,NodeList,Start,End,Reason"
+
+_STATES = {
+    "PENDING": JobState.PENDING, "CONFIGURING": JobState.PENDING, "REQUEUED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING, "RESV_DEL_HOLD": JobState.PENDING, "SUSPENDED": JobState.PENDING,
+    "RUNNING": JobState.RUNNING, "COMPLETING": JobState.COMPLETING, "STAGE_OUT": JobState.COMPLETING,
+    "COMPLETED": JobState.DONE,
+    "FAILED": JobState.FAILED, "NODE_FAIL": JobState.FAILED, "BOOT_FAIL": JobState.FAILED,
+    "OUT_OF_MEMORY": JobState.FAILED, "DEADLINE": JobState.FAILED, "PREEMPTED": JobState.FAILED,
+    "REVOKED": JobState.FAILED, "SPECIAL_EXIT": JobState.FAILED,
+    "CANCELLED": JobState.CANCELLED, "TIMEOUT": JobState.TIMEOUT,
+}
+_NOT_A_TIME = {"", "N/A", "Unknown", "None", "NONE"}
+
+
+def format_walltime(seconds: int) -> str:
+    """Seconds as Slurm's [D-]HH:MM:SS."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def parse_walltime(text: str) -> int | None:
+    """Slurm's time formats (D-HH:MM:SS, HH:MM:SS, MM:SS, MM, D-HH) in seconds; None for UNLIMITED."""
+    text = text.strip()
+    if text.upper() in ("UNLIMITED", "INFINITE", "NOT_SET", "N/A", ""):
+        return None
+    days = 0
+    if "-" in text:
+        day_text, text = text.split("-", 1)
+        days = int(day_text)
+        parts = [int(p) for p in text.split(":")] + [0, 0]
+        hours, minutes, seconds = parts[0], parts[1], parts[2]
+    else:
+        parts = [int(p) for p in text.split(":")]
+        if len(parts) == 3:
+            hours, minutes, seconds = parts
+        elif len(parts) == 2:
+            hours, minutes, seconds = 0, parts[0], parts[1]
+        else:
+            hours, minutes, seconds = 0, parts[0], 0
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def expand_nodelist(text: str) -> list[str]:
+    """Slurm's compressed host lists ("c[1-3,5],gpu01") as names."""
+    text = text.strip()
+    if text in ("", "None assigned", "(null)"):
+        return []
+    names = []
+    for match in re.finditer(r"([^,\[]+)(?:\[([^\]]+)\])?(?:,|$)", text):
+        prefix, ranges = match.group(1), match.group(2)
+        if not ranges:
+            names.append(prefix)
+            continue
+        for part in ranges.split(","):
+            low, _, high = part.partition("-")
+            width = len(low)
+            for number in range(int(low), int(high or low) + 1):
+                names.append(f"{prefix}{number:0{width}d}")
+    return names
+
+
+def _time(text: str) -> str | None:
+    return None if text.strip() in _NOT_A_TIME else text.strip()
+
+
+def state_of(native: str) -> JobState:
+    return _STATES.get(native.split()[0].rstrip("+") if native.strip() else "", JobState.UNKNOWN)
+
+
+class Slurm:
+    """The Slurm adapter."""
+
+    name = "slurm"
+
+    # ----- submitting -----------------------------------------------------------------
+    def job_script(self, request: JobRequest) -> str:
+        """A batch script: #SBATCH lines from validated values, each through the one quoting
+        filter, then the request's script. No secret belongs in it."""
+        request.validate()
+        options = [f"--job-name={request.name}", f"--nodes={request.nodes}"]
+        for flag, value in (("partition", request.queue), ("account", request.account), ("qos", request.qos),
+                            ("constraint", request.constraint), ("reservation", request.reservation),
+                            ("output", request.output)):
+            if value is not None:
+                options.append(f"--{flag}={value}")
+        if request.walltime is not None:
+            options.append(f"--time={format_walltime(request.walltime)}")
+        if request.cores is not None:
+            options += ["--ntasks-per-node=1", f"--cpus-per-task={request.cores}"]
+        if request.memory_mb is not None:
+            options.append(f"--mem={request.memory_mb}M")
+        if request.gpus:
+            options.append(f"--gres=gpu:{request.gpus}")
+        lines = ["#!/bin/bash"]
+        lines += [f"#SBATCH {quote(option)}" for option in options]
+        lines += [f"export {key}={quote(value)}" for key, value in sorted(request.extra_env.items())]
+        lines.append(request.script.rstrip("\n"))
+        return "\n".join(lines) + "\n"
+
+    def submit_argv(self) -> list[str]:
+        """sbatch reading the script from stdin."""
+        return ["sbatch", "--parsable"]
+
+    def parse_submit(self, stdout: str) -> str:
+        """The job id from `sbatch --parsable` ("123" or "123;cluster")."""
+        line = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+        job_id = line.split(";")[0].strip()
+        if not job_id.isdigit():
+            raise SchedulerError("Slurm did not return a job id", ["sbatch", "--parsable"], None, stdout)
+        return job_id
+
+    # ----- watching -------------------------------------------------------------------
+    def status_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
+        """One squeue for many jobs (or all of a user's)."""
+        argv = ["squeue", "--noheader", "--states=all", f"--format={SQUEUE_FORMAT}"]
+        if job_ids:
+            argv.append("--jobs=" + ",".join(job_ids))
+        if user:
+            argv.append(f"--user={user}")
+        return argv
+
+    def parse_status(self, stdout: str) -> dict[str, JobStatus]:
+        jobs = {}
+        for line in stdout.splitlines():
+            if not line.strip():
+                continue
+            job_id, state, reason, nodes, start, end, name, user = line.split("|", 7)
+            jobs[job_id] = JobStatus(
+                job_id=job_id, state=state_of(state), native_state=state,
+                reason="" if reason == "None" else reason, nodes=tuple(expand_nodelist(nodes)),
+                start=_time(start), end=_time(end), name=name, user=user,
+            )
+        return jobs
+
+    def expected_start_argv(self, job_ids: list[str]) -> list[str]:
+        return ["squeue", "--noheader", "--start", "--format=%i|%T|%r|%S", "--jobs=" + ",".join(job_ids)]
+
+    def parse_expected_start(self, stdout: str) -> dict[str, str | None]:
+        starts = {}
+        for line in stdout.splitlines():
+            if line.strip():
+                job_id, _state, _reason, start = line.split("|", 3)
+                starts[job_id] = _time(start)
+        return starts
+
+    def accounting_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
+        argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--format={SACCT_FORMAT}"]
+        if job_ids:
+            argv.append("--jobs=" + ",".join(job_ids))
+        if user:
+            argv.append(f"--user={user}")
+        return argv
+
+    def parse_accounting(self, stdout: str) -> dict[str, JobStatus]:
+        jobs = {}
+        for line in stdout.splitlines():
+            if not line.strip():
+                continue
+            job_id, name, state, exit_code, nodes, start, end, reason = line.split("|", 7)
+            code, _, signal = exit_code.partition(":")
+            jobs[job_id] = JobStatus(
+                job_id=job_id, state=state_of(state), native_state=state,
+                reason="" if reason == "None" else reason, nodes=tuple(expand_nodelist(nodes)),
+                start=_time(start), end=_time(end), name=name,
+                exit_code=int(code) if code.isdigit() else None,
+            )
+        return jobs
+
+    def cancel_argv(self, job_ids: list[str]) -> list[str]:
+        if not job_ids or not all(j.isdigit() for j in job_ids):
+            raise SchedulerError(f"not job ids: {job_ids!r}")
+        return ["scancel", *job_ids]
+
+    def error_message(self, stderr: str) -> str:
+        """Slurm's own words from a failed command ("sbatch: error: ..."), for the user."""
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        errors = [re.sub(r"^\w+: error: (Batch job submission failed: )?", "", line) for line in lines
+                  if ": error:" in line or ": fatal:" in line]
+        return "; ".join(errors) or (lines[-1] if lines else "the Slurm command failed without a message")
