@@ -124,9 +124,10 @@ class Slurm:
         return job_id
 
     # ----- watching -------------------------------------------------------------------
-    def status_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
-        """One squeue for many jobs (or all of a user's)."""
-        argv = ["squeue", "--noheader", "--states=all", f"--format={SQUEUE_FORMAT}"]
+    def status_argv(self, job_ids: list[str] | None = None, user: str | None = None,
+                    all_states: bool = True) -> list[str]:
+        """One squeue for many jobs (or all of a user's); all_states includes jobs that just ended."""
+        argv = ["squeue", "--noheader", *(["--states=all"] if all_states else []), f"--format={SQUEUE_FORMAT}"]
         if job_ids:
             argv.append("--jobs=" + ",".join(job_ids))
         if user:

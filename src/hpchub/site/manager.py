@@ -94,6 +94,7 @@ class Site:
             system.ensure_users()
         with phases.phase("software"):
             software.ensure_jupyter_env()
+            software.ensure_hpchub_in_jupyter_env()
         for path, mode_bits in ((site.run_dir, 0o700), (site.log_dir, 0o700)):
             make_dir(path, mode_bits)
         with phases.phase("network"):

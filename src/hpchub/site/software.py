@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
+
+import hpchub
 
 from .layout import SOFTWARE_ROOT
 from .system import make_dir, python_for_sites, run, say, write_file
@@ -16,7 +19,10 @@ REQUIREMENTS = (
     "jupyterhub>=6.0",  # provides jupyterhub-singleuser
     "jupyterlab>=4.2",
     "ipykernel>=6.29",
+    "pandas>=2.0",  # optional for hpchub's magics (tables as DataFrames); users expect it
 )
+IPYTHON_CONFIG = JUPYTER_ENV / "etc" / "ipython" / "ipython_config.py"
+_SOURCE_STAMP = JUPYTER_ENV / ".hpchub-source"
 _STAMP = JUPYTER_ENV / ".hpchub-requirements"
 
 
@@ -41,3 +47,37 @@ def ensure_jupyter_env() -> None:
     run(["chmod", "-R", "a+rX", str(JUPYTER_ENV)])
     # Written last: an interrupted install is redone on the next `up`.
     write_file(_STAMP, _wanted_stamp() + "\n")
+
+
+def _source_tree() -> Path | None:
+    """The hpchub source this command runs from, if it is a checkout (src layout)."""
+    root = Path(hpchub.__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").exists() and (root / "src" / "hpchub").is_dir() else None
+
+
+def _source_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted([root / "pyproject.toml", *(root / "src").rglob("*.py")]):
+        if "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_hpchub_in_jupyter_env() -> None:
+    """hpchub's notebook side (the Slurm magics) in the users' environment, preloaded in
+    every IPython kernel by the environment's ipython_config.py (edit it to change that)."""
+    root = _source_tree()
+    if root is None:
+        say("  software: not a checkout of hpchub: install hpchub into the site's Jupyter environment yourself")
+    else:
+        wanted = _source_hash(root)
+        if not (_SOURCE_STAMP.exists() and _SOURCE_STAMP.read_text().strip() == wanted):
+            say(f"  software: installing hpchub (magics) into {JUPYTER_ENV}")
+            run([str(JUPYTER_ENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                 "--no-deps", "--force-reinstall", str(root)], timeout=600)
+            run(["chmod", "-R", "a+rX", str(JUPYTER_ENV)])
+            write_file(_SOURCE_STAMP, wanted + "\n")
+    write_file(IPYTHON_CONFIG, (
+        "# Written by hpchub: Slurm magics (%sbatch, %squeue, ...) in every kernel of the site.\n"
+        "c.InteractiveShellApp.extensions = ['hpchub.magics']\n"
+    ))

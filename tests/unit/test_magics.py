@@ -1,0 +1,39 @@
+"""Pure parts of the Slurm magics (no Slurm needed): argument parsing and tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpchub.magics.slurm import Job, Records, SlurmError, delimited, has_option, scontrol_fields, split
+
+
+def test_arguments_are_parsed_like_a_shell():
+    assert split('--wrap "echo hi there" -J x') == ["--wrap", "echo hi there", "-J", "x"]
+    with pytest.raises(SlurmError, match="cannot parse"):
+        split('--wrap "unclosed')
+
+
+def test_options_are_recognised_in_every_spelling():
+    assert has_option(["--format=%i"], "--format") and has_option(["-o", "%i"], "-o") and has_option(["-o%i"], "-o")
+    assert not has_option(["--parsable2"], "--parsable")
+
+
+def test_delimited_output_with_a_header():
+    assert delimited("JobID|State\n8|COMPLETED\n9|FAILED\n") == [
+        {"JobID": "8", "State": "COMPLETED"}, {"JobID": "9", "State": "FAILED"}]
+    assert delimited("") == []
+
+
+def test_scontrol_oneliner_fields():
+    fields = scontrol_fields("JobId=8 JobName=probe UserId=alice(1001) JobState=COMPLETED StdOut=/home/alice/slurm-8.out")
+    assert fields["JobState"] == "COMPLETED" and fields["StdOut"] == "/home/alice/slurm-8.out"
+
+
+def test_records_render_as_an_escaped_html_table():
+    html = Records([{"NAME": "<b>x</b>", "STATE": "RUNNING"}])._repr_html_()
+    assert "<th>NAME</th>" in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert "no rows" in Records()._repr_html_()
+
+
+def test_a_job_prints_as_slurm_magic_did():
+    assert repr(Job("42")) == "Submitted batch job 42" and Job("42").id == "42"
