@@ -1,0 +1,28 @@
+"""The dependency direction: what runs on nodes, in the CLI or in the CA service never
+imports JupyterHub."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["hpchub.schedulers.slurm", "hpchub.remote.tunnels", "hpchub.credentials.service",
+                                    "hpchub.credentials.service_client", "hpchub.magics", "hpchub.site.manager"])
+def test_module_does_not_import_jupyterhub(module):
+    code = f"import sys, {module}; print('jupyterhub' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_the_node_launcher_needs_only_the_standard_library():
+    launcher = Path(__file__).parents[2] / "src" / "hpchub" / "remote" / "node_launcher.py"
+    code = ("import sys, runpy; before = set(sys.modules); "
+            f"runpy.run_path({str(launcher)!r}, run_name='not_main'); "
+            "print(sorted(m for m in set(sys.modules) - before if not m.startswith('_') and m.split('.')[0] not in "
+            "sys.stdlib_module_names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
