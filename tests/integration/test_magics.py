@@ -84,7 +84,11 @@ NERSC_STYLE = [
     '%sbatch --wrap "sleep 1; echo nersc-style" -J nersc-style',
     "%squeue -u alice",
     "%%sbatch -J nersc-cell\n#!/bin/bash\necho from-the-cell",
-    "import time; time.sleep(3)  # accounting records a job a moment after submission",
+    # Accounting records a job a moment after submission.
+    "import time\nfor _ in range(120):\n"
+    "    if 'nersc-style' in str(get_ipython().run_line_magic('sacct', '-u alice --format=JobName')):\n"
+    "        break\n"
+    "    time.sleep(0.25)",
     "%sacct -u alice --format=JobID,JobName,State",
     "%sinfo",
 ]
@@ -139,6 +143,7 @@ def test_notebooks_run_with_nbclient_inside_a_spawned_server(loopback_site):
         assert "'JobState': 'COMPLETED'" in every[6]
         assert every[8].startswith("Submitted batch job ")
         assert not any(o.startswith("ERROR") for o in nersc + every), (nersc, every)
-        stop(hub, "alice")
     finally:
+        if "" in hub.admin("GET", "/users/alice").json()["servers"]:
+            stop(hub, "alice")
         hub.close()

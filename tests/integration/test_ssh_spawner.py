@@ -20,13 +20,18 @@ from ..site_handle import HubClient, check, hpchub_site, progress_events, spawn,
 from .test_credentials import hub_settings, login_ok
 
 
-@pytest.fixture
-def hub(site):
-    client = HubClient(site)
-    yield client
+def stop_all(client: HubClient) -> None:
     for user in ("alice", "bob"):
         for name in list(client.admin("GET", f"/users/{user}").json()["servers"]):
             stop(client, user, name)
+
+
+@pytest.fixture
+def hub(site):
+    client = HubClient(site)
+    stop_all(client)  # whatever an earlier test left behind
+    yield client
+    stop_all(client)
     client.close()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,6 @@ _HOLDER_SCRIPT = (
     'mount --bind "$4" /etc/hosts; mount --bind "$5" /tmp; mount --bind "$6" /var/spool/slurmd; '
     'exec -a "hpchub-node $7 $1" sleep infinity'
 )
-
-# Popen objects of daemons we started: kept so that they are never garbage-collected
-# (and warned about) while this process runs; the daemons outlive it by design.
-_launched: list[subprocess.Popen] = []
 
 
 def process_start_time(pid: int) -> int | None:
@@ -139,21 +134,21 @@ class Nodes:
         ]
         if site.isolated:
             argv = ["nsenter", f"--net=/run/netns/{site.netns(node)}", *argv]
-        proc = self._spawn(argv, site.log_dir / f"node-{node}.log")
+        pid = self._spawn(argv, site.log_dir / f"node-{node}.log")
         title = f"hpchub-node {site.name} {node}".encode()
 
         def ready() -> bool:
-            if proc.poll() is not None:
+            if process_start_time(pid) is None or _is_zombie(pid):
                 log = (site.log_dir / f"node-{node}.log").read_text()
                 raise SiteError(f"node {node} failed to start its namespaces: {log.strip()}")
             try:
-                return Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(title)
+                return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title)
             except FileNotFoundError:
                 return False
 
         wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
-        holder = Recorded.of(proc.pid)
-        mnt = namespace_id(proc.pid, "mnt")
+        holder = Recorded.of(pid)
+        mnt = namespace_id(pid, "mnt")
         records = self._load()
         records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt}
         records["namespaces"] = sorted(set(records["namespaces"]) | {mnt})
@@ -177,8 +172,7 @@ class Nodes:
         cwd: Path | None = None, env: dict[str, str] | None = None,
     ) -> Recorded:
         """Start a long-running process, recorded under name so up, status and down find it."""
-        proc = self._spawn(argv, self.site.log_dir / f"{name}.out", cwd=cwd, env=env)
-        daemon = Recorded.of(proc.pid)
+        daemon = Recorded.of(self._spawn(argv, self.site.log_dir / f"{name}.out", cwd=cwd, env=env))
         records = self._load()
         records["daemons"][name] = {"pid": daemon.pid, "start_time": daemon.start_time, "where": where}
         self._save(records)
@@ -194,7 +188,11 @@ class Nodes:
 
     def _spawn(
         self, argv: Sequence[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.Popen:
+    ) -> int:
+        """Start argv in a session of its own, output to log; returns its pid.
+
+        posix_spawn rather than Popen: these processes outlive us by design, and a Popen
+        object would warn at exit that its child still runs."""
         make_dir(log.parent, 0o700)
         full_env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -202,13 +200,17 @@ class Nodes:
             **(env or {}),
             SITE_MARKER: self.site.name,
         }
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=full_env, cwd=cwd or "/", start_new_session=True,
-            )
-        _launched.append(proc)
-        return proc
+        argv = list(argv)
+        if cwd is not None:
+            argv = ["env", f"--chdir={cwd}", *argv]
+        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            return os.posix_spawnp(argv[0], argv, full_env, setsid=True, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, out, 2)])
+        finally:
+            os.close(out)
+            os.close(null)
 
     # ----- sweeping --------------------------------------------------------------
     def processes(self, hub_netns: int | None = None) -> list[int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import asdict
@@ -42,7 +41,6 @@ def spawn_error(message: str, *, reason: str, log_message: str) -> SpawnExceptio
 _pools: dict[str, SSHPool] = {}
 _servers_per_host: Counter = Counter()
 _tunnel_service_lock = asyncio.Lock()
-_tunnel_service_processes: list[subprocess.Popen] = []  # kept referenced; they outlive the hub by design
 
 
 class SSHSpawner(Spawner):
@@ -133,10 +131,19 @@ class SSHSpawner(Spawner):
             command = [str(Path(sys.executable).with_name("hpchub")), "tunnels", "serve",
                        "--socket", socket_path, "--known-hosts", self.known_hosts]
             self.log.info("Starting the tunnel service: %s", " ".join(command))
-            with open(socket_path + ".log", "ab") as log:
-                _tunnel_service_processes.append(subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True))  # its own session: a hub killed with SIGKILL leaves it running
+            # Its own session: a hub killed with SIGKILL leaves it running. posix_spawn, not Popen:
+            # it outlives this process by design.
+            out = os.open(socket_path + ".log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            try:
+                # Not the hub's environment: it holds the hub's secrets (crypt key, proxy token).
+                env = {k: v for k, v in os.environ.items()
+                       if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") or k.startswith("HPCHUB_")}
+                os.posix_spawn(command[0], command, env, setsid=True, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, out, 2)])
+            finally:
+                os.close(out)
+                os.close(null)
             for _ in range(100):
                 if await self.tunnels.alive():
                     return
