@@ -9,6 +9,7 @@ import subprocess
 import asyncssh
 import pytest
 
+from hpchub.site.slurm import cluster_files_readable_by_others
 from hpchub.site.system import demo_passwords
 
 from ..site_handle import check
@@ -100,7 +101,8 @@ def test_login2_keeps_debians_connection_limits(site):
     assert effective("login1") == {"maxstartups": "200:30:400", "maxsessions": "200"}
 
 
-def test_ca_private_key_is_root_only(site):
+def test_ca_private_key_and_cluster_secrets_are_root_only(site):
     st = site.layout.user_ca_key.stat()
     assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600
+    assert cluster_files_readable_by_others(site.layout) == []
     assert site.layout.known_hosts.stat().st_mode & 0o004  # public, for hubs and clients
