@@ -147,3 +147,20 @@ def test_notebooks_run_with_nbclient_inside_a_spawned_server(loopback_site):
         if "" in hub.admin("GET", "/users/alice").json()["servers"]:
             stop(hub, "alice")
         hub.close()
+
+
+COMPUTE_PROBE = r"""
+import json, socket
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "hpchub.magics")
+job = ip.run_line_magic("sbatch", "--wrap true -J from-compute")
+print(json.dumps({"host": socket.gethostname(), "final": job.wait(timeout=60, poll=0.5),
+                  "partitions": sorted(set(ip.run_line_magic("sinfo", "")["PARTITION"]))}))
+"""
+
+
+def test_magics_in_ipython_on_a_compute_node(loopback_site):
+    out = check(loopback_site.ssh("bob", ["srun", "-w", "c3", PYTHON, "-c", COMPUTE_PROBE], timeout=180)).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result == {"host": "c3", "final": "COMPLETED", "partitions": ["batch*", "debug"]}
