@@ -4,6 +4,7 @@ user on a host that is not a cluster member (no Slurm configuration, no munge ke
 from __future__ import annotations
 
 import secrets
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from .layout import DEMO_USERS, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 from .nodes import Nodes
 from .software import JUPYTER_ENV
-from .system import SiteError, make_dir, say, wait_for, write_file
+from .system import SiteError, make_dir, run, say, wait_for, write_file
 
 HUB_ENV = SOFTWARE_ROOT / "hub"
 """The hub's own Python environment (made by `make`): hpchub and JupyterHub, world-readable."""
@@ -27,6 +28,8 @@ def hub_config(site: SiteLayout) -> str:
         "JupyterHub.bind_url": f"http://{site.hub_address}:{site.hub_port}",
         "JupyterHub.hub_bind_url": f"http://127.0.0.1:{site.hub_api_port}",
         "ConfigurableHTTPProxy.api_url": f"http://127.0.0.1:{site.proxy_api_port}",
+        # The proxy is the site's daemon, not the hub's child: a hub restart keeps every route.
+        "ConfigurableHTTPProxy.should_start": False,
         "JupyterHub.db_url": f"sqlite:///{site.hub_dir / 'jupyterhub.sqlite'}",
         "JupyterHub.cookie_secret_file": str(site.hub_dir / "jupyterhub_cookie_secret"),
         "JupyterHub.pid_file": str(site.hub_dir / "jupyterhub.pid"),
@@ -117,30 +120,59 @@ class Hub:
         changed = write_file(config, hub_config(site), 0o644)
         if changed:
             self.nodes.stop_daemon("hub")
+        proxy_token = (hub_dir / "proxy-token").read_text().strip()
+        self._ensure_proxy(proxy_token)
         if not self.running():
             say(f"  hub: starting JupyterHub as {HUB_OS_USER!r} on {site.hub_url}")
-            argv = [
-                "setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--",
-                str(jupyterhub), "-f", str(config),
-            ]
-            netns = hub_netns_path(site)
-            if netns:
-                argv = ["nsenter", f"--net={netns}", *argv]
             env = {
                 "PATH": f"{HUB_ENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                 "HOME": str(hub_dir),
-                "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
                 # Secrets reach the hub by its environment, never by argv.
+                "CONFIGPROXY_AUTH_TOKEN": proxy_token,
                 "JUPYTERHUB_CRYPT_KEY": (hub_dir / "crypt_key").read_text().strip(),
             }
-            self.nodes.start_process("hub", argv, cwd=hub_dir, env=env)
+            self.nodes.start_process("hub", self._as_hub_user([str(jupyterhub), "-f", str(config)]),
+                                     cwd=hub_dir, env=env)
         wait_for(f"the hub to answer at {self.health_url()}", self._alive_and_answering, timeout=90, interval=0.3)
+
+    def _as_hub_user(self, argv: list[str]) -> list[str]:
+        argv = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--", *argv]
+        netns = hub_netns_path(self.site)
+        return ["nsenter", f"--net={netns}", *argv] if netns else argv
+
+    def _ensure_proxy(self, token: str) -> None:
+        """configurable-http-proxy as a daemon of its own beside the hub, so that a hub restart
+        (or crash) leaves the routes to users' servers, and their open websockets, in place."""
+        site = self.site
+        if self.nodes.daemon("proxy") is None:
+            proxy = shutil.which("configurable-http-proxy")
+            if proxy is None:
+                raise SiteError("configurable-http-proxy is missing: run `make install` (npm)")
+            say(f"  hub: starting configurable-http-proxy on {site.hub_url}")
+            argv = [proxy, "--ip", site.hub_address, "--port", str(site.hub_port),
+                    "--api-ip", "127.0.0.1", "--api-port", str(site.proxy_api_port),
+                    "--error-target", f"http://127.0.0.1:{site.hub_api_port}/hub/error"]
+            self.nodes.start_process("proxy", self._as_hub_user(argv), cwd=site.hub_dir,
+                                     env={"CONFIGPROXY_AUTH_TOKEN": token, "HOME": str(site.hub_dir)})
+
+        def api_answers() -> bool:
+            if self.nodes.daemon("proxy") is None:
+                log = site.log_dir / "proxy.out"
+                tail = "\n".join(log.read_text().splitlines()[-10:]) if log.exists() else ""
+                raise SiteError(f"configurable-http-proxy exited during start-up:\n{tail}")
+            probe = "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=0.5)"
+            argv = ["python3", "-c", probe, str(site.proxy_api_port)]
+            if site.isolated:
+                argv = ["nsenter", f"--net={hub_netns_path(site)}", *argv]
+            return run(argv, check=False).returncode == 0
+
+        wait_for("the proxy's API", api_answers, timeout=30, interval=0.1)
 
     def _install_secrets(self) -> None:
         """The hub's own secrets, made once and owned by the hub user: the auth_state
         encryption key, the admin service token, and its copy of the site's user CA key."""
         site = self.site
-        for name in ("crypt_key", "admin-token"):
+        for name in ("crypt_key", "admin-token", "proxy-token"):
             path = site.hub_dir / name
             if not path.exists():
                 write_file(path, secrets.token_hex(32) + "\n", 0o600, owner=HUB_OS_USER)
