@@ -157,9 +157,7 @@ class Hub:
 
         def api_answers() -> bool:
             if self.nodes.daemon("proxy") is None:
-                log = site.log_dir / "proxy.out"
-                tail = "\n".join(log.read_text().splitlines()[-10:]) if log.exists() else ""
-                raise SiteError(f"configurable-http-proxy exited during start-up:\n{tail}")
+                raise SiteError(f"configurable-http-proxy exited during start-up:\n{self._log_tail('proxy', 10)}")
             probe = "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=0.5)"
             argv = ["python3", "-c", probe, str(site.proxy_api_port)]
             if site.isolated:
@@ -167,6 +165,10 @@ class Hub:
             return run(argv, check=False).returncode == 0
 
         wait_for("the proxy's API", api_answers, timeout=30, interval=0.1)
+
+    def _log_tail(self, daemon: str, lines: int) -> str:
+        log = self.site.log_dir / f"{daemon}.out"
+        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
 
     def _install_secrets(self) -> None:
         """The hub's own secrets, made once and owned by the hub user: the auth_state
@@ -191,8 +193,7 @@ class Hub:
     def _alive_and_answering(self) -> bool:
         if not self.running():
             log = self.site.log_dir / "hub.out"
-            tail = "\n".join(log.read_text().splitlines()[-15:]) if log.exists() else ""
-            raise SiteError(f"JupyterHub exited during start-up; the end of {log}:\n{tail}")
+            raise SiteError(f"JupyterHub exited during start-up; the end of {log}:\n{self._log_tail('hub', 15)}")
         return self.answers()
 
     def stop(self) -> None:

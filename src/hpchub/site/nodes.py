@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..remote.detach import spawn_detached
 from .layout import SiteLayout
 from .system import SiteError, make_dir, say, wait_for
 
@@ -189,10 +190,7 @@ class Nodes:
     def _spawn(
         self, argv: Sequence[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
     ) -> int:
-        """Start argv in a session of its own, output to log; returns its pid.
-
-        posix_spawn rather than Popen: these processes outlive us by design, and a Popen
-        object would warn at exit that its child still runs."""
+        """Start argv detached (a session of its own), output to log; returns its pid."""
         make_dir(log.parent, 0o700)
         full_env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -200,17 +198,7 @@ class Nodes:
             **(env or {}),
             SITE_MARKER: self.site.name,
         }
-        argv = list(argv)
-        if cwd is not None:
-            argv = ["env", f"--chdir={cwd}", *argv]
-        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            return os.posix_spawnp(argv[0], argv, full_env, setsid=True, file_actions=[
-                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, out, 2)])
-        finally:
-            os.close(out)
-            os.close(null)
+        return spawn_detached(argv, log, full_env, cwd)
 
     # ----- sweeping --------------------------------------------------------------
     def processes(self, hub_netns: int | None = None) -> list[int]:

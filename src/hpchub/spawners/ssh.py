@@ -22,6 +22,7 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from ..credentials import CredentialError, CredentialSet, SSHCredential
 from ..remote import Host, SSHError, SSHPool
+from ..remote.detach import spawn_detached
 from ..remote.launcher import launcher_argv, launcher_input, parse_answer
 from ..remote.tunnels import TunnelClient
 
@@ -131,19 +132,11 @@ class SSHSpawner(Spawner):
             command = [str(Path(sys.executable).with_name("hpchub")), "tunnels", "serve",
                        "--socket", socket_path, "--known-hosts", self.known_hosts]
             self.log.info("Starting the tunnel service: %s", " ".join(command))
-            # Its own session: a hub killed with SIGKILL leaves it running. posix_spawn, not Popen:
-            # it outlives this process by design.
-            out = os.open(socket_path + ".log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            null = os.open(os.devnull, os.O_RDONLY)
-            try:
-                # Not the hub's environment: it holds the hub's secrets (crypt key, proxy token).
-                env = {k: v for k, v in os.environ.items()
-                       if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") or k.startswith("HPCHUB_")}
-                os.posix_spawn(command[0], command, env, setsid=True, file_actions=[
-                    (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, out, 2)])
-            finally:
-                os.close(out)
-                os.close(null)
+            # Its own session: a hub killed with SIGKILL leaves it running. Not the hub's
+            # environment: it holds the hub's secrets (crypt key, proxy token).
+            env = {k: v for k, v in os.environ.items()
+                   if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") or k.startswith("HPCHUB_")}
+            spawn_detached(command, socket_path + ".log", env)
             for _ in range(100):
                 if await self.tunnels.alive():
                     return
@@ -151,8 +144,12 @@ class SSHSpawner(Spawner):
             raise spawn_error("the hub's tunnel service did not start; the administrators have been told",
                                  reason="tunnels", log_message=f"tunnel service at {socket_path} did not answer")
 
+    @staticmethod
+    def _host(node: dict) -> Host:
+        return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)))
+
     def _hosts(self) -> list[Host]:
-        hosts = [Host(n["name"], n.get("address", n["name"]), int(n.get("port", 22))) for n in self.login_nodes]
+        hosts = [self._host(n) for n in self.login_nodes]
         if not hosts:
             raise spawn_error("no login nodes are configured for this hub", reason="config",
                                  log_message="SSHSpawner.login_nodes is empty")
@@ -179,7 +176,7 @@ class SSHSpawner(Spawner):
             return None
         for node in self.login_nodes:
             if node["name"] == self.host_name:
-                return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)))
+                return self._host(node)
         return None
 
     # ----- state ----------------------------------------------------------------------
