@@ -70,6 +70,15 @@ class SiteHandle:
         )
         return Credential(key, Path(f"{key}-cert.pub"))
 
+    def credential_files(self, cred, prefix: str) -> Credential:
+        """An SSHCredential (key and certificate) written to files an SSH client can use."""
+        self._serial += 1
+        key = self.tmp / f"{prefix}-{self._serial}"
+        key.touch(mode=0o600)
+        key.write_text(cred.private_key)
+        Path(f"{key}-cert.pub").write_text(cred.certificate + "\n")
+        return Credential(key, Path(f"{key}-cert.pub"))
+
     def login_address(self, node: str) -> tuple[str, int]:
         for entry in self.info["login_nodes"]:
             if entry["name"] == node:
@@ -212,12 +221,7 @@ class HubClient:
         from hpchub.credentials import CredentialSet
 
         cred = CredentialSet.from_auth_state(self.auth_state(user)).ssh
-        self.handle._serial += 1
-        key = self.handle.tmp / f"hub-{user}-{self.handle._serial}"
-        key.touch(mode=0o600)
-        key.write_text(cred.private_key)
-        Path(f"{key}-cert.pub").write_text(cred.certificate + "\n")
-        return cred, Credential(key, Path(f"{key}-cert.pub"))
+        return cred, self.handle.credential_files(cred, f"hub-{user}")
 
     def close(self) -> None:
         for session in self.sessions:

@@ -39,12 +39,7 @@ def issuer(service, **kw) -> ServiceIssuer:
 
 
 def files_for(site, cred) -> Credential:
-    site._serial += 1
-    key = site.tmp / f"svc-{site._serial}"
-    key.touch(mode=0o600)
-    key.write_text(cred.private_key)
-    (site.tmp / f"svc-{site._serial}-cert.pub").write_text(cred.certificate + "\n")
-    return Credential(key, site.tmp / f"svc-{site._serial}-cert.pub")
+    return site.credential_files(cred, "svc")
 
 
 def post_pair(service, user, password, token=None):
