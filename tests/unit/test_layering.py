@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.parametrize("module", ["hpchub.schedulers.slurm", "hpchub.remote.tunnels", "hpchub.credentials.service",
+@pytest.mark.parametrize("module", ["hpchub.schedulers.slurm", "hpchub.schedulers.watcher", "hpchub.remote.tunnels", "hpchub.credentials.service",
                                     "hpchub.credentials.service_client", "hpchub.magics", "hpchub.site.manager"])
 def test_module_does_not_import_jupyterhub(module):
     code = f"import sys, {module}; print('jupyterhub' in sys.modules)"
@@ -18,8 +18,9 @@ def test_module_does_not_import_jupyterhub(module):
     assert out.strip() == "False"
 
 
-def test_the_node_launcher_needs_only_the_standard_library():
-    launcher = Path(__file__).parents[2] / "src" / "hpchub" / "remote" / "node_launcher.py"
+@pytest.mark.parametrize("name", ["node_launcher.py", "batch_launcher.py"])
+def test_the_launchers_need_only_the_standard_library(name):
+    launcher = Path(__file__).parents[2] / "src" / "hpchub" / "remote" / name
     code = ("import sys, runpy; before = set(sys.modules); "
             f"runpy.run_path({str(launcher)!r}, run_name='not_main'); "
             "print(sorted(m for m in set(sys.modules) - before if not m.startswith('_') and m.split('.')[0] not in "

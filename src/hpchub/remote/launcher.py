@@ -1,4 +1,5 @@
-"""The hub's side of the remote launcher (node_launcher.py): how it is sent and answered."""
+"""The hub's side of the remote launchers (node_launcher.py for servers on login nodes,
+batch_launcher.py for servers in batch jobs): how they are sent and answered."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from importlib import resources
 BOOTSTRAP = "import sys;n=int(sys.stdin.readline());exec(compile(sys.stdin.read(n),'hpchub-launcher','exec'))"
 
 
-def launcher_source() -> str:
-    return resources.files("hpchub.remote").joinpath("node_launcher.py").read_text()
+NODE = "node_launcher.py"
+BATCH = "batch_launcher.py"
+
+
+def launcher_source(module: str = NODE) -> str:
+    return resources.files("hpchub.remote").joinpath(module).read_text()
 
 
 def launcher_argv(python: str = "python3") -> list[str]:
     return [python, "-c", BOOTSTRAP]
 
 
-def launcher_input(request: dict) -> str:
-    source = launcher_source()
+def launcher_input(request: dict, module: str = NODE) -> str:
+    source = launcher_source(module)
     return f"{len(source)}\n{source}{json.dumps(request)}"
 
 

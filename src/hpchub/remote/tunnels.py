@@ -5,10 +5,14 @@ cannot live in the hub. `hpchub tunnels serve` holds them instead: a small proce
 the proxy, reached on a Unix socket that only the hub's user can open, speaking one JSON
 object per line:
 
-    {"op": "open", "id": ID, "host": {...}, "credential": {...}, "hub_api": [HOST, PORT]}
-        -> {"remote_port": N}   a forward on the node's loopback to the hub's API
-    {"op": "forward", "id": ID, "remote_socket": PATH}
+    {"op": "open", "id": ID, "host": {...}, "credential": {...}, "hub_api": [HOST, PORT],
+     "bind": ADDRESS}
+        -> {"remote_port": N}   a forward on the node to the hub's API, listening on the node's
+                                loopback, or on `bind` (its cluster-side address, for servers
+                                on compute nodes; sshd needs `GatewayPorts clientspecified`)
+    {"op": "forward", "id": ID, "remote_socket": PATH}  or  "remote_address": [HOST, PORT]
         -> {"local_port": N}    a listener on the hub side's loopback to the server's socket
+                                on the login node, or to a TCP port the login node reaches
     {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M} or {"missing": true}
     {"op": "close", "id": ID}   -> {"closed": true}
     {"op": "exec", "id": ID, "argv": [...], "input": TEXT}
@@ -96,7 +100,8 @@ class TunnelService:
                 conn = await self.pool.connection(host, credential)
                 hub_host, hub_port = request["hub_api"]
                 tunnel = Tunnel(host, credential)
-                tunnel.reverse = await conn.forward_remote_port("127.0.0.1", 0, hub_host, int(hub_port))
+                bind = request.get("bind") or "127.0.0.1"
+                tunnel.reverse = await conn.forward_remote_port(bind, 0, hub_host, int(hub_port))
                 # Some session must stay open on a connection that carries forwards: without one,
                 # sshd leaves Nagle on and every kernel round trip stalls by about 40 ms.
                 tunnel.keepalive = await conn.create_process("cat")
@@ -109,7 +114,11 @@ class TunnelService:
                 return {"error": "no such tunnel", "detail": tunnel_id}
             if tunnel.local is None:
                 conn = await self.pool.connection(tunnel.host, tunnel.credential)
-                tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", 0, request["remote_socket"])
+                if "remote_address" in request:
+                    dest_host, dest_port = request["remote_address"]
+                    tunnel.local = await conn.forward_local_port("127.0.0.1", 0, dest_host, int(dest_port))
+                else:
+                    tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", 0, request["remote_socket"])
             return {"local_port": tunnel.local.get_port()}
         if op == "exec":
             if tunnel is None:

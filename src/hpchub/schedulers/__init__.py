@@ -3,5 +3,9 @@ formats; they run nothing themselves. One small module per scheduler over base.p
 by the batch spawner and the notebook magics. Imports no JupyterHub."""
 
 from .base import JobRequest, JobState, JobStatus, SchedulerError, ValidationError
+from .slurm import Slurm
 
-__all__ = ["JobRequest", "JobState", "JobStatus", "SchedulerError", "ValidationError"]
+SCHEDULERS = {"slurm": Slurm}
+"""Adapters by name; a new scheduler is one module here and one entry in this table."""
+
+__all__ = ["SCHEDULERS", "JobRequest", "JobState", "JobStatus", "SchedulerError", "ValidationError"]

@@ -147,6 +147,10 @@ class Slurm:
             )
         return jobs
 
+    def only_unknown_jobs(self, stderr: str) -> bool:
+        """squeue exits 1 when every job asked about is unknown to it (ended and purged)."""
+        return "Invalid job id specified" in stderr
+
     def expected_start_argv(self, job_ids: list[str]) -> list[str]:
         return ["squeue", "--noheader", "--start", "--format=%i|%T|%r|%S", "--jobs=" + ",".join(job_ids)]
 

@@ -45,14 +45,22 @@ def hub_config(site: SiteLayout) -> str:
         # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
         "JupyterHub.spawner_class": "hpchub-ssh",
         "JupyterHub.cleanup_servers": False,
-        "SSHSpawner.login_nodes": [
-            {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name)}
+        # Settings shared by the SSH spawner and the Slurm spawner (hpchub-slurm).
+        "RemoteSpawner.login_nodes": [
+            {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name),
+             # where compute nodes reach this login node (for the hub API forward of batch jobs)
+             "cluster_address": n.address}
             for n in site.login_nodes
         ],
-        "SSHSpawner.known_hosts": str(site.known_hosts),
-        "SSHSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
-        "SSHSpawner.launcher_python": "/usr/bin/python3",
-        "SSHSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
+        "RemoteSpawner.known_hosts": str(site.known_hosts),
+        "RemoteSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
+        "RemoteSpawner.launcher_python": "/usr/bin/python3",
+        "RemoteSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
+        # Loopback: the hub shares the nodes' network, as a hub inside the cluster network
+        # would. Isolated: compute nodes have no route from the hub; go through a login node.
+        "BatchSpawner.connect_to_server": "via-login-node" if site.isolated else "direct",
+        "BatchSpawner.partition": "batch",
+        "BatchSpawner.walltime": "01:00:00",
         "Spawner.default_url": "/lab",
         "JupyterHub.allow_named_servers": True,
         # Show the progress page at once: a remote start has steps worth seeing.
@@ -110,7 +118,8 @@ class Hub:
 
     def ensure(self) -> None:
         site = self.site
-        jupyterhub = HUB_ENV / "bin" / "jupyterhub"
+        # hpchub-hub: JupyterHub that keeps queued batch spawns across restarts (hpchub.hubapp).
+        jupyterhub = HUB_ENV / "bin" / "hpchub-hub"
         if not jupyterhub.exists():
             raise SiteError(f"the hub's environment {HUB_ENV} is missing: run `make hub-env` (or `make demo`)")
         hub_dir = make_dir(site.hub_dir, 0o700, owner=HUB_OS_USER)

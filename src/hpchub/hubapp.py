@@ -1,0 +1,111 @@
+"""JupyterHub with two changes for servers that wait in a batch queue (command ``hpchub-hub``,
+run in place of ``jupyterhub``; same options and configuration).
+
+1. **A hub restart keeps queued spawns.** At start-up JupyterHub checks every spawner that
+   has a server record (`init_spawners` -> `check_spawner` in jupyterhub/app.py): it polls
+   it and, if it claims to be running, waits `http_timeout` for it to answer, then stops it.
+   A job still waiting in the queue cannot answer, so it would be cancelled by every restart.
+   Here such spawners (state `phase == "queued"`, written by the batch spawner as soon as
+   the scheduler accepted the job) are taken out of that check and their spawn is resumed:
+   the user sees the pending page with its Stop button again, and `start()` follows the same
+   job instead of submitting a new one (BatchSpawner._resume). Everything else goes through
+   JupyterHub's own check unchanged.
+
+2. **Queued jobs do not count against `concurrent_spawn_limit`.** The limit protects the hub
+   from many spawns doing work at once; a job waiting in the queue costs the hub nothing, and
+   fifty of them must not stop another user from starting a server on a login node. Spawners
+   that report `waiting_in_queue` are left out of the count of pending spawns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from jupyterhub import orm
+from jupyterhub.app import JupyterHub
+from jupyterhub.user import UserDict
+from traitlets import default
+
+
+class QueueAwareUserDict(UserDict):
+    def count_active_users(self):
+        counts = super().count_active_users()
+        queued = sum(1 for user in self.values() for spawner in user.spawners.values()
+                     if spawner.pending == "spawn" and getattr(spawner, "waiting_in_queue", False))
+        counts["spawn_pending"] -= queued
+        counts["queued"] = queued
+        return counts
+
+
+class HPCHub(JupyterHub):
+    name = "hpchub-hub"
+
+    @default("users")
+    def _users_default(self):
+        assert self.tornado_settings
+        return QueueAwareUserDict(db_factory=lambda: self.db, settings=self.tornado_settings)
+
+    async def init_spawners(self):
+        queued = self._take_queued_spawns()
+        count = await super().init_spawners()
+        for user, name, state in queued:
+            self._resume_spawn(user, name, state)
+        return count
+
+    def _take_queued_spawns(self):
+        """Spawners with a job still in the queue, taken out of JupyterHub's start-up check."""
+        queued = []
+        for orm_spawner in self.db.query(orm.Spawner).filter(orm.Spawner.server != None):  # noqa: E711
+            state = orm_spawner.state or {}
+            if state.get("phase") != "queued" or not state.get("job_id"):
+                continue
+            user = self.users[orm_spawner.user]
+            self.log.info("%s:%s has job %s in the queue; resuming its spawn", user.name, orm_spawner.name,
+                          state["job_id"])
+            # The server record was made for the interrupted spawn; the resumed spawn makes its own.
+            server = orm_spawner.server
+            orm_spawner.server = None
+            self.db.delete(server)
+            queued.append((user, orm_spawner.name, dict(state)))
+        self.db.commit()
+        return queued
+
+    def _resume_spawn(self, user, name: str, state: dict) -> None:
+        """What the spawn handler does for a new spawn, with the saved job handed to start()."""
+        spawner = user.spawners[name]
+        spawner.resume_state = state
+        spawner._spawn_pending = True
+
+        async def resume():
+            await user.spawn(name)  # the saved user_options are used again
+            spawner._proxy_pending = True
+            try:
+                await self.proxy.add_user(user, name)
+            except Exception:
+                self.log.exception("Failed to add %s to the proxy; stopping it", spawner._log_name)
+                await user.stop(name)
+                return
+            finally:
+                spawner._proxy_pending = False
+            spawner.add_poll_callback(self._server_stopped, user, name)
+
+        future = spawner._spawn_future = asyncio.ensure_future(resume())
+
+        def done(f):
+            if f.cancelled() or f.exception() is None:
+                spawner._spawn_future = None
+            else:
+                self.log.warning("Resumed spawn of %s failed: %s", spawner._log_name, f.exception())
+            spawner._spawn_pending = False
+
+        future.add_done_callback(done)
+
+    async def _server_stopped(self, user, name: str) -> None:
+        """A server found stopped by polling (as the spawn handler's callback does)."""
+        status = await user.spawners[name].poll()
+        self.log.warning("%s:%s stopped with exit code %s", user.name, name, status)
+        await self.proxy.delete_user(user, name)
+        await user.stop(name)
+
+
+main = HPCHub.launch_instance

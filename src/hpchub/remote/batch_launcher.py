@@ -1,0 +1,253 @@
+"""hpchub's batch launcher: the remote half of a server that runs inside a batch job.
+
+Like node_launcher.py it needs only Python 3.6+ and its standard library, and nothing is
+installed on the cluster. It runs in two places:
+
+On a login node, sent over SSH (one JSON request on stdin, one JSON line on stdout):
+
+    {"action": "submit", "server_id": ID, "argv": [...], "script": TEXT, "env": {...}}
+        makes the job's directory ~/.hpchub/jobs/ID (0700, in the shared home), then runs
+        the scheduler's submit command (e.g. `sbatch --parsable`) with the script on its
+        stdin and `env` added to its environment: the job inherits that environment, so the
+        server's token reaches it without being written into the script or any file
+    {"action": "await", "server_id": ID, "timeout": SECONDS}
+        waits for the job to report, through the shared home, that its server listens
+        ({"status": "ready", ...}) or that it ended ({"status": "ended", ...})
+    {"action": "tail", "server_id": ID}   the end of the job's output file
+    {"action": "remove", "server_id": ID} the job's directory, once the job is gone
+
+On the job's first node, from the batch script (`python3 - serve CONFIG <<EOF ... EOF`):
+picks a free port on the node's own address, starts the server with that port, writes
+ready.json once the port answers, waits for the server, and writes ended.json when it ends.
+Every process of the server carries HPCHUB_SERVER_ID, so nothing it started outlives it.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+MARKER = "HPCHUB_SERVER_ID"
+JOBS_DIR = os.path.join(".hpchub", "jobs")  # relative to the home directory
+KEEP_SECONDS = 7 * 86400  # finished jobs' directories (with their output) are kept this long
+
+
+def job_dir(server_id):
+    if not SERVER_ID.match(server_id):
+        raise ValueError("bad server id %r" % server_id)
+    return os.path.join(os.path.expanduser("~"), JOBS_DIR, server_id)
+
+
+def tail(path, lines=30):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16384))
+            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path, data):
+    """Atomically, so that a reader never sees half a file."""
+    partial = path + ".partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.rename(partial, path)
+
+
+# ----- on a login node ---------------------------------------------------------------
+def prune(jobs):
+    """Directories of jobs that ended long ago; a running job's is never touched."""
+    now = time.time()
+    for name in os.listdir(jobs):
+        path = os.path.join(jobs, name)
+        ended = os.path.join(path, "ended.json")
+        try:
+            if os.path.exists(ended) and now - os.stat(ended).st_mtime > KEEP_SECONDS:
+                shutil.rmtree(path)
+        except OSError:
+            continue
+
+
+def submit(request):
+    home = os.path.expanduser("~")
+    jobs = os.path.join(home, JOBS_DIR)
+    os.makedirs(jobs, 0o700, exist_ok=True)
+    os.chmod(os.path.join(home, ".hpchub"), 0o700)
+    os.chmod(jobs, 0o700)
+    prune(jobs)
+    directory = job_dir(request["server_id"])
+    if os.path.exists(directory):
+        shutil.rmtree(directory)
+    os.mkdir(directory, 0o700)
+    env = dict(os.environ)
+    env.update(request["env"])
+    try:
+        proc = subprocess.run(request["argv"], input=request["script"].encode(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env, cwd=home, timeout=float(request.get("timeout", 90)))
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "dir": directory}
+    except OSError as exc:
+        return {"status": "error", "error": "cannot run %s: %s" % (request["argv"][0], exc)}
+    return {"status": "submitted" if proc.returncode == 0 else "refused", "exit": proc.returncode,
+            "stdout": proc.stdout.decode("utf-8", "replace"), "stderr": proc.stderr.decode("utf-8", "replace"),
+            "dir": directory}
+
+
+def await_report(request):
+    directory = job_dir(request["server_id"])
+    deadline = time.time() + float(request.get("timeout", 20))
+    while True:
+        ended = read_json(os.path.join(directory, "ended.json"))
+        if ended is not None:
+            ended["status"] = "ended"
+            ended["output_tail"] = tail(os.path.join(directory, "job.out"))
+            return ended
+        ready = read_json(os.path.join(directory, "ready.json"))
+        if ready is not None:
+            ready["status"] = "ready"
+            return ready
+        if time.time() > deadline:
+            return {"status": "waiting"}
+        time.sleep(0.05)
+
+
+def output_tail(request):
+    return {"status": "ok", "output_tail": tail(os.path.join(job_dir(request["server_id"]), "job.out"))}
+
+
+def remove(request):
+    shutil.rmtree(job_dir(request["server_id"]), ignore_errors=True)
+    return {"status": "removed"}
+
+
+# ----- in the job, on its first node ---------------------------------------------------
+def free_port(address):
+    # The port is released before the server binds it; serve() retries if another process
+    # took it in between (the server exits at once with "Address already in use").
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def answers(address, port):
+    try:
+        socket.create_connection((address, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def processes_of(server_id):
+    marker = ("%s=%s" % (MARKER, server_id)).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if os.stat("/proc/" + name).st_uid != os.getuid():
+                continue
+            with open("/proc/%s/environ" % name, "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def end_all(server_id, grace=5.0):
+    """Kernels run in sessions of their own: end every process carrying the marker."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        pids = processes_of(server_id)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.time() + wait
+        while processes_of(server_id) and time.time() < deadline:
+            time.sleep(0.1)
+
+
+def serve(config):
+    server_id = config["server_id"]
+    directory = job_dir(server_id)
+    os.makedirs(directory, 0o700, exist_ok=True)
+    hostname = socket.gethostname()
+    address = config.get("bind") or socket.gethostbyname(hostname)
+    runtime = tempfile.mkdtemp(prefix="hpchub-%s-" % server_id)  # node-local, 0700
+    env = dict(os.environ)
+    env[MARKER] = server_id
+    env["JUPYTER_RUNTIME_DIR"] = runtime
+    base_path = re.sub(r"^[a-z]+://[^/]*", "", env.get("JUPYTERHUB_SERVICE_URL", "")) or "/"
+    child = {"proc": None}
+
+    def forward(signum, _frame):
+        # scancel and the walltime end send SIGTERM: pass it on, then wait for the server.
+        if child["proc"] is not None:
+            child["proc"].send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code, ready = 1, False
+    try:
+        for _attempt in range(3):
+            port = free_port(address)
+            env["JUPYTERHUB_SERVICE_URL"] = "http://%s:%d%s" % (address, port, base_path)
+            proc = child["proc"] = subprocess.Popen(config["argv"], env=env, stdin=subprocess.DEVNULL,
+                                                    cwd=os.path.expanduser("~"))
+            while proc.poll() is None and not answers(address, port):
+                time.sleep(0.05)
+            if proc.poll() is None:
+                ready = True
+                write_json(os.path.join(directory, "ready.json"), {
+                    "host": hostname, "address": address, "port": port, "pid": proc.pid,
+                    "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID", ""),
+                    "nodes": os.environ.get("SLURM_JOB_NODELIST", hostname), "started": time.time()})
+                code = proc.wait()
+                break
+            code = proc.returncode
+            out = tail(os.path.join(directory, "job.out"), 5)
+            if "already in use" not in out:
+                break
+    finally:
+        end_all(server_id)
+        shutil.rmtree(runtime, ignore_errors=True)
+        write_json(os.path.join(directory, "ended.json"),
+                   {"code": code, "was_ready": ready, "host": hostname, "ended": time.time()})
+    return code
+
+
+def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "serve":
+        sys.exit(serve(json.loads(sys.argv[2])))
+    request = json.loads(sys.stdin.read())
+    actions = {"submit": submit, "await": await_report, "tail": output_tail, "remove": remove}
+    try:
+        result = actions[request["action"]](request)
+    except Exception as exc:  # report every failure as JSON; the hub turns it into a message
+        result = {"status": "error", "error": "%s: %s" % (type(exc).__name__, exc)}
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
