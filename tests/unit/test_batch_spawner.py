@@ -1,0 +1,132 @@
+"""The batch spawner's pure parts (options, job script, messages) and the batch launcher run
+locally with a stand-in server (a few lines of Python that listen where they are told)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hpchub.remote.launcher import BATCH, launcher_source
+from hpchub.schedulers.base import JobState, JobStatus, ValidationError
+from hpchub.schedulers.slurm import Slurm
+from hpchub.spawners.batch import BatchSpawner, outcome_message, pending_message
+
+
+def spawner(**settings) -> BatchSpawner:
+    s = BatchSpawner(**settings)
+    s.server_id = "alice-default-0a1b2c3d"
+    s.cmd = ["/opt/jupyter/bin/jupyterhub-singleuser"]
+    return s
+
+
+def test_options_are_typed_and_unknown_ones_refused():
+    assert BatchSpawner.checked_options({"nodes": "2", "partition": " debug "}) == {"nodes": 2, "partition": "debug"}
+    with pytest.raises(ValidationError, match="'script' is not an option"):
+        BatchSpawner.checked_options({"script": "rm -rf ~"})
+    with pytest.raises(ValidationError, match="the nodes must be a number"):
+        BatchSpawner.checked_options({"nodes": "two"})
+    with pytest.raises(ValidationError, match="the gpus must be a number"):
+        BatchSpawner.checked_options({"gpus": True})
+
+
+def test_a_hostile_value_never_reaches_the_script():
+    s = spawner()
+    s.user_options = {"account": "physics\n#SBATCH --uid=0"}
+    with pytest.raises(ValidationError, match="account"):
+        s.job_request()
+    s.user_options = {"walltime": "soon"}
+    with pytest.raises(ValidationError, match="walltime"):
+        s.job_request()
+
+
+def test_the_job_script_has_quoted_directives_setup_lines_and_the_launcher_but_no_secret():
+    s = spawner(partition="batch", walltime="00:30:00", setup_lines=["module load python"])
+    s.user_options = {"nodes": 2, "account": "physics", "constraint": "gpu&fast"}
+    s.environment = {"JUPYTERHUB_API_TOKEN": "secret-token"}
+    script = Slurm().job_script(s.job_request())
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    assert "#SBATCH --partition=batch" in lines and "#SBATCH --nodes=2" in lines
+    assert "#SBATCH '--constraint=gpu&fast'" in lines and "#SBATCH --time=00:30:00" in lines
+    assert "#SBATCH --output=.hpchub/jobs/alice-default-0a1b2c3d/job.out" in lines
+    assert "module load python" in lines
+    run = next(line for line in lines if line.startswith("exec "))
+    assert run.startswith("exec python3 - serve '{\"server_id\": \"alice-default-0a1b2c3d\"")
+    assert run.endswith("<<'HPCHUB_LAUNCHER_EOF'") and lines[-1] == "HPCHUB_LAUNCHER_EOF"
+    assert launcher_source(BATCH).rstrip("\n") in script
+    assert "secret-token" not in script and "JUPYTERHUB_API_TOKEN" not in script
+    # bash reads it: the launcher's config survives the quoting exactly.
+    checked = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_pending_and_outcome_messages_use_the_schedulers_words():
+    pending = JobStatus("42", JobState.PENDING, "PENDING", reason="Resources", start="2026-11-25T14:00:00")
+    assert pending_message(pending, 75) == ("Job 42 is waiting in the queue (pending, reason: Resources); "
+                                            "expected start 2026-11-25 14:00:00; waited 1 min 15 s")
+    assert outcome_message(JobStatus("42", JobState.CANCELLED, "CANCELLED by 0")) == "job 42 was cancelled (by uid 0)"
+    assert outcome_message(JobStatus("42", JobState.TIMEOUT, "TIMEOUT")) == "job 42 reached its time limit"
+    failed = JobStatus("42", JobState.FAILED, "NODE_FAIL", reason="NodeDown", exit_code=1)
+    assert outcome_message(failed) == "job 42 ended: NODE_FAIL, exit code 1 (NodeDown)"
+
+
+# ----- the batch launcher, locally ---------------------------------------------------------
+STAND_IN_SERVER = """
+import os, http.server, urllib.parse
+url = urllib.parse.urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+print("stand-in server on", url.hostname, url.port, "marker", os.environ["HPCHUB_SERVER_ID"], flush=True)
+http.server.HTTPServer((url.hostname, url.port), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def launcher(home: Path, *args, stdin: str | None = None, output=subprocess.PIPE):
+    env = {**os.environ, "HOME": str(home), "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:8888/user/alice/"}
+    return subprocess.Popen([sys.executable, "-c", launcher_source(BATCH), *args], env=env,
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=output, stderr=subprocess.STDOUT, text=True)
+
+
+def ask(home: Path, request: dict) -> dict:
+    proc = launcher(home, stdin=json.dumps(request))
+    out, _ = proc.communicate(json.dumps(request), timeout=30)
+    return json.loads(out.splitlines()[-1])
+
+
+def test_the_launcher_reports_the_listening_server_and_its_end(tmp_path):
+    job_dir = tmp_path / ".hpchub" / "jobs" / "alice-x-1"
+    job_dir.mkdir(parents=True)
+    config = {"server_id": "alice-x-1", "argv": [sys.executable, "-c", STAND_IN_SERVER], "bind": "127.0.0.1"}
+    with open(job_dir / "job.out", "w") as out:  # as Slurm's --output would
+        serving = launcher(tmp_path, "serve", json.dumps(config), output=out)
+    try:
+        ready = ask(tmp_path, {"action": "await", "server_id": "alice-x-1", "timeout": 20})
+        assert ready["status"] == "ready" and ready["address"] == "127.0.0.1" and ready["port"] > 0
+        import urllib.request
+        assert urllib.request.urlopen(f"http://127.0.0.1:{ready['port']}/", timeout=5).status == 200
+        serving.terminate()  # what scancel does
+        assert serving.wait(20) is not None
+        ended = ask(tmp_path, {"action": "await", "server_id": "alice-x-1", "timeout": 5})
+        assert ended["status"] == "ended" and ended["was_ready"] is True
+    finally:
+        serving.kill()
+        serving.wait()
+    assert oct((tmp_path / ".hpchub" / "jobs" / "alice-x-1" / "ended.json").stat().st_mode)[-3:] == "600"
+
+
+def test_a_server_that_exits_at_once_is_reported_with_its_code(tmp_path):
+    job_dir = tmp_path / ".hpchub" / "jobs" / "alice-x-2"
+    job_dir.mkdir(parents=True)
+    config = {"server_id": "alice-x-2", "argv": [sys.executable, "-c", "import sys; sys.exit(4)"], "bind": "127.0.0.1"}
+    with open(job_dir / "job.out", "w") as out:
+        serving = launcher(tmp_path, "serve", json.dumps(config), output=out)
+    assert serving.wait(20) == 4
+    started = time.monotonic()
+    ended = ask(tmp_path, {"action": "await", "server_id": "alice-x-2", "timeout": 5})
+    assert ended["status"] == "ended" and ended["code"] == 4 and ended["was_ready"] is False
+    assert time.monotonic() - started < 2

@@ -1,0 +1,163 @@
+"""The shared job watcher's logic, against scripted scheduler answers (Slurm's real output
+formats, as the golden files in tests/unit/golden/slurm show them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hpchub.schedulers.base import JobState
+from hpchub.schedulers.slurm import Slurm
+from hpchub.schedulers.watcher import JobWatcher
+
+
+class Scheduler:
+    """Answers squeue and sacct from a table, and counts what it was asked."""
+
+    def __init__(self):
+        self.queue: dict[str, str] = {}  # job id -> squeue line
+        self.accounting: dict[str, str] = {}  # job id -> sacct line
+        self.calls: list[list[str]] = []
+        self.fail = False
+
+    async def run(self, argv):
+        self.calls.append(argv)
+        if self.fail:
+            raise OSError("connection reset")
+        ids = next(a for a in argv if a.startswith("--jobs=")).split("=", 1)[1].split(",")
+        if argv[0] == "squeue":
+            found = [self.queue[i] for i in ids if i in self.queue]
+            if not found and len(ids) == 1:
+                return 1, "", "slurm_load_jobs error: Invalid job id specified\n"
+            return 0, "\n".join(found) + "\n", ""
+        return 0, "\n".join(self.accounting[i] for i in ids if i in self.accounting) + "\n", ""
+
+
+def squeue_line(job_id, state, reason="None", nodes="", start="N/A", end="N/A"):
+    return f"{job_id}|{state}|{reason}|{nodes}|{start}|{end}|jupyter-default|alice"
+
+
+def sacct_line(job_id, state, exit_code="0:0"):
+    return f"{job_id}|jupyter-default|{state}|{exit_code}|c1|2026-11-25T10:00:00|2026-11-25T10:05:00|None"
+
+
+def make(scheduler, clock, **kw):
+    return JobWatcher(Slurm(), scheduler.run, clock=lambda: clock[0], **kw)
+
+
+def test_one_query_for_all_jobs_whatever_their_number():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock)
+        for i in range(1, 51):
+            scheduler.queue[str(i)] = squeue_line(i, "RUNNING", nodes="c1")
+            watcher.watch(str(i))
+        watcher.stop()
+        await watcher.poll_once()
+        assert len(scheduler.calls) == 1 and scheduler.calls[0][0] == "squeue"
+        assert scheduler.calls[0][-1] == "--jobs=" + ",".join(str(i) for i in range(1, 51))
+        assert all(j.status.state is JobState.RUNNING for j in watcher.jobs.values())
+
+    asyncio.run(go())
+
+
+def test_a_failed_query_is_never_taken_as_gone_and_backs_off():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock, interval=30, grace=10)
+        watcher.watch("7")
+        watcher.stop()
+        scheduler.fail = True
+        for _ in range(5):
+            clock[0] += 100
+            await watcher.poll_once()
+        assert watcher.jobs["7"].final is None
+        assert watcher.current_interval() > 30 and watcher.current_interval() <= watcher.max_interval
+        scheduler.fail = False
+        scheduler.queue["7"] = squeue_line(7, "RUNNING")
+        await watcher.poll_once()
+        assert watcher.current_interval() == 30
+
+    asyncio.run(go())
+
+
+def test_missing_jobs_are_gone_only_after_the_grace_period_and_when_accounting_agrees():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock, grace=30)
+        watcher.watch("8")
+        watcher.stop()
+        await watcher.poll_once()  # squeue does not list it (a hiccup, or purged)
+        clock[0] = 29
+        await watcher.poll_once()
+        assert watcher.jobs["8"].final is None
+        assert [c[0] for c in scheduler.calls] == ["squeue", "squeue"]
+        # Past the grace period accounting is asked; it says the job still runs: keep it.
+        scheduler.accounting["8"] = sacct_line(8, "RUNNING")
+        clock[0] = 31
+        await watcher.poll_once()
+        assert watcher.jobs["8"].final is None and scheduler.calls[-1][0] == "sacct"
+        # Now accounting says it ended: after another grace period it is final.
+        scheduler.accounting["8"] = sacct_line(8, "CANCELLED by 0", "0:15")
+        clock[0] = 40
+        await watcher.poll_once()
+        assert watcher.jobs["8"].final is None
+        clock[0] = 71
+        await watcher.poll_once()
+        final = watcher.jobs["8"].final
+        assert final.state is JobState.CANCELLED and final.native_state == "CANCELLED by 0"
+
+    asyncio.run(go())
+
+
+def test_a_job_the_queue_shows_ended_is_settled_from_accounting_at_once():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock)
+        watcher.watch("9")
+        watcher.stop()
+        scheduler.queue["9"] = squeue_line(9, "TIMEOUT", nodes="c2")
+        scheduler.accounting["9"] = sacct_line(9, "TIMEOUT", "0:0")
+        await watcher.poll_once()
+        assert watcher.jobs["9"].final.state is JobState.TIMEOUT
+
+    asyncio.run(go())
+
+
+def test_urgent_jobs_shorten_the_interval_and_a_slow_scheduler_lengthens_it():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock, interval=30, urgent_interval=2, slow_after=5)
+        watcher.watch("1")
+        watcher.stop()
+        assert watcher.current_interval() == 30
+        watcher.set_urgent("1", True)
+        assert watcher.current_interval() == 2
+        scheduler.queue["1"] = squeue_line(1, "PENDING", reason="Resources")
+        original = scheduler.run
+
+        async def slow(argv):
+            clock[0] += 12  # slurmctld took 12 s to answer
+            return await original(argv)
+
+        watcher.run = slow
+        await watcher.poll_once()
+        assert watcher.current_interval() == 4
+        assert watcher.jobs["1"].status.reason == "Resources"
+
+    asyncio.run(go())
+
+
+def test_waiters_wake_after_the_next_poll():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock)
+        watcher.watch("3")
+        watcher.stop()
+        scheduler.queue["3"] = squeue_line(3, "RUNNING")
+        waiter = asyncio.ensure_future(watcher.next_poll(timeout=5))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        await watcher.poll_once()
+        await asyncio.wait_for(waiter, 1)
+
+    asyncio.run(go())
