@@ -7,9 +7,10 @@ import json
 import time
 from pathlib import Path
 
-from . import site_bringup, ssh_spawn, ssh_throughput
+from . import batch_spawn, site_bringup, ssh_spawn, ssh_throughput
 
-BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn, "ssh-throughput": ssh_throughput}
+BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn, "ssh-throughput": ssh_throughput,
+              "batch-spawn": batch_spawn}
 
 
 def main() -> None:
