@@ -7,10 +7,10 @@ import json
 import time
 from pathlib import Path
 
-from . import batch_spawn, site_bringup, ssh_spawn, ssh_throughput
+from . import batch_spawn, site_bringup, ssh_spawn, ssh_throughput, status_queries
 
 BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn, "ssh-throughput": ssh_throughput,
-              "batch-spawn": batch_spawn}
+              "batch-spawn": batch_spawn, "status-queries": status_queries}
 
 
 def main() -> None:

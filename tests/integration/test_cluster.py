@@ -57,7 +57,7 @@ def test_alice_may_use_both_accounts_and_the_gpu_node(site):
 
 def test_site_shape_partitions_qos_reservation(site):
     parts = check(site.ssh("bob", ["sinfo", "-h", "-o", "%P %l %N"])).stdout.split("\n")
-    assert "batch* 12:00:00 c[1-4]" in parts and "debug 30:00 c[1-2]" in parts
+    assert "batch* 12:00:00 c[1-4]" in parts and "debug 30:00 c[1-2]" in parts and "shared 4:00:00 c[1-4]" in parts
     qos = check(site.ssh("bob", ["sacctmgr", "-n", "-P", "show", "qos", "format=name"])).stdout.split()
     assert {"normal", "high"} <= set(qos)
     refused = site.ssh("bob", ["sbatch", "--qos=high", "--wrap", "hostname"])

@@ -21,6 +21,8 @@ def test_slurm_conf_is_shaped_like_a_centres():
     assert "AccountingStorageEnforce=associations,limits,qos" in lines
     assert "PartitionName=batch Nodes=c1,c2,c3,c4 Default=YES MaxTime=12:00:00 DefaultTime=01:00:00 State=UP" in lines
     assert "PartitionName=debug Nodes=c1,c2 MaxTime=00:30:00 DefaultTime=00:10:00 State=UP" in lines
+    assert ("PartitionName=shared Nodes=c1,c2,c3,c4 MaxTime=04:00:00 DefaultTime=01:00:00 OverSubscribe=FORCE:16 "
+            "State=UP") in lines and "DefMemPerCPU=500" in lines
     nodes = [line for line in lines if line.startswith("NodeName=")]
     assert len(nodes) == 4
     assert all(f"Port={LOOP.slurmd_port(n.split()[0][9:])}" in n for n in nodes)

@@ -322,8 +322,12 @@ class BatchSpawner(RemoteSpawner, Spawner):
                         running_since = time.monotonic()
                         self._event(f"Job {job_id} is running on {', '.join(status.nodes)}; "
                                     "starting your server", 60, job_id=job_id)
+                    # A short wait while the job has not been seen yet (it may be queued), then
+                    # longer ones; the credential is read again each time (it is renewed).
+                    credential = await self._credential_or_none()
+                    wait = min(self.launcher_wait, 10 if status is not None else 3)
                     answer = await self._launcher(host, credential, {"action": "await", "server_id": self.server_id,
-                                                                     "timeout": min(self.launcher_wait, 10)},
+                                                                     "timeout": wait},
                                                   "waiting for your job", module=BATCH)
                     if answer.get("status") == "ready":
                         return await self._connect(host, answer, watched.status)
@@ -407,8 +411,9 @@ class BatchSpawner(RemoteSpawner, Spawner):
                                  "state": watched.final.native_state}
             self.log.warning("%s: %s", self._log_name, self.last_outcome["message"])
             return watched.final.exit_code if watched.final.exit_code else 1
-        if watched.status is not None:
-            self.end_time = watched.status.end or self.end_time
+        if watched.status is not None and watched.status.end and watched.status.end != self.end_time:
+            self.end_time = watched.status.end  # e.g. first known, or changed by an admin's scontrol
+            self._save_state()
         return None
 
     async def stop(self, now=False):

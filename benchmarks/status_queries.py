@@ -1,0 +1,142 @@
+"""Scheduler load: job status queries per minute that reach slurmctld while 10 and then 50
+servers run in Slurm jobs, for hpchub and for batchspawner 1.3, both at their defaults.
+
+Counted at the controller itself (`sdiag`'s RPC statistics, reset at the start of each
+one-minute window), so every squeue from anywhere is seen. The servers are a stand-in for
+jupyterhub-singleuser (a few lines of Python answering the hub's checks like the real
+one): 50 JupyterLab servers do not fit this machine, and what is measured here is the
+spawner's polling, which does not depend on what the server is. Instance `benchq`, loopback.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from pathlib import Path
+
+from hpchub.site.system import demo_passwords
+from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, spawn, stop
+
+from .batch_spawn import wait_queue_empty
+from .incumbent_batchspawner import BatchspawnerHub
+
+NAME = "benchq"
+SIZES = (10, 50)
+WINDOW = 60  # seconds
+
+STAND_IN = Path("/opt/hpchub/bench/stand-in-server")
+STAND_IN_SOURCE = '''#!/usr/bin/python3
+"""A stand-in for jupyterhub-singleuser in scale benchmarks: listens where the hub says
+(JUPYTERHUB_SERVICE_URL) and answers every GET with 200 and a small JSON body."""
+import http.server, json, os, urllib.parse
+url = urllib.parse.urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"version": "stand-in", "kernels": 0}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer((url.hostname, url.port), Answer).serve_forever()
+'''
+JOB_INFO_RPC = re.compile(r"^\s*(REQUEST_JOB_INFO\w*|REQUEST_JOB_USER_INFO)\s+\(\s*\d+\)\s+count:(\d+)", re.M)
+
+
+def install_stand_in() -> str:
+    STAND_IN.parent.mkdir(parents=True, exist_ok=True)
+    STAND_IN.write_text(STAND_IN_SOURCE)
+    STAND_IN.chmod(0o755)
+    return str(STAND_IN)
+
+
+def job_info_rpcs(site: SiteHandle) -> int:
+    out = check(site.in_node("head", ["sdiag"])).stdout
+    return sum(int(count) for _name, count in JOB_INFO_RPC.findall(out))
+
+
+def count_for_a_minute(site: SiteHandle) -> int:
+    check(site.in_node("head", ["sdiag", "--reset"]))
+    time.sleep(WINDOW)
+    return job_info_rpcs(site)
+
+
+def start_servers(start_one, names: list[str]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        list(pool.map(start_one, names))
+
+
+def run(runs: int = 1) -> dict:
+    check(hpchub_site("down", NAME, "--purge"))
+    check(hpchub_site("up", NAME, "--loopback"))
+    site = SiteHandle(NAME)
+    stand_in = install_stand_in()
+    counts: dict[str, dict[int, list[int]]] = {"hpchub": {}, "batchspawner": {}}
+    hub = HubClient(site)
+    try:
+        # hpchub, at its defaults (one query per 30 s for all jobs).
+        (site.layout.hub_config_dir / "40-bench.py").write_text(
+            'c.JupyterHub.spawner_class = "hpchub-slurm"\n'
+            f"c.RemoteSpawner.cmd = [{stand_in!r}]\n"
+            'c.BatchSpawner.partition = "shared"\nc.BatchSpawner.memory_mb = 64\n')
+        site.site.hub.restart()
+        hub.login("alice", demo_passwords()["alice"])
+        running: list[str] = []
+        for size in SIZES:
+            new = [f"s{i}" for i in range(len(running), size)]
+            start_servers(lambda name: spawn(hub, "alice", name, timeout=300), new)
+            running += new
+            counts["hpchub"][size] = [count_for_a_minute(site) for _ in range(runs)]
+        start_servers(lambda name: stop(hub, "alice", name, timeout=120), running)
+        wait_queue_empty(site, timeout=120)
+
+        # batchspawner, at its defaults (each server polled by JupyterHub every 30 s).
+        incumbent = BatchspawnerHub(site, [stand_in], extra='c.BatchSpawnerBase.req_partition = "shared"\n'
+                                                            'c.BatchSpawnerBase.req_memory = "64M"\n')
+        try:
+            running = []
+            for size in SIZES:
+                new = [f"s{i}" for i in range(len(running), size)]
+                start_servers(lambda name: _incumbent_spawn(incumbent, name), new)
+                running += new
+                counts["batchspawner"][size] = [count_for_a_minute(site) for _ in range(runs)]
+        finally:
+            incumbent.close()
+        wait_queue_empty(site, timeout=120)
+    finally:
+        hub.close()
+        site.close()
+        hpchub_site("down", NAME, "--purge")
+    return {"window_seconds": WINDOW, "stand_in_server": True, "counts": counts}
+
+
+def _incumbent_spawn(incumbent: BatchspawnerHub, name: str) -> None:
+    response = incumbent.api("POST", f"/users/alice/servers/{name}")
+    assert response.status_code in (201, 202), response.text
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        model = incumbent.api("GET", "/users/alice").json()["servers"].get(name)
+        if model and model["ready"]:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"batchspawner's server {name} did not start")
+
+
+def report(result: dict) -> str:
+    lines = ["scheduler job-status RPCs per minute at slurmctld (sdiag), servers running in Slurm jobs "
+             "(a stand-in server, not JupyterLab)"]
+    counts = result["counts"]
+    for tool in ("hpchub", "batchspawner"):
+        figures = ", ".join(f"{size} servers: {max(values)}/min" for size, values in sorted(counts[tool].items(),
+                                                                                           key=lambda kv: int(kv[0])))
+        lines.append(f"{tool:12} {figures}")
+    ours = [max(v) for _, v in sorted(counts["hpchub"].items(), key=lambda kv: int(kv[0]))]
+    flat = ours[-1] <= max(ours[0], 1) * 1.5 + 1
+    lines.append(f"goal: flat in the number of servers: {'met' if flat else 'MISSED'}")
+    return "\n".join(lines)
