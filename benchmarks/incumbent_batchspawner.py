@@ -67,6 +67,9 @@ c.BatchSpawnerBase.exec_prefix = {prefix!r}
 c.BatchSpawnerBase.batchspawner_singleuser_cmd = "{ROOT}/batchspawner-singleuser"
 c.BatchSpawnerBase.req_partition = "batch"
 c.BatchSpawnerBase.req_runtime = "01:00:00"
+# The server in the batch step itself, as hpchub runs it (batchspawner's default wraps it in
+# srun, which here also runs out of the instance's srun ports beyond about 20 jobs).
+c.SlurmSpawner.req_srun = ""
 # Slurm's %B is the node's name, which the hub host cannot resolve here; in loopback mode
 # every node is at 127.0.0.1.
 c.BatchSpawnerRegexStates.state_exechost_exp = "127.0.0.1"

@@ -11,6 +11,12 @@ run in place of ``jupyterhub``; same options and configuration).
    job instead of submitting a new one (BatchSpawner._resume). Everything else goes through
    JupyterHub's own check unchanged.
 
+3. **Options are checked before a spawn begins.** JupyterHub applies `user_options` inside the
+   spawn, which the REST API answers with 202 after `slow_spawn_timeout`, so a bad option could
+   surface as a failed spawn instead of HTTP 400. For spawners with `check_user_options`
+   (hpchub's), a POST to the server API checks the options first and refuses bad ones with 400
+   and a message naming the field; the spawn checks them again (the same function).
+
 2. **Queued jobs do not count against `concurrent_spawn_limit`.** The limit protects the hub
    from many spawns doing work at once; a job waiting in the queue costs the hub nothing, and
    fifty of them must not stop another user from starting a server on a login node. Spawners
@@ -22,9 +28,26 @@ from __future__ import annotations
 import asyncio
 
 from jupyterhub import orm
+from jupyterhub.apihandlers.users import UserServerAPIHandler
 from jupyterhub.app import JupyterHub
+from jupyterhub.scopes import needs_scope
 from jupyterhub.user import UserDict
 from traitlets import default
+
+
+class CheckingUserServerAPIHandler(UserServerAPIHandler):
+    """POST /users/:name/servers/:server with the options checked before anything starts."""
+
+    @needs_scope("start:servers")
+    async def post(self, user_name, server_name=""):
+        user = self.find_user(user_name)
+        if user is not None:
+            spawner = user.spawners[server_name] if server_name in user.spawners else user.spawner
+            check = getattr(spawner, "check_user_options", None)
+            if check is not None and not spawner.active:
+                body = self.get_server_json_body() or {}
+                await check(body.get("user_options") or {})
+        return await super().post(user_name, server_name)
 
 
 class QueueAwareUserDict(UserDict):
@@ -44,6 +67,11 @@ class HPCHub(JupyterHub):
     def _users_default(self):
         assert self.tornado_settings
         return QueueAwareUserDict(db_factory=lambda: self.db, settings=self.tornado_settings)
+
+    def init_handlers(self):
+        super().init_handlers()
+        self.handlers = [(h[0], CheckingUserServerAPIHandler, *h[2:]) if h[1] is UserServerAPIHandler else h
+                         for h in self.handlers]
 
     async def init_spawners(self):
         queued = self._take_queued_spawns()

@@ -58,6 +58,39 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class Partition:
+    """A partition (queue) as the spawn form offers it."""
+
+    name: str
+    max_walltime: int | None  # seconds; None: no limit
+    nodes: int
+    cores_per_node: int
+    memory_mb_per_node: int
+    gpus_per_node: int = 0
+    features: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Association:
+    """An account a user may charge, with the partitions (empty: all) and QOS it allows."""
+
+    account: str
+    partitions: frozenset[str] = frozenset()
+    qos: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    name: str
+    users: frozenset[str] = frozenset()
+    accounts: frozenset[str] = frozenset()
+    end: str | None = None
+
+    def open_to(self, user: str, accounts) -> bool:
+        return user in self.users or bool(self.accounts & set(accounts))
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """A batch job in neutral terms; adapters translate it to their scheduler's options."""
 

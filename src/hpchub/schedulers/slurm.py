@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
-from .base import JobRequest, JobState, JobStatus, SchedulerError, quote
+from .base import Association, JobRequest, JobState, JobStatus, Partition, Reservation, SchedulerError, quote
 
 SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%j|%u"
+SINFO_FORMAT = "%R|%l|%D|%c|%m|%G|%f"
 SACCT_FORMAT = "JobID,JobName,State,ExitCode,NodeList,Start,End,Reason"
 
 _STATES = {
@@ -196,3 +197,63 @@ class Slurm:
         errors = [re.sub(r"^\w+: error: (Batch job submission failed: )?", "", line) for line in lines
                   if ": error:" in line or ": fatal:" in line]
         return "; ".join(errors) or (lines[-1] if lines else "the Slurm command failed without a message")
+
+    # ----- what users may ask for (the spawn form's choices) ------------------------------
+    def partitions_argv(self) -> list[str]:
+        return ["sinfo", "--noheader", f"--format={SINFO_FORMAT}"]
+
+    def parse_partitions(self, stdout: str) -> dict[str, Partition]:
+        """sinfo prints one line per group of alike nodes; a partition sums its groups."""
+        found: dict[str, Partition] = {}
+        for line in stdout.splitlines():
+            if not line.strip():
+                continue
+            name, limit, nodes, cpus, memory, gres, features = line.split("|", 6)
+            gpus = max((int(m.group(1)) for m in re.finditer(r"gpu(?::[^:,(]+)?:(\d+)", gres)), default=0)
+            group = Partition(name=name, max_walltime=parse_walltime(limit), nodes=int(nodes),
+                              cores_per_node=int(cpus.rstrip("+")), memory_mb_per_node=int(memory.rstrip("+")),
+                              gpus_per_node=gpus,
+                              features=frozenset(f for f in features.split(",") if f and f != "(null)"))
+            known = found.get(name)
+            if known is not None:
+                group = Partition(name=name, max_walltime=group.max_walltime, nodes=known.nodes + group.nodes,
+                                  cores_per_node=max(known.cores_per_node, group.cores_per_node),
+                                  memory_mb_per_node=max(known.memory_mb_per_node, group.memory_mb_per_node),
+                                  gpus_per_node=max(known.gpus_per_node, group.gpus_per_node),
+                                  features=known.features | group.features)
+            found[name] = group
+        return found
+
+    def associations_argv(self, user: str) -> list[str]:
+        return ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}",
+                "format=account,partition,qos"]
+
+    def parse_associations(self, stdout: str) -> dict[str, Association]:
+        found: dict[str, Association] = {}
+        for line in stdout.splitlines():
+            if not line.strip():
+                continue
+            account, partition, qos = line.split("|", 2)
+            known = found.get(account, Association(account))
+            partitions = known.partitions | ({partition} if partition else set())
+            found[account] = Association(account, frozenset(partitions),
+                                         known.qos | frozenset(q for q in qos.split(",") if q))
+        return found
+
+    def reservations_argv(self) -> list[str]:
+        return ["scontrol", "show", "reservation", "--oneliner"]
+
+    def parse_reservations(self, stdout: str) -> list[Reservation]:
+        reservations = []
+        for line in stdout.splitlines():
+            fields = dict(re.findall(r"(\w+)=(\S*)", line))
+            if "ReservationName" not in fields:
+                continue  # "No reservations in the system"
+
+            def names(key):
+                value = fields.get(key, "")
+                return frozenset() if value in ("", "(null)") else frozenset(value.split(","))
+
+            reservations.append(Reservation(fields["ReservationName"], names("Users"), names("Accounts"),
+                                            _time(fields.get("EndTime", ""))))
+        return reservations

@@ -22,6 +22,26 @@ ADMIN_SERVICE = "hpchub-site-admin"
 
 
 
+DEMO_TARGETS = [
+    {"name": "login", "title": "Login node", "kind": "login",
+     "description": "Shared with other users; starts at once. For editing, small analyses and job control."},
+    {"name": "compute", "title": "Compute node", "kind": "batch",
+     "description": "One node of your own from the batch queue, up to 4 hours. May wait in the queue.",
+     "defaults": {"partition": "batch", "nodes": 1, "walltime": "01:00:00"},
+     "choose": ["account", "qos", "walltime"], "limits": {"partitions": ["batch"], "max_walltime": "04:00:00"}},
+    {"name": "gpu", "title": "GPU node", "kind": "batch",
+     "description": "A node with GPUs, up to 2 hours.",
+     "defaults": {"partition": "batch", "nodes": 1, "gpus": 1, "constraint": "gpu", "walltime": "01:00:00"},
+     "choose": ["account", "gpus", "walltime"],
+     "limits": {"partitions": ["batch"], "max_walltime": "02:00:00", "max_gpus": 2}},
+    {"name": "custom", "title": "Custom", "kind": "batch",
+     "description": "Any partition, account, QOS, size and time you are allowed.",
+     "defaults": {"partition": "batch", "nodes": 1, "walltime": "01:00:00"},
+     "choose": ["partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
+                "constraint"]},
+]
+
+
 def hub_config(site: SiteLayout) -> str:
     """The demo hub's jupyterhub_config.py (pure)."""
     values = {
@@ -43,7 +63,9 @@ def hub_config(site: SiteLayout) -> str:
         "CredentialIssuingAuthenticator.hub_name": f"{site.name}-hub",
         # Servers on the login nodes, over SSH with the user's certificate; tunnels held by
         # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
-        "JupyterHub.spawner_class": "hpchub-ssh",
+        # One spawn page: a login node at once, or compute nodes through the queue.
+        "JupyterHub.spawner_class": "hpchub",
+        "HPCSpawner.targets": DEMO_TARGETS,
         "JupyterHub.cleanup_servers": False,
         # Settings shared by the SSH spawner and the Slurm spawner (hpchub-slurm).
         "RemoteSpawner.login_nodes": [

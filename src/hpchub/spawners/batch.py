@@ -125,7 +125,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
     def get_state(self):
         state = super().get_state()
         if self.job_id:
-            state.update(job_id=self.job_id, server_id=self.server_id, host=self.submit_host, phase=self.phase,
+            state.update(job_id=self.job_id, server_id=self.server_id, submit_host=self.submit_host, phase=self.phase,
                          node=self.node, address=self.server_address, port=self.server_port,
                          end_time=self.end_time, sealed_token=self.sealed_token)
         if self.last_outcome:
@@ -136,7 +136,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
         super().load_state(state)
         self.job_id = state.get("job_id", "")
         self.server_id = state.get("server_id", "")
-        self.submit_host = state.get("host", "")
+        self.submit_host = state.get("submit_host", "")
         self.phase = state.get("phase", "")
         self.node = state.get("node", "")
         self.server_address = state.get("address", "")
@@ -182,7 +182,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
                   "walltime": self.walltime, "nodes": self.nodes, "cores": self.cores,
                   "memory_mb": self.memory_mb, "gpus": self.gpus, "constraint": self.constraint,
                   "reservation": self.reservation}
-        values.update(self.checked_options(self.user_options or {}))
+        values.update(self.user_job_values())
         try:
             walltime = parse_walltime(values["walltime"]) if values["walltime"] else None
         except ValueError:
@@ -195,6 +195,10 @@ class BatchSpawner(RemoteSpawner, Spawner):
             constraint=values["constraint"] or None, reservation=values["reservation"] or None,
             output=f".hpchub/jobs/{self.server_id}/job.out",
         ).validate()
+
+    def user_job_values(self) -> dict:
+        """The user's options as job values (this class: typed, and judged by the scheduler)."""
+        return self.checked_options(self.user_options or {})
 
     @staticmethod
     def checked_options(options: dict) -> dict:

@@ -48,6 +48,8 @@ class SSHSpawner(RemoteSpawner, Spawner):
 
     def load_state(self, state):
         super().load_state(state)
+        if "pid" not in state:
+            return  # not a login-node server's state (hpchub's combined spawner keeps both kinds)
         self.host_name = state.get("host", "")
         self.server_id = state.get("server_id", "")
         self.remote_pid = state.get("pid", 0)
