@@ -1,4 +1,4 @@
-"""JupyterHub with two changes for servers that wait in a batch queue (command ``hpchub-hub``,
+"""JupyterHub with a few changes for servers that wait in a batch queue (command ``hpchub-hub``,
 run in place of ``jupyterhub``; same options and configuration).
 
 1. **A hub restart keeps queued spawns.** At start-up JupyterHub checks every spawner that
@@ -11,21 +11,26 @@ run in place of ``jupyterhub``; same options and configuration).
    job instead of submitting a new one (BatchSpawner._resume). Everything else goes through
    JupyterHub's own check unchanged.
 
+2. **Queued jobs do not count against `concurrent_spawn_limit`.** The limit protects the hub
+   from many spawns doing work at once; a job waiting in the queue costs the hub nothing, and
+   fifty of them must not stop another user from starting a server on a login node. Spawners
+   that report `waiting_in_queue` are left out of the count of pending spawns.
+
 3. **Options are checked before a spawn begins.** JupyterHub applies `user_options` inside the
    spawn, which the REST API answers with 202 after `slow_spawn_timeout`, so a bad option could
    surface as a failed spawn instead of HTTP 400. For spawners with `check_user_options`
    (hpchub's), a POST to the server API checks the options first and refuses bad ones with 400
    and a message naming the field; the spawn checks them again (the same function).
 
-2. **Queued jobs do not count against `concurrent_spawn_limit`.** The limit protects the hub
-   from many spawns doing work at once; a job waiting in the queue costs the hub nothing, and
-   fifty of them must not stop another user from starting a server on a login node. Spawners
-   that report `waiting_in_queue` are left out of the count of pending spawns.
+4. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
+   state, reason, expected start and time waited (and its Stop stops that server, named ones
+   too); the home page shows where each server runs, its job and the time left.
 """
 
 from __future__ import annotations
 
 import asyncio
+from importlib import resources
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.users import UserServerAPIHandler
@@ -62,6 +67,12 @@ class QueueAwareUserDict(UserDict):
 
 class HPCHub(JupyterHub):
     name = "hpchub-hub"
+
+    @default("template_paths")
+    def _hpchub_template_paths(self):
+        # Not named _template_paths_default: JupyterHub calls that one for the path behind the
+        # "templates/" prefix, which hpchub's pages extend.
+        return [str(resources.files("hpchub").joinpath("templates", "pages")), *self._template_paths_default()]
 
     @default("users")
     def _users_default(self):

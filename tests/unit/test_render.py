@@ -82,7 +82,7 @@ def test_hub_config_is_stable_and_runs_no_user_code_on_the_hub():
     first = hub_config(LOOP)
     assert first == hub_config(LOOP)
     assert "c.Authenticator.allowed_users = set(['alice', 'bob'])" in first
-    assert "c.JupyterHub.spawner_class = 'hpchub-ssh'" in first
+    assert "c.JupyterHub.spawner_class = 'hpchub'" in first
     assert "c.JupyterHub.cleanup_servers = False" in first
     assert "c.JupyterHub.authenticator_class = 'hpchub-pam'" in first
     assert "LocalProcessSpawner" not in first

@@ -128,7 +128,7 @@ class Site:
             passwords = system.demo_passwords()
             say(f"\nOpen {site.hub_url}/hub/login and log in as "
                 + " or ".join(f"{user} (password {pw})" for user, pw in passwords.items()) + ".")
-            say("Servers start on the login nodes over SSH, with a certificate issued at login.")
+            say("The spawn page offers a login node (starts at once) or compute nodes through the Slurm queue.")
         return phases
 
     def _write_site_info(self) -> None:
