@@ -57,8 +57,9 @@ def _source_tree() -> Path | None:
 
 def _source_hash(root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted([root / "pyproject.toml", *(root / "src").rglob("*.py")]):
-        if "__pycache__" not in path.parts:
+    files = [root / "pyproject.toml", *(root / "src").rglob("*"), *(root / "jupyter-config").rglob("*")]
+    for path in sorted(files):
+        if "__pycache__" not in path.parts and path.is_file():
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -103,6 +103,9 @@ class BatchSpawner(RemoteSpawner, Spawner):
     stop_timeout = Float(30, config=True, help="""Seconds stop() waits for the cancelled job to
         end (leave the queue's running and completing states) before it returns anyway.""")
 
+    walltime_warning_minutes = Integer(10, config=True, help="""Minutes before the job's time limit at
+        which JupyterLab tells the user to save their work (hpchub's JupyterLab extension).""")
+
     @default("start_timeout")
     def _default_start_timeout(self):
         # JupyterHub's own limit on start() must not cut a queued job short: the queue wait is
@@ -285,6 +288,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
 
     async def _server_env(self, host: Host, credential: SSHCredential) -> dict:
         env = self.get_env()
+        env["HPCHUB_WALLTIME_WARNING_MINUTES"] = str(self.walltime_warning_minutes)
         if self.hub_connect_url:
             return env  # compute nodes reach the hub directly: get_env used hub_connect_url
         hub_api = urlparse(self.hub.api_url)

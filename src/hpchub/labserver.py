@@ -1,0 +1,61 @@
+"""The single-user server's side of the walltime notice: a jupyter_server extension with one
+endpoint, GET /hpchub/walltime, read by hpchub's JupyterLab extension (labextension/).
+
+Inside a Slurm job it answers with the job's end (asked of Slurm on the node, at most once a
+minute, so an administrator's change of the time limit shows) and the warning threshold the
+hub's admin set (HPCHUB_WALLTIME_WARNING_MINUTES, passed by the batch spawner). Elsewhere
+it answers {"end": null}. It runs on the cluster and imports nothing of JupyterHub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from datetime import datetime
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+CACHE_SECONDS = 60
+_cache: dict[str, tuple[float, float | None]] = {}
+
+
+def job_end(job_id: str) -> float | None:
+    """The job's end as a Unix time, from squeue on this node; None if unknown."""
+    hit = _cache.get(job_id)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%e"], capture_output=True,
+                             text=True, timeout=20).stdout.strip()
+        end = datetime.strptime(out, "%Y-%m-%dT%H:%M:%S").timestamp()
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        end = None
+    _cache[job_id] = (time.monotonic(), end)
+    return end
+
+
+class WalltimeHandler(APIHandler):
+    @web.authenticated
+    async def get(self):
+        job_id = os.environ.get("SLURM_JOB_ID", "")
+        end = job_end(job_id) if job_id.isdigit() else None
+        warn = os.environ.get("HPCHUB_WALLTIME_WARNING_MINUTES", "10")
+        self.finish(json.dumps({"job_id": job_id or None, "end": end,
+                                "warn_minutes": int(warn) if warn.isdigit() else 10}))
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "hpchub.labserver"}]
+
+
+def _load_jupyter_server_extension(server_app):
+    base = server_app.web_app.settings["base_url"]
+    server_app.web_app.add_handlers(".*$", [(url_path_join(base, "hpchub", "walltime"), WalltimeHandler)])
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "hpchub-walltime"}]
