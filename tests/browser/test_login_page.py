@@ -24,6 +24,8 @@ def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, 
     page.fill("#username_input", "bob")
     page.fill("#password_input", demo_passwords()["bob"])
     page.click("#login_submit")
+    page.check("#target-login")  # the spawn page: a login node
+    page.click("#spawn_form button[type=submit]")
     page.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=90_000)
     page.goto(f"{hub.url}/user/bob/lab?reset")  # a fresh workspace (bob's home outlives test runs)
     page.wait_for_selector('.jp-LauncherCard[data-category="Notebook"]', timeout=60_000)

@@ -41,8 +41,8 @@ DEFAULT_TARGETS = [
 # Cached scheduler facts: (cluster key, what) -> (time fetched, value).
 _cache: dict[tuple, tuple[float, object]] = {}
 _cache_locks: dict[tuple, asyncio.Lock] = {}
-# A refused form's field errors, shown next to the fields when JupyterHub renders the form again.
-_form_errors: dict[str, dict[str, str]] = {}
+# A refused form (its options and field errors), shown again when JupyterHub renders the form.
+_form_errors: dict[str, dict] = {}
 
 
 def _template(name: str) -> jinja2.Template:
@@ -121,26 +121,43 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             _cache[key] = (time.monotonic(), value)
             return value
 
-    async def visible_targets(self, choices: Choices | None = None) -> list[Target]:
-        targets = self.all_targets()
+    def visible_targets(self, choices: Choices | None) -> list[Target]:
+        """The targets this user may use. Without the scheduler's answer (choices None),
+        only the targets that need nothing from it: login nodes not limited by account."""
         groups = self.unix_groups()
-        accounts = set(choices.associations) if choices is not None else set()
-        return [t for t in targets if t.visible_to(groups, accounts)
-                and (t.kind == "login" or choices is None or choices.partitions_for(t))]
+        visible = []
+        for target in self.all_targets():
+            if choices is None:
+                if target.kind == "login" and not target.accounts and target.visible_to(groups, ()):
+                    visible.append(target)
+            elif target.visible_to(groups, choices.associations) and (
+                    target.kind == "login" or choices.partitions_for(target)):
+                visible.append(target)
+        return visible
 
     async def check_user_options(self, options: dict) -> tuple[Target, dict]:
-        """The target and job values for these options, or HTTP 400 naming the field."""
+        """The target and job values for these options, or HTTP 400 naming the field.
+        A login-node target is checked without asking the scheduler, so that logins to a
+        login node work while the scheduler is down."""
         if not isinstance(options, dict):
             raise web.HTTPError(400, "user_options must be an object")
-        choices = await self.choices()
-        targets = await self.visible_targets(choices)
-        name = options.get("target") or (targets[0].name if targets else "")
-        target = next((t for t in targets if t.name == name), None)
+        name = options.get("target")
+        plain = self.visible_targets(None)
+        # Without a target: the first one this user may use (API callers who name none).
+        target = next((t for t in plain if t.name == name), None) if name else (plain[0] if plain else None)
+        choices = None
         if target is None:
-            raise web.HTTPError(400, f"target: {name!r} is not a place you can start a server "
-                                     f"({', '.join(t.name for t in targets)})")
+            choices = await self.choices()
+            targets = self.visible_targets(choices)
+            wanted = name or (targets[0].name if targets else "")
+            target = next((t for t in targets if t.name == wanted), None)
+            if target is None:
+                raise web.HTTPError(400, f"target: {wanted!r} is not a place you can start a server "
+                                         f"({', '.join(t.name for t in targets)})")
         try:
-            return target, resolve(target, options, choices, self.user.name)
+            if target.kind == "login":
+                return target, resolve(target, options, Choices({}, {}), self.user.name)
+            return target, resolve(target, options, choices or await self.choices(), self.user.name)
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
 
@@ -165,13 +182,23 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
         return dict(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
 
     async def render_form(self) -> str:
-        choices = await self.choices()
-        targets = await self.visible_targets(choices)
-        last = self.last_options()
-        errors = _form_errors.pop(self.user.name, {})
+        try:
+            choices = await self.choices()
+            unavailable = ""
+        except web.HTTPError as exc:
+            choices, unavailable = None, exc.log_message or "the scheduler cannot be reached just now"
+        targets = self.visible_targets(choices)
+        choices = choices or Choices({}, {})
+        refused = _form_errors.pop(self.user.name, None)
+        # After a refusal, the form shows what was sent, with the error next to its field.
+        last = refused["options"] if refused else self.last_options()
+        errors = refused["errors"] if refused else {}
+        if not targets:
+            raise web.HTTPError(503, unavailable or "there is no place you may start a server; ask the centre's staff")
         chosen = last.get("target") if any(t.name == last.get("target") for t in targets) else targets[0].name
         return _template("spawn_form.html").render(
             targets=targets, choices=choices, last=last, chosen=chosen, errors=errors, user=self.user.name,
+            unavailable=unavailable,
             qos_by_account={a: choices.qos_for(a) for a in choices.associations},
             all_qos=choices.qos_for(None), reservations=choices.reservations_for(self.user.name))
 
@@ -186,7 +213,7 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             await self.check_user_options(options)
         except web.HTTPError as exc:
             field, _, message = (exc.log_message or "").partition(": ")
-            _form_errors[self.user.name] = {field: message}
+            _form_errors[self.user.name] = {"options": options, "errors": {field: message}}
             raise
         return options
 

@@ -1,0 +1,195 @@
+"""The spawn page in Chromium: each target, the queue's details while a job waits, refusals
+next to the field, two servers at once on the home page, and the walltime notice in
+JupyterLab. Screenshots go to test-artifacts/ (ignored by git) for a person to look at."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from hpchub.site.system import demo_passwords
+
+from ..integration.test_slurm_spawner import queue
+from ..integration.test_ssh_spawner import stop_all
+from ..site_handle import HubClient, check
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def hub(loopback_site):
+    client = HubClient(loopback_site)
+    stop_all(client)
+    yield client
+    stop_all(client)
+    for user in ("alice", "bob"):
+        loopback_site.ssh(user, ["scancel", "--user", user])
+    client.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, hub: HubClient, user: str) -> None:
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", demo_passwords()[user])
+    page.click("#login_submit")
+
+
+def start_from_form(page, target: str, fields: dict | None = None) -> None:
+    page.check(f"#target-{target}")
+    for name, value in (fields or {}).items():
+        selector = f'[name="{target}.{name}"]'
+        if page.eval_on_selector(selector, "e => e.tagName") == "SELECT":
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    page.click("#spawn_form button[type=submit]")
+
+
+def wait_for_lab(page, path: str) -> None:
+    page.wait_for_url(f"**{path}lab**", timeout=90_000)
+    page.wait_for_selector(".jp-LabShell", timeout=60_000)
+
+
+def test_the_login_node_target_lands_in_jupyterlab_on_a_login_node(loopback_site, hub, page):
+    log_in(page, hub, "bob")
+    page.wait_for_selector("#target-login")
+    shot(page, "spawn-form")
+    start_from_form(page, "login")
+    wait_for_lab(page, "/user/bob/")
+    state = hub.admin("GET", "/users/bob").json()["servers"][""]["state"]
+    assert state["kind"] == "login" and state["host"] in ("login1", "login2")
+
+
+def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_in_jupyterlab(
+        loopback_site, hub, page):
+    site = loopback_site
+    blocker = check(site.ssh("bob", ["sbatch", "--parsable", "--partition=batch", "--nodes=4", "--exclusive",
+                                     "--time=5", "--wrap=sleep 600"])).stdout.strip()
+    log_in(page, hub, "alice")
+    page.wait_for_selector("#target-compute")
+    start_from_form(page, "compute", {"walltime": "00:30:00"})
+    page.wait_for_url("**/hub/spawn-pending/alice**")
+    page.wait_for_function("document.querySelector('#hpchub-state').textContent === 'pending'", timeout=30_000)
+    reason = page.inner_text("#hpchub-reason")
+    assert reason in ("Resources", "Priority"), reason
+    page.wait_for_function("/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d/.test(document.querySelector('#hpchub-start')"
+                           ".textContent)", timeout=45_000)
+    text = page.inner_text("#hpchub-queue")
+    job_id = page.inner_text("#hpchub-job")
+    assert "pending" in text and reason in text and re.search(r"Waited\s+\d+", text), text
+    assert queue(site, "alice") == {job_id: "PENDING"}
+    shot(page, "pending-page")
+    check(site.ssh("bob", ["scancel", blocker]))
+    wait_for_lab(page, "/user/alice/")
+    assert hub.admin("GET", "/users/alice").json()["servers"][""]["state"]["job_id"] == job_id
+
+
+def test_the_form_refuses_bad_values_next_to_the_field_and_the_api_with_400(loopback_site, hub, page):
+    site = loopback_site
+    log_in(page, hub, "bob")
+    page.wait_for_selector("#target-custom")
+    page.check("#target-custom")
+    # Not bob's: the chemistry account is not offered to him.
+    accounts = page.eval_on_selector_all('[name="custom.account"] option', "os => os.map(o => o.value)")
+    assert "physics" in accounts and "chemistry" not in accounts
+    start_from_form(page, "custom", {"partition": "debug", "walltime": "02:00:00"})
+    error = page.wait_for_selector("#custom\\.walltime-error")
+    assert error.inner_text() == "can be at most 00:30:00 here"
+    assert "is-invalid" in page.get_attribute('[name="custom.walltime"]', "class")
+    shot(page, "form-refusal")
+    assert hub.admin("GET", "/users/bob").json()["servers"] == {}
+    # The REST API checks the same things, before anything starts.
+    for options, field in (({"target": "custom", "account": "chemistry"}, "account"),
+                           ({"target": "custom", "nodes": "lots"}, "nodes"),
+                           ({"target": "compute", "partition": "debug"}, "partition"),
+                           ({"target": "nowhere"}, "target")):
+        response = hub.admin("POST", "/users/bob/server", json={"user_options": options})
+        assert response.status_code == 400 and response.json()["message"].startswith(f"{field}: "), response.text
+    assert queue(site, "bob") == {}
+    # Fixed, the same form starts the job.
+    page.fill('[name="custom.walltime"]', "00:20:00")
+    page.click("#spawn_form button[type=submit]")
+    wait_for_lab(page, "/user/bob/")
+    state = hub.admin("GET", "/users/bob").json()["servers"][""]["state"]
+    assert state["kind"] == "batch" and state["node"] in ("c1", "c2")
+
+
+def test_a_target_for_another_group_is_neither_shown_nor_accepted(loopback_site, hub, page):
+    site = loopback_site
+    staff_only = ('c.HPCSpawner.targets.append({"name": "staff", "title": "Staff nodes", '
+                  '"kind": "login", "groups": ["hpchub-staff-only"]})\n')
+    path = site.layout.hub_config_dir / "50-staff-target.py"
+    path.write_text(staff_only)
+    site.site.hub.restart()
+    try:
+        log_in(page, hub, "bob")
+        page.wait_for_selector("#target-login")
+        assert page.query_selector("#target-staff") is None
+        response = hub.admin("POST", "/users/bob/server", json={"user_options": {"target": "staff"}})
+        assert response.status_code == 400 and response.json()["message"].startswith("target: 'staff' is not")
+    finally:
+        path.unlink()
+        site.site.hub.restart()
+
+
+def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
+    site = loopback_site
+    path = site.layout.hub_config_dir / "50-walltime-notice.py"
+    path.write_text("c.BatchSpawner.walltime_warning_minutes = 15\n")
+    site.site.hub.restart()
+    try:
+        log_in(page, hub, "alice")
+        page.wait_for_selector("#target-login")
+        page.goto(f"{hub.url}/hub/spawn/alice/near")
+        start_from_form(page, "login")
+        wait_for_lab(page, "/user/alice/near/")
+        page.goto(f"{hub.url}/hub/spawn/alice/far")
+        start_from_form(page, "gpu", {"walltime": "00:12:00"})
+        wait_for_lab(page, "/user/alice/far/")
+        notice = page.wait_for_selector(".Toastify__toast >> text=/ends in \\d+ min: save your work/",
+                                        timeout=60_000)
+        assert "Your batch job" in notice.inner_text()
+        status = page.wait_for_selector(".hpchub-walltime").inner_text()
+        assert re.fullmatch(r"Job \d+: 1[01] min left", status), status
+        shot(page, "walltime-notice")
+
+        servers = hub.admin("GET", "/users/alice").json()["servers"]
+        far = servers["far"]["state"]
+        assert servers["near"]["state"]["kind"] == "login" and far["node"] == "c4"
+        page.goto(f"{hub.url}/hub/home")
+        rows = {r.get_attribute("data-server-name"): r.inner_text()
+                for r in page.query_selector_all("#hpchub-servers tr.hpchub-server")}
+        assert servers["near"]["state"]["host"] in rows["near"] and "running" in rows["near"]
+        assert "c4" in rows["far"] and far["job_id"] in rows["far"]
+        assert re.search(r"0 h 1[01] min", rows["far"]), rows["far"]
+        shot(page, "home-two-servers")
+    finally:
+        path.unlink()
+        site.site.hub.restart()
+
+
+def test_stop_on_the_pending_page_cancels_the_job(loopback_site, hub, page):
+    site = loopback_site
+    blocker = check(site.ssh("bob", ["sbatch", "--parsable", "--partition=batch", "--nodes=4", "--exclusive",
+                                     "--time=5", "--wrap=sleep 600"])).stdout.strip()
+    log_in(page, hub, "alice")
+    page.goto(f"{hub.url}/hub/spawn/alice/waiting")
+    start_from_form(page, "compute")
+    page.wait_for_function("document.querySelector('#hpchub-state').textContent === 'pending'", timeout=30_000)
+    job_id = page.inner_text("#hpchub-job")
+    page.click("#stop-server-btn")
+    deadline = time.monotonic() + 30
+    while queue(site, "alice"):
+        assert time.monotonic() < deadline, queue(site, "alice")
+        time.sleep(0.5)
+    assert "waiting" not in hub.admin("GET", "/users/alice").json()["servers"]
+    check(site.ssh("bob", ["scancel", blocker]))
+    assert job_id
