@@ -130,3 +130,27 @@ def test_a_server_that_exits_at_once_is_reported_with_its_code(tmp_path):
     ended = ask(tmp_path, {"action": "await", "server_id": "alice-x-2", "timeout": 5})
     assert ended["status"] == "ended" and ended["code"] == 4 and ended["was_ready"] is False
     assert time.monotonic() - started < 2
+
+
+def test_the_combined_spawner_keeps_each_kinds_state_apart():
+    from hpchub.spawners.hpc import HPCSpawner
+
+    batch = HPCSpawner()
+    batch.kind, batch.target_name, batch.job_id, batch.server_id = "batch", "gpu", "42", "alice-gpu-1"
+    batch.submit_host, batch.phase, batch.node = "login1", "ready", "c4"
+    state = batch.get_state()
+    assert state["kind"] == "batch" and state["submit_host"] == "login1" and state["job_id"] == "42"
+    again = HPCSpawner()
+    again.load_state(state)
+    assert (again.kind, again.job_id, again.node, again.host_name) == ("batch", "42", "c4", "")
+    assert again.where == "c4"
+
+    login = HPCSpawner()
+    login.kind, login.target_name, login.server_id, login.host_name, login.remote_pid = \
+        "login", "login", "bob-default-2", "login2", 77
+    state = login.get_state()
+    assert "job_id" not in state and state["host"] == "login2" and state["pid"] == 77
+    again = HPCSpawner()
+    again.load_state(state)
+    assert (again.kind, again.host_name, again.remote_pid, again.job_id) == ("login", "login2", 77, "")
+    assert again.where == "login2"
