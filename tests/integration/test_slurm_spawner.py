@@ -244,18 +244,22 @@ def test_hub_killed_with_a_pending_and_a_running_job_keeps_both(site, hub):
 
 def test_queued_jobs_do_not_use_up_the_concurrent_spawn_limit(loopback_site):
     site = loopback_site
-    use_slurm_spawner(site, "c.JupyterHub.concurrent_spawn_limit = 2\n")
+    # The combined spawner, so that bob can start on a login node beside alice's queued jobs.
+    use_slurm_spawner(site, 'c.JupyterHub.spawner_class = "hpchub"\nc.JupyterHub.concurrent_spawn_limit = 2\n')
     _sites_used.append(site)
     hub = HubClient(site)
     try:
         login_ok(hub, "alice")
         login_ok(hub, "bob")
         block_debug_partition(site)
+        queued = {"target": "custom", "partition": "debug", "walltime": "00:10:00"}
         for name in ("q1", "q2", "q3"):
-            request_spawn(hub, "alice", name, options={"partition": "debug", "walltime": "00:10:00"}).wait_for("waiting in the queue")
-        model = spawn(hub, "bob", "now")  # partition batch: c3 and c4 are free
-        assert model["state"]["node"] in ("c3", "c4")
-        assert set(queue(site, "alice").values()) == {"PENDING"}
+            request_spawn(hub, "alice", name, options={"user_options": queued}).wait_for("waiting in the queue")
+        response = hub.admin("POST", "/users/bob/server", json={"user_options": {"target": "login"}})
+        assert response.status_code in (201, 202), response.text  # not 429: the limit is not used up
+        model = wait_ready(hub, "bob")
+        assert model["state"]["kind"] == "login" and model["state"]["host"] in ("login1", "login2")
+        assert set(queue(site, "alice").values()) == {"PENDING"} and len(queue(site, "alice")) == 3
     finally:
         stop_all(hub)
         cancel_all_jobs(site)
