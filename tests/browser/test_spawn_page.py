@@ -14,7 +14,7 @@ from hpchub.site.system import demo_passwords
 
 from ..integration.test_slurm_spawner import queue
 from ..integration.test_ssh_spawner import stop_all
-from ..site_handle import HubClient, check
+from ..site_handle import HubClient, check, stop
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
@@ -171,6 +171,15 @@ def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
         assert "c4" in rows["far"] and far["job_id"] in rows["far"]
         assert re.search(r"0 h 1[01] min", rows["far"]), rows["far"]
         shot(page, "home-two-servers")
+
+        # Relaunch in one click, with the same settings.
+        stop(hub, "alice", "far")
+        page.goto(f"{hub.url}/hub/home")
+        page.click("#relaunch-far")
+        wait_for_lab(page, "/user/alice/far/")
+        again = hub.admin("GET", "/users/alice").json()["servers"]["far"]
+        assert again["user_options"] == {"target": "gpu", "walltime": "00:12:00"}
+        assert again["state"]["node"] == "c4" and again["state"]["job_id"] != far["job_id"]
     finally:
         path.unlink()
         site.site.hub.restart()
