@@ -178,7 +178,7 @@ def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
         page.click("#relaunch-far")
         wait_for_lab(page, "/user/alice/far/")
         again = hub.admin("GET", "/users/alice").json()["servers"]["far"]
-        assert again["user_options"] == {"target": "gpu", "walltime": "00:12:00"}
+        assert again["user_options"]["target"] == "gpu" and again["user_options"]["walltime"] == "00:12:00"
         assert again["state"]["node"] == "c4" and again["state"]["job_id"] != far["job_id"]
     finally:
         path.unlink()
