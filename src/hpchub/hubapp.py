@@ -50,8 +50,10 @@ class CheckingUserServerAPIHandler(UserServerAPIHandler):
             spawner = user.spawners[server_name] if server_name in user.spawners else user.spawner
             check = getattr(spawner, "check_user_options", None)
             if check is not None and not spawner.active:
-                body = self.get_server_json_body() or {}
-                await check(body.get("user_options") or {})
+                options = (self.get_server_json_body() or {}).get("user_options")
+                if options is None:  # JupyterHub then starts the server with its saved options
+                    options = (spawner.orm_spawner.user_options if server_name in user.orm_spawners else None) or {}
+                await check(options)
         return await super().post(user_name, server_name)
 
 

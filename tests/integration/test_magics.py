@@ -163,4 +163,4 @@ print(json.dumps({"host": socket.gethostname(), "final": job.wait(timeout=60, po
 def test_magics_in_ipython_on_a_compute_node(loopback_site):
     out = check(loopback_site.ssh("bob", ["srun", "-w", "c3", PYTHON, "-c", COMPUTE_PROBE], timeout=180)).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    assert result == {"host": "c3", "final": "COMPLETED", "partitions": ["batch*", "debug"]}
+    assert result == {"host": "c3", "final": "COMPLETED", "partitions": ["batch*", "debug", "shared"]}

@@ -125,7 +125,8 @@ class Progress:
 
 def request_spawn(hub: HubClient, user: str, server: str = "", options: dict | None = None) -> Progress:
     path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    response = hub.admin("POST", path, json=options or {})
+    body = options if options and "user_options" in options else {"user_options": options or {}}
+    response = hub.admin("POST", path, json=body)
     assert response.status_code in (201, 202), response.text
     return Progress(hub, user, server)
 

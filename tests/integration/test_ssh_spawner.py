@@ -140,7 +140,7 @@ def test_a_wrong_host_key_stops_the_spawn_with_a_clear_message(loopback_site):
     try:
         with hub_settings(site, f"c.SSHSpawner.known_hosts = {str(wrong)!r}\n"):
             login_ok(hub, "alice")
-            response = hub.admin("POST", "/users/alice/server")
+            response = hub.admin("POST", "/users/alice/server", json={"user_options": {}})
             if response.status_code == 400:  # it failed within the hub's slow_spawn_timeout
                 final = {"failed": True, "message": response.json()["message"]}
             else:

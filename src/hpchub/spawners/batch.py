@@ -372,8 +372,26 @@ class BatchSpawner(RemoteSpawner, Spawner):
             url = ("127.0.0.1", forwarded["local_port"])
         self.phase = "ready"
         self._save_state()
+        if not self.end_time:
+            # The job was quicker than the shared query: learn its end (for the pages) from the
+            # next polls, without holding up the spawn.
+            self._end_time_task = asyncio.ensure_future(self._learn_end_time())
         self._event(f"Your server is up on {self.node} (job {self.job_id}); connecting", 90, job_id=self.job_id)
         return url
+
+    async def _learn_end_time(self, timeout: float = 60) -> None:
+        watcher, job_id = self.watcher, self.job_id
+        watched = watcher.watch(job_id, urgent=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and job_id == self.job_id and watched.final is None:
+                if watched.status is not None and watched.status.end:
+                    self.end_time = watched.status.end
+                    self._save_state()
+                    return
+                await watcher.next_poll(timeout=watcher.current_interval() + 5)
+        finally:
+            watcher.set_urgent(job_id, False)
 
     async def _ended_error(self, host, credential, final: JobStatus | None, report: dict | None) -> SpawnException:
         """The spawn's failure when the job ended before its server answered: the job's
