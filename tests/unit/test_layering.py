@@ -27,3 +27,11 @@ def test_the_launchers_need_only_the_standard_library(name):
             "sys.stdlib_module_names))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_notebook_side_imports_neither_jupyterhub_nor_asyncssh():
+    """hpchub.cluster and the magics run in the users' environment, where hpchub is installed
+    without its hub-side dependencies."""
+    code = "import sys, hpchub.cluster, hpchub.magics; print(sorted({'jupyterhub', 'asyncssh'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

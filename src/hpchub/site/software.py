@@ -20,6 +20,12 @@ REQUIREMENTS = (
     "jupyterlab>=4.2",
     "ipykernel>=6.29",
     "pandas>=2.0",  # optional for hpchub's magics (tables as DataFrames); users expect it
+    # Big work from a notebook (hpchub.cluster): dask on Slurm, its dashboard through the
+    # user's server (jupyter-server-proxy 4.2 fixed unauthenticated websockets), ipyparallel.
+    "dask[distributed]>=2024.1",
+    "dask-jobqueue>=0.9",
+    "jupyter-server-proxy>=4.2",
+    "ipyparallel>=8.8",
 )
 IPYTHON_CONFIG = JUPYTER_ENV / "etc" / "ipython" / "ipython_config.py"
 _SOURCE_STAMP = JUPYTER_ENV / ".hpchub-source"

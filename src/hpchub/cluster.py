@@ -1,0 +1,173 @@
+"""Big work from a notebook: dask and ipyparallel clusters on the site's compute nodes,
+preconfigured, and cleaned up when the notebook's kernel ends - however it ends.
+
+    from hpchub.cluster import dask_cluster
+    cluster, client = dask_cluster(jobs=2)          # two worker jobs in the queue
+    client.submit(sum, range(10)).result()
+    cluster.close()
+
+    from hpchub.cluster import ipyparallel_cluster
+    rc = ipyparallel_cluster(engines=2)             # engines in Slurm jobs, a client connected
+    rc[:].apply_sync(socket.gethostname)
+
+Settings come from, in order: the call's arguments; the job this kernel runs in (its account
+and partition, and a walltime no longer than the time it has left); the site's file
+`$JUPYTER_ENV/etc/hpchub/cluster.json` (keys `account`, `partition`, `walltime`, `cores`,
+`memory`); Slurm's defaults. The scheduler (or controller) runs in this kernel and listens on
+this node's cluster address, which the workers on the compute nodes reach.
+
+Every job is named `hpchub-<kind>-<tag>`, and a small watcher process started with the
+cluster cancels the jobs of that name as soon as this kernel's process is gone, so that a
+kernel that is killed (not shut down) leaves no worker in the queue either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from .remote.detach import spawn_detached
+from .schedulers.slurm import format_walltime, parse_walltime
+
+# The watcher: waits for the kernel to end, then cancels its jobs (run detached, stdlib only).
+REAPER = r"""
+import os, subprocess, sys, time
+pid, name = int(sys.argv[1]), sys.argv[2]
+while True:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        pass
+    time.sleep(1)
+for _ in range(3):  # jobs submitted in the last moments too
+    subprocess.run(["scancel", "--name=" + name, "--user=" + str(os.getuid())], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    time.sleep(2)
+"""
+
+
+def site_settings() -> dict:
+    path = Path(sys.prefix) / "etc" / "hpchub" / "cluster.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def cluster_address() -> str:
+    """This node's address on the cluster network (what its /etc/hosts says for its name)."""
+    return socket.gethostbyname(socket.gethostname())
+
+
+def time_left_in_this_job() -> int | None:
+    """Seconds left on the job this kernel runs in, or None outside a job."""
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    if not job_id.isdigit():
+        return None
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%L"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+        return parse_walltime(out)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def job_settings(**overrides) -> dict:
+    """account, partition, walltime ([D-]HH:MM:SS), cores and memory for worker jobs."""
+    settings = {"walltime": "01:00:00", "cores": 1, "memory": "1GB"}
+    settings.update(site_settings())
+    for key, variable in (("account", "SLURM_JOB_ACCOUNT"), ("partition", "SLURM_JOB_PARTITION")):
+        if os.environ.get(variable):
+            settings[key] = os.environ[variable]
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    left = time_left_in_this_job()
+    wanted = parse_walltime(str(settings["walltime"]))
+    if left is not None and (wanted is None or wanted > left):
+        settings["walltime"] = format_walltime(max(60, left))  # workers end no later than this job
+    return settings
+
+
+def new_tag(kind: str) -> str:
+    return f"hpchub-{kind}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def watch_kernel(job_name: str) -> None:
+    """Cancel every job named job_name once this process (the kernel) has ended."""
+    runtime = Path(os.environ.get("JUPYTER_RUNTIME_DIR") or "/tmp")
+    spawn_detached([sys.executable, "-c", REAPER, str(os.getpid()), job_name], str(runtime / f"{job_name}.log"),
+                   {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")})
+
+
+def dask_cluster(jobs: int = 0, *, account: str | None = None, partition: str | None = None,
+                 walltime: str | None = None, cores: int | None = None, memory: str | None = None,
+                 **cluster_options):
+    """A dask-jobqueue SLURMCluster for this site and a Client connected to it.
+
+    jobs: worker jobs to submit at once (0: none yet; call cluster.scale(n) or adapt()).
+    The other settings default as the module says; anything else goes to SLURMCluster.
+    Returns (cluster, client). cluster.dashboard_link goes through your Jupyter server."""
+    import dask
+    from dask.distributed import Client
+    from dask_jobqueue import SLURMCluster
+
+    settings = job_settings(account=account, partition=partition, walltime=walltime, cores=cores, memory=memory)
+    name = new_tag("dask")
+    dask.config.set({"distributed.dashboard.link": dashboard_link_template()})
+    cluster = SLURMCluster(
+        job_name=name, queue=settings.get("partition"), account=settings.get("account"),
+        walltime=settings["walltime"], cores=settings["cores"], memory=settings["memory"], processes=1,
+        # Workers that lose this kernel stop on their own, and end their job with them.
+        death_timeout=30, log_directory=None,
+        scheduler_options={"host": cluster_address(), "dashboard_address": ":0"},
+        **cluster_options,
+    )
+    watch_kernel(name)
+    if jobs:
+        cluster.scale(jobs=jobs)
+    return cluster, Client(cluster)
+
+
+def dashboard_link_template() -> str:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    return prefix + "proxy/{port}/status" if prefix else "http://{host}:{port}/status"
+
+
+ENGINE_JOB = """#!/bin/sh
+#SBATCH --export=ALL
+#SBATCH --job-name={job_name}
+#SBATCH --ntasks={{n}}
+#SBATCH --ntasks-per-node=1
+srun {{program_and_args}}
+"""
+
+
+def ipyparallel_cluster(engines: int = 2, *, account: str | None = None, partition: str | None = None,
+                        walltime: str | None = None, timeout: float = 300):
+    """An ipyparallel cluster: the controller in this kernel, `engines` engines in one Slurm
+    job (one per node); returns a Client once they have registered. Stop it with
+    client.hpchub_cluster.stop_cluster_sync()."""
+    import ipyparallel as ipp
+    from traitlets.config import Config
+
+    settings = job_settings(account=account, partition=partition, walltime=walltime)
+    name = new_tag("ipp")
+    config = Config()
+    launcher = config.SlurmEngineSetLauncher
+    launcher.batch_template = ENGINE_JOB.format(job_name=name)
+    launcher.queue = settings.get("partition") or ""
+    launcher.account = settings.get("account") or ""
+    launcher.timelimit = settings["walltime"]
+    cluster = ipp.Cluster(n=engines, engine_launcher_class="slurm", controller_ip=cluster_address(),
+                          controller_location=cluster_address(), config=config)
+    watch_kernel(name)
+    client = cluster.start_and_connect_sync(activate=False)
+    client.wait_for_engines(engines, timeout=timeout)
+    client.hpchub_cluster = cluster  # kept with the client
+    return client

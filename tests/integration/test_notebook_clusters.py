@@ -1,0 +1,118 @@
+"""Big work from a notebook (hpchub.cluster): dask and ipyparallel on the compute nodes from a
+kernel in a spawned server, the dask dashboard through the hub for its owner only, and no job
+left in the queue after the kernel ends, cleanly or killed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from hpchub.site.system import demo_passwords
+
+from ..kernel_client import KernelClient
+from ..site_handle import HubClient, spawn
+from .test_credentials import login_ok
+from .test_slurm_spawner import queue
+from .test_ssh_spawner import run_in_kernel, stop_all
+
+
+@pytest.fixture
+def hub(site):
+    client = HubClient(site)
+    stop_all(client)
+    site.ssh("alice", ["scancel", "--user", "alice"])
+    yield client
+    stop_all(client)
+    site.ssh("alice", ["scancel", "--user", "alice"])
+    client.close()
+
+
+def wait_queue_empty(site, user: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while (left := queue(site, user)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+DASK = """
+import json, socket
+from hpchub.cluster import dask_cluster
+import dask.array as da
+cluster, client = dask_cluster(jobs=2, memory="3GB", walltime="00:10:00")  # one worker per node
+client.wait_for_workers(2, timeout=120)
+total = float(da.ones((2000, 2000), chunks=(500, 500)).sum().compute())
+hosts = sorted(set(client.run(socket.gethostname).values()))
+port = cluster.scheduler_info["services"]["dashboard"]
+print(json.dumps({"total": total, "hosts": hosts, "link": cluster.dashboard_link, "port": port}))
+"""
+
+
+def test_dask_sums_an_array_across_two_compute_nodes_with_its_dashboard_through_the_hub(site, hub):
+    session = login_ok(hub, "alice")
+    spawn(hub, "alice")  # a login node: the scheduler runs in the kernel there
+    bob, _ = hub.login("bob", demo_passwords()["bob"])
+
+    async def scenario():
+        client = KernelClient(f"{hub.url}/user/alice", site.site.hub.admin_token())
+        client.start_kernel()
+        await client.connect()
+        try:
+            out = json.loads(await client.execute(DASK))
+            # The dashboard while the cluster lives: alice through her server; bob is refused.
+            page = await asyncio.to_thread(session.get, f"{hub.url}{out['link']}", timeout=30)
+            refused = await asyncio.to_thread(bob.get, f"{hub.url}{out['link']}", timeout=30)
+            await client.execute("cluster.close(); client.close()")
+            return out, page, refused
+        finally:
+            await client.aclose()
+
+    out, page, refused = asyncio.run(scenario())
+    assert out["total"] == 2000 * 2000
+    assert len(out["hosts"]) == 2 and set(out["hosts"]) <= {"c1", "c2", "c3", "c4"}
+    assert out["link"] == f"/user/alice/proxy/{out['port']}/status"
+    assert page.status_code == 200 and "Dask" in page.text
+    assert refused.status_code == 403
+    assert wait_queue_empty(site, "alice") == {}
+
+
+def test_ipyparallel_engines_on_two_nodes(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    try:
+        login_ok(hub, "alice")
+        spawn(hub, "alice")
+        code = ("import json, socket\nfrom hpchub.cluster import ipyparallel_cluster\n"
+                "rc = ipyparallel_cluster(engines=2, walltime='00:10:00')\n"
+                "hosts = sorted(set(rc[:].apply_sync(socket.gethostname)))\n"
+                "rc.hpchub_cluster.stop_cluster_sync()\nprint(json.dumps(hosts))")
+        out = run_in_kernel(hub, "alice", code)
+        hosts = json.loads(out.strip().splitlines()[-1]) if out.strip() else out
+        assert len(hosts) == 2 and set(hosts) <= {"c1", "c2", "c3", "c4"}
+        assert wait_queue_empty(site, "alice") == {}
+    finally:
+        stop_all(hub)
+        hub.close()
+
+
+def test_a_killed_kernel_leaves_no_worker_in_the_queue(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    try:
+        login_ok(hub, "alice")
+        spawn(hub, "alice")
+        code = ("import os, threading, time\nfrom hpchub.cluster import dask_cluster\n"
+                "cluster, client = dask_cluster(jobs=3, memory='3GB', walltime='00:10:00')\n"
+                "deadline = time.time() + 30\n"
+                "while len(cluster.workers) < 3 and time.time() < deadline: time.sleep(0.2)\n"
+                "print(len(cluster.workers))\n"
+                "threading.Timer(1, lambda: os.kill(os.getpid(), 9)).start()  # SIGKILL, no clean-up\n")
+        assert run_in_kernel(hub, "alice", code).strip() == "3"
+        assert queue(site, "alice"), "the worker jobs should be in the queue before the kill"
+        assert wait_queue_empty(site, "alice", timeout=30) == {}
+    finally:
+        stop_all(hub)
+        site.ssh("alice", ["scancel", "--user", "alice"])
+        hub.close()
