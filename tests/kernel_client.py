@@ -21,8 +21,8 @@ class KernelClient:
         self.session = uuid.uuid4().hex
         self.ws = None
 
-    def start_kernel(self) -> str:
-        response = requests.post(f"{self.base_url}/api/kernels", json={"name": "python3"}, timeout=60,
+    def start_kernel(self, name: str = "python3") -> str:
+        response = requests.post(f"{self.base_url}/api/kernels", json={"name": name}, timeout=60,
                                  headers={"Authorization": f"token {self.token}"})
         response.raise_for_status()
         self.kernel_id = response.json()["id"]

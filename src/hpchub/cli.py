@@ -150,7 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
     tserve.add_argument("--socket", required=True, help="Unix socket to listen on (made 0600)")
     tserve.add_argument("--known-hosts", required=True, help="known_hosts file of the cluster's hosts")
     tserve.set_defaults(func=_tunnels_serve)
+
+    kernel = commands.add_parser("kernel", help="your own environments as Jupyter kernels (run on the cluster)")
+    kernel_commands = kernel.add_subparsers(dest="kernel_action", required=True)
+    kadd = kernel_commands.add_parser("add", help="register a venv or conda environment (it needs ipykernel)")
+    kadd.add_argument("env", help="the environment's directory (with bin/python)")
+    kadd.add_argument("--name", help="the kernel's name (default: the directory's name)")
+    kadd.add_argument("--display-name", help='what JupyterLab shows (default: "Python (DIR)")')
+    kadd.add_argument("--wrapper", help='a command the kernel runs inside, e.g. "apptainer exec image.sif"')
+    kernel_commands.add_parser("list", help="the kernels you added")
+    kremove = kernel_commands.add_parser("remove", help="remove a kernel you added")
+    kremove.add_argument("name")
+    kernel.set_defaults(func=_kernel)
     return parser
+
+
+def _kernel(args: argparse.Namespace) -> int:
+    from .kernels import main as kernel_main
+
+    return kernel_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,12 @@ import json
 import time
 
 import pytest
+import requests
 
 from hpchub.site.system import demo_passwords
 
 from ..kernel_client import KernelClient
-from ..site_handle import HubClient, spawn
+from ..site_handle import HubClient, check, spawn
 from .test_credentials import login_ok
 from .test_slurm_spawner import queue
 from .test_ssh_spawner import run_in_kernel, stop_all
@@ -115,4 +116,37 @@ def test_a_killed_kernel_leaves_no_worker_in_the_queue(loopback_site):
     finally:
         stop_all(hub)
         site.ssh("alice", ["scancel", "--user", "alice"])
+        hub.close()
+
+
+def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wrapper(loopback_site):
+    site = loopback_site
+    hub = HubClient(site)
+    env = site.info["jupyter_env"]
+    try:
+        # As alice on a login node: her own kernel, started through a plain wrapper.
+        check(site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "add", env, "--name", "mine",
+                                 "--display-name", "Python (alice's)", "--wrapper", "env HPCHUB_WRAPPED=yes"]))
+        login_ok(hub, "alice")
+        spawn(hub, "alice")
+        token = site.site.hub.admin_token()
+        specs = requests.get(f"{hub.url}/user/alice/api/kernelspecs", timeout=30,
+                             headers={"Authorization": f"token {token}"}).json()["kernelspecs"]
+        assert specs["mine"]["spec"]["display_name"] == "Python (alice's)"
+
+        async def run_mine():
+            client = KernelClient(f"{hub.url}/user/alice", token)
+            client.start_kernel("mine")
+            await client.connect()
+            try:
+                return await client.execute("import os, getpass; print(os.environ['HPCHUB_WRAPPED'], getpass.getuser())")
+            finally:
+                await client.aclose()
+
+        assert asyncio.run(run_mine()).split() == ["yes", "alice"]
+        refused = site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "add", "/usr", "--name", "bad"])
+        assert refused.returncode == 1 and "ipykernel cannot be imported in /usr" in refused.stderr
+    finally:
+        site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", "mine"])
+        stop_all(hub)
         hub.close()
