@@ -171,3 +171,105 @@ def ipyparallel_cluster(engines: int = 2, *, account: str | None = None, partiti
     client.wait_for_engines(engines, timeout=timeout)
     client.hpchub_cluster = cluster  # kept with the client
     return client
+
+
+SPARK_JOB = """#!/bin/bash
+#SBATCH --job-name={job_name}
+#SBATCH --nodes={nodes}
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task={cores}
+#SBATCH --time={walltime}
+#SBATCH --output={output}
+{directives}
+# A standalone Spark cluster inside this allocation: the master on the first node, a worker on
+# every node; it ends with the job (the notebook's stop, the kernel's end, or the walltime).
+set -eu
+export SPARK_HOME={spark_home}
+export SPARK_LOG_DIR=/tmp/hpchub-spark-$SLURM_JOB_ID SPARK_WORKER_DIR=/tmp/hpchub-spark-$SLURM_JOB_ID
+address() {{ {python} -c 'import socket; print(socket.gethostbyname(socket.gethostname()))'; }}
+HOST=$(address)
+PORT=$({python} -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+"$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master --host "$HOST" --port "$PORT" \\
+    --webui-port 0 &
+MASTER=$!
+for _ in $(seq 1 600); do
+    {python} -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)' \\
+        "$HOST" "$PORT" 2>/dev/null && break
+    sleep 0.1
+done
+srun --ntasks-per-node=1 bash -c "mkdir -p \\$SPARK_WORKER_DIR && exec \\"\\$SPARK_HOME/bin/spark-class\\" \\
+    org.apache.spark.deploy.worker.Worker --host \\$({python} -c 'import socket; \\
+    print(socket.gethostbyname(socket.gethostname()))') --cores {cores} --memory {memory} \\
+    spark://$HOST:$PORT" &
+WORKERS=$!
+echo "spark://$HOST:$PORT" > {url_file}.partial && mv {url_file}.partial {url_file}
+wait $WORKERS
+kill $MASTER
+"""
+
+
+def spark_session(nodes: int = 2, *, cores: int = 1, memory: str = "1g", account: str | None = None,
+                  partition: str | None = None, walltime: str | None = None, app_name: str = "notebook",
+                  timeout: float = 300):
+    """A SparkSession on a standalone Spark cluster started inside one Slurm job of `nodes`
+    nodes (a worker with `cores` cores and `memory` on each). The driver is this kernel.
+    spark.stop() also ends the job; so do the kernel's end and the job's walltime."""
+    import atexit
+    import time
+
+    import pyspark
+    from pyspark.sql import SparkSession
+
+    settings = job_settings(account=account, partition=partition, walltime=walltime)
+    name = new_tag("spark")
+    workdir = Path.home() / ".hpchub" / "spark"
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url_file = workdir / f"{name}.url"
+    directives = "\n".join(f"#SBATCH --{key}={settings[key]}" for key in ("account", "partition")
+                           if settings.get(key))
+    script = SPARK_JOB.format(job_name=name, nodes=int(nodes), cores=int(cores), walltime=settings["walltime"],
+                              output=workdir / f"{name}.out", directives=directives,
+                              spark_home=os.path.dirname(pyspark.__file__), python=sys.executable,
+                              memory=memory, url_file=url_file)
+    submitted = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True, text=True, timeout=60)
+    if submitted.returncode != 0:
+        raise RuntimeError(f"the Spark job was refused: {submitted.stderr.strip()}")
+    job_id = submitted.stdout.strip().split(";")[0]
+    watch_kernel(name)
+
+    def cancel():
+        subprocess.run(["scancel", job_id], capture_output=True)
+
+    atexit.register(cancel)
+    deadline = time.monotonic() + timeout
+    while not url_file.exists():
+        state = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%T"], capture_output=True,
+                               text=True).stdout.strip()
+        if state in ("", "FAILED", "CANCELLED", "TIMEOUT", "COMPLETED") or time.monotonic() > deadline:
+            cancel()
+            output = (workdir / f"{name}.out")
+            tail = output.read_text()[-2000:] if output.exists() else ""
+            raise RuntimeError(f"Spark job {job_id} did not start ({state or 'gone'}). Its output:\n{tail}")
+        time.sleep(0.5)
+    master = url_file.read_text().strip()
+    builder = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.driver.host", cluster_address())
+               .config("spark.executor.memory", memory).config("spark.executor.cores", str(cores)))
+    if cluster_address().startswith("127."):
+        # Nodes that share one address (a one-machine demo site) look like one host to Spark,
+        # which would then read other nodes' shuffle files from its own /tmp.
+        builder = builder.config("spark.shuffle.readHostLocalDisk", "false")
+    spark = builder.getOrCreate()
+    # Executors register a moment after the session opens: wait for one per node.
+    context = spark.sparkContext
+    while context._jsc.sc().getExecutorMemoryStatus().size() - 1 < nodes and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop_session = spark.stop
+
+    def stop():
+        stop_session()
+        cancel()
+
+    spark.stop = stop
+    spark.hpchub_job_id = job_id
+    return spark

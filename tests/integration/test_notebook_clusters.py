@@ -150,3 +150,38 @@ def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wr
         site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", "mine"])
         stop_all(hub)
         hub.close()
+
+
+RUN_NOTEBOOK = r"""
+import json, nbformat, nbclient
+nb = nbformat.reads(%(notebook)r, as_version=4)
+nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+print(json.dumps(["".join(o.get("text", "") for o in cell.get("outputs", [])) for cell in nb.cells]))
+"""
+
+
+@pytest.mark.parametrize("notebook, expected", [
+    ("dask.ipynb", [r"mean: 0\.5", r"workers on: \['c\d', 'c\d'\]"]),
+    ("ipyparallel.ipynb", [r"engines on: \['c\d', 'c\d'\]", "sum of squares: 328350"]),
+    ("spark.ipynb", ["count: 10000000", "even numbers: 500"]),
+    ("yt-volume.ipynb", ["8 grids", "rendered 256 x 256 -> cloud.png"]),
+])
+def test_the_example_notebooks_run_on_the_compute_nodes(loopback_site, notebook, expected):
+    import re
+    from importlib import resources
+
+    site = loopback_site
+    hub = HubClient(site)
+    try:
+        login_ok(hub, "alice")
+        spawn(hub, "alice")
+        source = resources.files("hpchub").joinpath("examples", notebook).read_text()
+        out = run_in_kernel(hub, "alice", RUN_NOTEBOOK % {"notebook": source})
+        text = "\n".join(json.loads(out.strip().splitlines()[-1]))
+        for pattern in expected:
+            assert re.search(pattern, text), (pattern, text)
+        assert wait_queue_empty(site, "alice") == {}
+    finally:
+        stop_all(hub)
+        site.ssh("alice", ["scancel", "--user", "alice"])
+        hub.close()

@@ -26,6 +26,8 @@ REQUIREMENTS = (
     "dask-jobqueue>=0.9",
     "jupyter-server-proxy>=4.2",
     "ipyparallel>=8.8",
+    "pyspark>=3.5",  # a standalone Spark cluster inside one Slurm allocation (Java from Debian)
+    "yt>=4.3",  # volume rendering; the demo's example notebook
 )
 IPYTHON_CONFIG = JUPYTER_ENV / "etc" / "ipython" / "ipython_config.py"
 _SOURCE_STAMP = JUPYTER_ENV / ".hpchub-source"

@@ -30,6 +30,7 @@ PACKAGES = {
     "util-linux": "/usr/bin/nsenter",
     "python3-venv": "/usr/lib/python3.11/ensurepip/__init__.py",
     "procps": "/usr/bin/pgrep",
+    "openjdk-17-jre-headless": "/usr/bin/java",  # Spark's workers and master (hpchub.cluster)
 }
 
 
@@ -188,6 +189,24 @@ def ensure_users() -> None:
              "--shell", "/usr/sbin/nologin", "--comment", "JupyterHub (hub side only)", HUB_OS_USER])
     # The hub checks passwords through PAM, which needs to read /etc/shadow as a non-root user.
     run(["usermod", "--append", "--groups", "shadow", HUB_OS_USER])
+    for user in DEMO_USERS:
+        give_examples(user)
+
+
+def give_examples(user: str) -> None:
+    """hpchub's example notebooks (dask, ipyparallel, Spark, yt) in ~/hpchub-examples; a
+    notebook the user already has there is left as it is."""
+    from importlib import resources
+
+    entry = pwd.getpwnam(user)
+    target = Path(entry.pw_dir) / "hpchub-examples"
+    if not target.exists():
+        target.mkdir(mode=0o755)
+        os.chown(target, entry.pw_uid, entry.pw_gid)
+    for example in resources.files("hpchub").joinpath("examples").iterdir():
+        if example.name.endswith(".ipynb") and not (target / example.name).exists():
+            (target / example.name).write_text(example.read_text())
+            os.chown(target / example.name, entry.pw_uid, entry.pw_gid)
 
 
 def python_for_sites() -> str:
