@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     kadd.add_argument("--name", help="the kernel's name (default: the directory's name)")
     kadd.add_argument("--display-name", help='what JupyterLab shows (default: "Python (DIR)")')
     kadd.add_argument("--wrapper", help='a command the kernel runs inside, e.g. "apptainer exec image.sif"')
+    kadd.add_argument("--site", action="store_true",
+                      help="admins: register it in this Jupyter environment, for all its users")
     kernel_commands.add_parser("list", help="the kernels you added")
     kremove = kernel_commands.add_parser("remove", help="remove a kernel you added")
     kremove.add_argument("name")

@@ -5,6 +5,7 @@ by the user, in a terminal of their server or over SSH). Standard library only.
     hpchub kernel add ~/envs/gpu --name gpu --display-name "PyTorch (mine)"
     hpchub kernel add /opt/env --wrapper "apptainer exec /images/tf.sif"   # run inside a container
     hpchub kernel list | remove NAME
+    hpchub kernel add /opt/envs/site --site --display-name "Python (site)"   # admins: for everyone
 
 The kernel is written to the user's Jupyter data directory (~/.local/share/jupyter/kernels),
 so it appears in JupyterLab's launcher wherever the user's servers run. The environment
@@ -30,7 +31,11 @@ class KernelError(RuntimeError):
     pass
 
 
-def kernels_dir() -> Path:
+def kernels_dir(site: bool = False) -> Path:
+    """The user's kernels, or (site=True, for admins) those of the Jupyter environment this
+    command runs from, which every user of it sees."""
+    if site:
+        return Path(sys.prefix) / "share" / "jupyter" / "kernels"
     base = os.environ.get("JUPYTER_DATA_DIR") or os.path.join(
         os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "jupyter")
     return Path(base) / "kernels"
@@ -51,7 +56,7 @@ def kernel_spec(env: Path, display_name: str, wrapper: list[str]) -> dict:
 
 
 def add(env: str, name: str | None = None, display_name: str | None = None, wrapper: str = "",
-        check: bool = True) -> Path:
+        check: bool = True, site: bool = False) -> Path:
     env_path = Path(env).expanduser().resolve()
     python = python_of(env_path)
     if python is None:
@@ -67,7 +72,7 @@ def add(env: str, name: str | None = None, display_name: str | None = None, wrap
             raise KernelError(f"ipykernel cannot be imported in {env_path}"
                               + (f" (through {wrapper!r})" if words else "")
                               + f": install it there (pip install ipykernel). {probe.stderr.strip()[-300:]}")
-    target = kernels_dir() / name
+    target = kernels_dir(site) / name
     target.mkdir(parents=True, exist_ok=True)
     spec = kernel_spec(env_path, display_name or f"Python ({env_path.name})", words)
     (target / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
@@ -95,7 +100,7 @@ def remove(name: str) -> bool:
 def main(args) -> int:
     try:
         if args.kernel_action == "add":
-            path = add(args.env, args.name, args.display_name, args.wrapper or "")
+            path = add(args.env, args.name, args.display_name, args.wrapper or "", site=args.site)
             print(f"added kernel {path.name!r}: {json.loads((path / 'kernel.json').read_text())['display_name']}"
                   f" ({path}); it shows in JupyterLab's launcher after a reload")
         elif args.kernel_action == "list":

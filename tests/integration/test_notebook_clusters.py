@@ -133,6 +133,7 @@ def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wr
         specs = requests.get(f"{hub.url}/user/alice/api/kernelspecs", timeout=30,
                              headers={"Authorization": f"token {token}"}).json()["kernelspecs"]
         assert specs["mine"]["spec"]["display_name"] == "Python (alice's)"
+        assert specs["hpchub-site"]["spec"]["display_name"] == "Python 3 (site: dask, ipyparallel, Spark, yt)"
 
         async def run_mine():
             client = KernelClient(f"{hub.url}/user/alice", token)

@@ -86,6 +86,9 @@ def ensure_hpchub_in_jupyter_env() -> None:
                  "--no-deps", "--force-reinstall", str(root)], timeout=600)
             run(["chmod", "-R", "a+rX", str(JUPYTER_ENV)])
             write_file(_SOURCE_STAMP, wanted + "\n")
+    # The site kernel: this environment, with dask, ipyparallel, Spark and yt, named as such.
+    run([str(JUPYTER_ENV / "bin" / "hpchub"), "kernel", "add", str(JUPYTER_ENV), "--site", "--name", "hpchub-site",
+         "--display-name", "Python 3 (site: dask, ipyparallel, Spark, yt)"], timeout=120)
     write_file(IPYTHON_CONFIG, (
         "# Written by hpchub: Slurm magics (%sbatch, %squeue, ...) in every kernel of the site.\n"
         "c.InteractiveShellApp.extensions = ['hpchub.magics']\n"
