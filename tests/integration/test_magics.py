@@ -36,7 +36,11 @@ for _ in range(40):
         break
     time.sleep(0.25)
 out["cancelled"] = cell.state
-acct = ip.run_line_magic("sacct", "-j %s -X --format=JobID,State,ExitCode" % job.id)
+for _ in range(40):  # accounting (slurmdbd) learns of the job's end a moment after the queue
+    acct = ip.run_line_magic("sacct", "-j %s -X --format=JobID,State,ExitCode" % job.id)
+    if list(acct["State"]) == ["COMPLETED"]:
+        break
+    time.sleep(0.25)
 out["sacct"] = acct.to_dict("records")
 out["sinfo"] = ip.run_line_magic("sinfo", "").to_dict("records")
 out["scontrol"] = ip.run_line_magic("scontrol", "show job %s" % job.id)["JobState"]
