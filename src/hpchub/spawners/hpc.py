@@ -22,7 +22,6 @@ import jinja2
 from tornado import web
 from traitlets import Dict, Float, List, Unicode, default
 
-from ..schedulers.base import JobState
 from .batch import BatchSpawner
 from .jobs import service_runner
 from .remote import spawn_error
@@ -281,9 +280,3 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             return None
         end = time.mktime(time.strptime(self.end_time, "%Y-%m-%dT%H:%M:%S"))
         return max(0, int(end - time.time()))
-
-    @property
-    def queue_state(self) -> JobState | None:
-        watched = self.watcher.jobs.get(self.job_id) if self.job_id else None
-        return watched.status.state if watched and watched.status else None
-
