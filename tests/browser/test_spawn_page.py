@@ -159,6 +159,8 @@ def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
         assert "Your batch job" in notice.inner_text()
         status = page.wait_for_selector(".hpchub-walltime").inner_text()
         assert re.fullmatch(r"Job \d+: 1[01] min left", status), status
+        # Compute nodes have no internet: JupyterLab's news prompt is switched off for the site.
+        assert page.query_selector("text=official Jupyter news") is None
         shot(page, "walltime-notice")
 
         servers = hub.admin("GET", "/users/alice").json()["servers"]
