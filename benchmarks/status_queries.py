@@ -61,10 +61,11 @@ def job_info_rpcs(site: SiteHandle) -> int:
     return sum(int(count) for _name, count in JOB_INFO_RPC.findall(out))
 
 
-def count_for_a_minute(site: SiteHandle) -> int:
+def count_for(site: SiteHandle, window: float) -> int:
+    """Job-status RPCs in a window, scaled to one minute."""
     check(site.in_node("head", ["sdiag", "--reset"]))
-    time.sleep(WINDOW)
-    return job_info_rpcs(site)
+    time.sleep(window)
+    return round(job_info_rpcs(site) * 60 / window)
 
 
 def start_servers(start_one, names: list[str]) -> None:
@@ -72,7 +73,7 @@ def start_servers(start_one, names: list[str]) -> None:
         list(pool.map(start_one, names))
 
 
-def run(runs: int = 1) -> dict:
+def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -> dict:
     check(hpchub_site("down", NAME, "--purge"))
     check(hpchub_site("up", NAME, "--loopback"))
     site = SiteHandle(NAME)
@@ -88,11 +89,11 @@ def run(runs: int = 1) -> dict:
         site.site.hub.restart()
         hub.login("alice", demo_passwords()["alice"])
         running: list[str] = []
-        for size in SIZES:
+        for size in sizes:
             new = [f"s{i}" for i in range(len(running), size)]
             start_servers(lambda name: spawn(hub, "alice", name, timeout=300), new)
             running += new
-            counts["hpchub"][size] = [count_for_a_minute(site) for _ in range(runs)]
+            counts["hpchub"][size] = [count_for(site, window) for _ in range(runs)]
         start_servers(lambda name: stop(hub, "alice", name, timeout=120), running)
         wait_queue_empty(site, timeout=120)
 
@@ -101,11 +102,11 @@ def run(runs: int = 1) -> dict:
                                                             'c.BatchSpawnerBase.req_memory = "64M"\n')
         try:
             running = []
-            for size in SIZES:
+            for size in sizes:
                 new = [f"s{i}" for i in range(len(running), size)]
                 start_servers(lambda name: _incumbent_spawn(incumbent, name), new)
                 running += new
-                counts["batchspawner"][size] = [count_for_a_minute(site) for _ in range(runs)]
+                counts["batchspawner"][size] = [count_for(site, window) for _ in range(runs)]
         finally:
             incumbent.close()
         wait_queue_empty(site, timeout=120)
@@ -113,7 +114,7 @@ def run(runs: int = 1) -> dict:
         hub.close()
         site.close()
         hpchub_site("down", NAME, "--purge")
-    return {"window_seconds": WINDOW, "stand_in_server": True, "counts": counts}
+    return {"window_seconds": window, "stand_in_server": True, "counts": counts}
 
 
 def _incumbent_spawn(incumbent: BatchspawnerHub, name: str) -> None:
@@ -129,8 +130,8 @@ def _incumbent_spawn(incumbent: BatchspawnerHub, name: str) -> None:
 
 
 def report(result: dict) -> str:
-    lines = ["scheduler job-status RPCs per minute at slurmctld (sdiag), servers running in Slurm jobs "
-             "(a stand-in server, not JupyterLab)"]
+    lines = [f"scheduler job-status RPCs per minute at slurmctld (sdiag, {result['window_seconds']:.0f} s windows), "
+             "servers running in Slurm jobs (a stand-in server, not JupyterLab)"]
     counts = result["counts"]
     for tool in ("hpchub", "batchspawner"):
         figures = ", ".join(f"{size} servers: {max(values)}/min" for size, values in sorted(counts[tool].items(),
