@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from importlib import resources
 
 import pytest
 import requests
@@ -20,8 +22,8 @@ from .test_slurm_spawner import queue
 from .test_ssh_spawner import run_in_kernel, stop_all
 
 
-@pytest.fixture
-def hub(site):
+def clean_hub(site):
+    """The site's hub, with no server of anyone's and no job of alice's before and after."""
     client = HubClient(site)
     stop_all(client)
     site.ssh("alice", ["scancel", "--user", "alice"])
@@ -29,6 +31,17 @@ def hub(site):
     stop_all(client)
     site.ssh("alice", ["scancel", "--user", "alice"])
     client.close()
+
+
+@pytest.fixture
+def hub(site):
+    yield from clean_hub(site)
+
+
+@pytest.fixture
+def loop_hub(loopback_site):
+    """For the tests that run in loopback mode only."""
+    yield from clean_hub(loopback_site)
 
 
 def wait_queue_empty(site, user: str, timeout: float = 30) -> dict:
@@ -79,49 +92,37 @@ def test_dask_sums_an_array_across_two_compute_nodes_with_its_dashboard_through_
     assert wait_queue_empty(site, "alice") == {}
 
 
-def test_ipyparallel_engines_on_two_nodes(loopback_site):
-    site = loopback_site
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        spawn(hub, "alice")
-        code = ("import json, socket\nfrom hpchub.cluster import ipyparallel_cluster\n"
-                "rc = ipyparallel_cluster(engines=2, walltime='00:10:00')\n"
-                "hosts = sorted(set(rc[:].apply_sync(socket.gethostname)))\n"
-                "rc.hpchub_cluster.stop_cluster_sync()\nprint(json.dumps(hosts))")
-        out = run_in_kernel(hub, "alice", code)
-        hosts = json.loads(out.strip().splitlines()[-1]) if out.strip() else out
-        assert len(hosts) == 2 and set(hosts) <= {"c1", "c2", "c3", "c4"}
-        assert wait_queue_empty(site, "alice") == {}
-    finally:
-        stop_all(hub)
-        hub.close()
+def test_ipyparallel_engines_on_two_nodes(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    spawn(hub, "alice")
+    code = ("import json, socket\nfrom hpchub.cluster import ipyparallel_cluster\n"
+            "rc = ipyparallel_cluster(engines=2, walltime='00:10:00')\n"
+            "hosts = sorted(set(rc[:].apply_sync(socket.gethostname)))\n"
+            "rc.hpchub_cluster.stop_cluster_sync()\nprint(json.dumps(hosts))")
+    out = run_in_kernel(hub, "alice", code)
+    hosts = json.loads(out.strip().splitlines()[-1]) if out.strip() else out
+    assert len(hosts) == 2 and set(hosts) <= {"c1", "c2", "c3", "c4"}
+    assert wait_queue_empty(site, "alice") == {}
 
 
-def test_a_killed_kernel_leaves_no_worker_in_the_queue(loopback_site):
-    site = loopback_site
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        spawn(hub, "alice")
-        code = ("import os, threading, time\nfrom hpchub.cluster import dask_cluster\n"
-                "cluster, client = dask_cluster(jobs=3, memory='3GB', walltime='00:10:00')\n"
-                "deadline = time.time() + 30\n"
-                "while len(cluster.workers) < 3 and time.time() < deadline: time.sleep(0.2)\n"
-                "print(len(cluster.workers))\n"
-                "threading.Timer(1, lambda: os.kill(os.getpid(), 9)).start()  # SIGKILL, no clean-up\n")
-        assert run_in_kernel(hub, "alice", code).strip() == "3"
-        assert queue(site, "alice"), "the worker jobs should be in the queue before the kill"
-        assert wait_queue_empty(site, "alice", timeout=30) == {}
-    finally:
-        stop_all(hub)
-        site.ssh("alice", ["scancel", "--user", "alice"])
-        hub.close()
+def test_a_killed_kernel_leaves_no_worker_in_the_queue(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    spawn(hub, "alice")
+    code = ("import os, threading, time\nfrom hpchub.cluster import dask_cluster\n"
+            "cluster, client = dask_cluster(jobs=3, memory='3GB', walltime='00:10:00')\n"
+            "deadline = time.time() + 30\n"
+            "while len(cluster.workers) < 3 and time.time() < deadline: time.sleep(0.2)\n"
+            "print(len(cluster.workers))\n"
+            "threading.Timer(1, lambda: os.kill(os.getpid(), 9)).start()  # SIGKILL, no clean-up\n")
+    assert run_in_kernel(hub, "alice", code).strip() == "3"
+    assert queue(site, "alice"), "the worker jobs should be in the queue before the kill"
+    assert wait_queue_empty(site, "alice", timeout=30) == {}
 
 
-def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wrapper(loopback_site):
-    site = loopback_site
-    hub = HubClient(site)
+def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wrapper(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
     env = site.info["jupyter_env"]
     try:
         # As alice on a login node: her own kernel, started through a plain wrapper.
@@ -149,8 +150,6 @@ def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wr
         assert refused.returncode == 1 and "ipykernel cannot be imported in /usr" in refused.stderr
     finally:
         site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", "mine"])
-        stop_all(hub)
-        hub.close()
 
 
 RUN_NOTEBOOK = r"""
@@ -167,22 +166,13 @@ print(json.dumps(["".join(o.get("text", "") for o in cell.get("outputs", [])) fo
     ("spark.ipynb", ["count: 10000000", "even numbers: 500"]),
     ("yt-volume.ipynb", ["8 grids", "rendered 256 x 256 -> cloud.png"]),
 ])
-def test_the_example_notebooks_run_on_the_compute_nodes(loopback_site, notebook, expected):
-    import re
-    from importlib import resources
-
-    site = loopback_site
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        spawn(hub, "alice")
-        source = resources.files("hpchub").joinpath("examples", notebook).read_text()
-        out = run_in_kernel(hub, "alice", RUN_NOTEBOOK % {"notebook": source})
-        text = "\n".join(json.loads(out.strip().splitlines()[-1]))
-        for pattern in expected:
-            assert re.search(pattern, text), (pattern, text)
-        assert wait_queue_empty(site, "alice") == {}
-    finally:
-        stop_all(hub)
-        site.ssh("alice", ["scancel", "--user", "alice"])
-        hub.close()
+def test_the_example_notebooks_run_on_the_compute_nodes(loopback_site, loop_hub, notebook, expected):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    spawn(hub, "alice")
+    source = resources.files("hpchub").joinpath("examples", notebook).read_text()
+    out = run_in_kernel(hub, "alice", RUN_NOTEBOOK % {"notebook": source})
+    text = "\n".join(json.loads(out.strip().splitlines()[-1]))
+    for pattern in expected:
+        assert re.search(pattern, text), (pattern, text)
+    assert wait_queue_empty(site, "alice") == {}

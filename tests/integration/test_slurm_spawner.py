@@ -27,16 +27,19 @@ c.Spawner.poll_interval = 2
 CONFIG_NAME = "40-slurm-spawner.py"
 
 
+_sites_used: list = []  # the sites whose hubs this module switched to the Slurm spawner
+
+
 def use_slurm_spawner(site, extra: str = "") -> None:
     """The site's hub with the Slurm spawner (and extra settings); restarts it only if needed."""
+    if site not in _sites_used:
+        _sites_used.append(site)
     path = site.layout.hub_config_dir / CONFIG_NAME
     text = SLURM_HUB + extra
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
         site.site.hub.restart()
 
-
-_sites_used: list = []
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,18 +53,29 @@ def back_to_the_default_spawner():
             site.site.hub.restart()
 
 
-@pytest.fixture
-def hub(site):
+def slurm_hub(site):
+    """The site's hub with the Slurm spawner, without servers or jobs before and after; a
+    test may add settings with use_slurm_spawner(site, extra), undone here."""
     use_slurm_spawner(site)
-    if site not in _sites_used:
-        _sites_used.append(site)
     client = HubClient(site)
     stop_all(client)
     cancel_all_jobs(site)
     yield client
     stop_all(client)
     cancel_all_jobs(site)
+    use_slurm_spawner(site)
     client.close()
+
+
+@pytest.fixture
+def hub(site):
+    yield from slurm_hub(site)
+
+
+@pytest.fixture
+def loop_hub(loopback_site):
+    """For the tests that run in loopback mode only."""
+    yield from slurm_hub(loopback_site)
 
 
 def cancel_all_jobs(site) -> None:
@@ -164,23 +178,16 @@ def test_the_server_runs_in_a_job_on_a_compute_node_as_alice(site, hub):
     assert queue(site, "alice") == {}
 
 
-def test_a_two_node_job_gives_the_notebook_the_whole_allocation(loopback_site):
-    site = loopback_site
-    use_slurm_spawner(site)
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "bob")
-        assert hub.admin("POST", "/users/bob/server", json={"nodes": 2}).status_code in (201, 202)
-        model = wait_ready(hub, "bob")
-        out = run_in_kernel(hub, "bob", "import subprocess; print(subprocess.run(['srun', '--overlap', 'hostname'], "
-                                        "capture_output=True, text=True, timeout=60).stdout)")
-        hosts = sorted(out.split())
-        assert len(hosts) == 2 and model["state"]["node"] in hosts and set(hosts) <= {"c1", "c2", "c3", "c4"}
-        stop(hub, "bob")
-    finally:
-        stop_all(hub)
-        hub.close()
+def test_a_two_node_job_gives_the_notebook_the_whole_allocation(loop_hub):
+    hub = loop_hub
+    login_ok(hub, "bob")
+    assert hub.admin("POST", "/users/bob/server", json={"nodes": 2}).status_code in (201, 202)
+    model = wait_ready(hub, "bob")
+    out = run_in_kernel(hub, "bob", "import subprocess; print(subprocess.run(['srun', '--overlap', 'hostname'], "
+                                    "capture_output=True, text=True, timeout=60).stdout)")
+    hosts = sorted(out.split())
+    assert len(hosts) == 2 and model["state"]["node"] in hosts and set(hosts) <= {"c1", "c2", "c3", "c4"}
+    stop(hub, "bob")
 
 
 def test_a_full_partition_keeps_the_spawn_pending_with_its_reason_then_it_starts(site, hub):
@@ -198,24 +205,16 @@ def test_a_full_partition_keeps_the_spawn_pending_with_its_reason_then_it_starts
     assert answers(hub, "alice")
 
 
-def test_stop_while_pending_cancels_the_job(loopback_site):
-    site = loopback_site
-    use_slurm_spawner(site)
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        block_debug_partition(site)
-        progress = request_spawn(hub, "alice", options={"partition": "debug", "walltime": "00:10:00"})
-        job_id = progress.wait_for("waiting in the queue", timeout=30)["job_id"]
-        assert queue(site, "alice") == {job_id: "PENDING"}
-        stop(hub, "alice")
-        assert queue(site, "alice") == {}
-        assert "" not in hub.admin("GET", "/users/alice").json()["servers"]
-    finally:
-        stop_all(hub)
-        cancel_all_jobs(site)
-        hub.close()
+def test_stop_while_pending_cancels_the_job(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    block_debug_partition(site)
+    progress = request_spawn(hub, "alice", options={"partition": "debug", "walltime": "00:10:00"})
+    job_id = progress.wait_for("waiting in the queue", timeout=30)["job_id"]
+    assert queue(site, "alice") == {job_id: "PENDING"}
+    stop(hub, "alice")
+    assert queue(site, "alice") == {}
+    assert "" not in hub.admin("GET", "/users/alice").json()["servers"]
 
 
 def test_hub_killed_with_a_pending_and_a_running_job_keeps_both(site, hub):
@@ -243,84 +242,55 @@ def test_hub_killed_with_a_pending_and_a_running_job_keeps_both(site, hub):
     assert queue(site, "alice") == {}
 
 
-def test_queued_jobs_do_not_use_up_the_concurrent_spawn_limit(loopback_site):
-    site = loopback_site
+def test_queued_jobs_do_not_use_up_the_concurrent_spawn_limit(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
     # The combined spawner, so that bob can start on a login node beside alice's queued jobs.
     use_slurm_spawner(site, 'c.JupyterHub.spawner_class = "hpchub"\nc.JupyterHub.concurrent_spawn_limit = 2\n')
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        login_ok(hub, "bob")
-        block_debug_partition(site)
-        queued = {"target": "custom", "partition": "debug", "walltime": "00:10:00"}
-        for name in ("q1", "q2", "q3"):
-            request_spawn(hub, "alice", name, options={"user_options": queued}).wait_for("waiting in the queue")
-        response = hub.admin("POST", "/users/bob/server", json={"user_options": {"target": "login"}})
-        assert response.status_code in (201, 202), response.text  # not 429: the limit is not used up
-        model = wait_ready(hub, "bob")
-        assert model["state"]["kind"] == "login" and model["state"]["host"] in ("login1", "login2")
-        assert set(queue(site, "alice").values()) == {"PENDING"} and len(queue(site, "alice")) == 3
-    finally:
-        stop_all(hub)
-        cancel_all_jobs(site)
-        use_slurm_spawner(site)
-        hub.close()
+    login_ok(hub, "alice")
+    login_ok(hub, "bob")
+    block_debug_partition(site)
+    queued = {"target": "custom", "partition": "debug", "walltime": "00:10:00"}
+    for name in ("q1", "q2", "q3"):
+        request_spawn(hub, "alice", name, options={"user_options": queued}).wait_for("waiting in the queue")
+    response = hub.admin("POST", "/users/bob/server", json={"user_options": {"target": "login"}})
+    assert response.status_code in (201, 202), response.text  # not 429: the limit is not used up
+    model = wait_ready(hub, "bob")
+    assert model["state"]["kind"] == "login" and model["state"]["host"] in ("login1", "login2")
+    assert set(queue(site, "alice").values()) == {"PENDING"} and len(queue(site, "alice")) == 3
 
 
-def test_an_admin_scancel_stops_the_server_and_says_why(loopback_site):
-    site = loopback_site
-    use_slurm_spawner(site)
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "bob")
-        job_id = spawn(hub, "bob")["state"]["job_id"]
-        check(site.in_node("head", ["scancel", job_id]))  # root on the head node
-        deadline = time.monotonic() + 30
-        while hub.admin("GET", "/users/bob").json()["servers"]:
-            assert time.monotonic() < deadline, "the hub did not notice the cancelled job"
-            time.sleep(0.5)
-        stopped = hub.admin("GET", "/users/bob?include_stopped_servers=1").json()["servers"][""]
-        assert stopped["state"]["last_outcome"]["message"] == f"job {job_id} was cancelled (by uid 0)"
-    finally:
-        stop_all(hub)
-        hub.close()
+def test_an_admin_scancel_stops_the_server_and_says_why(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "bob")
+    job_id = spawn(hub, "bob")["state"]["job_id"]
+    check(site.in_node("head", ["scancel", job_id]))  # root on the head node
+    deadline = time.monotonic() + 30
+    while hub.admin("GET", "/users/bob").json()["servers"]:
+        assert time.monotonic() < deadline, "the hub did not notice the cancelled job"
+        time.sleep(0.5)
+    stopped = hub.admin("GET", "/users/bob?include_stopped_servers=1").json()["servers"][""]
+    assert stopped["state"]["last_outcome"]["message"] == f"job {job_id} was cancelled (by uid 0)"
 
 
 @pytest.mark.parametrize("options, slurm_says", [
     ({"account": "chemistry"}, "Invalid account or account/partition combination specified"),
     ({"partition": "debug", "walltime": "02:00:00"}, "Requested time limit is invalid"),
 ])
-def test_slurm_refusals_reach_the_user_in_slurms_words(loopback_site, options, slurm_says):
-    site = loopback_site
-    use_slurm_spawner(site)
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "bob")  # bob is in the physics account only
-        final = request_spawn(hub, "bob", options=options).final()
-        assert final["failed"] and slurm_says in final["message"], final
-        assert "Traceback" not in final["message"]
-        assert queue(site, "bob") == {}
-    finally:
-        stop_all(hub)
-        hub.close()
+def test_slurm_refusals_reach_the_user_in_slurms_words(loopback_site, loop_hub, options, slurm_says):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "bob")  # bob is in the physics account only
+    final = request_spawn(hub, "bob", options=options).final()
+    assert final["failed"] and slurm_says in final["message"], final
+    assert "Traceback" not in final["message"]
+    assert queue(site, "bob") == {}
 
 
-def test_a_job_that_dies_before_its_server_answers_ends_the_spawn_with_its_output(loopback_site):
-    site = loopback_site
+def test_a_job_that_dies_before_its_server_answers_ends_the_spawn_with_its_output(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
     use_slurm_spawner(site, "c.BatchSpawner.setup_lines = ['echo the module system is broken >&2', 'exit 3']\n")
-    _sites_used.append(site)
-    hub = HubClient(site)
-    try:
-        login_ok(hub, "alice")
-        started = time.monotonic()
-        final = request_spawn(hub, "alice").final()
-        assert time.monotonic() - started < 20
-        assert final["failed"] and "the module system is broken" in final["message"], final
-        assert "exit code 3" in final["message"] or "FAILED" in final["message"], final
-    finally:
-        stop_all(hub)
-        use_slurm_spawner(site)
-        hub.close()
+    login_ok(hub, "alice")
+    started = time.monotonic()
+    final = request_spawn(hub, "alice").final()
+    assert time.monotonic() - started < 20
+    assert final["failed"] and "the module system is broken" in final["message"], final
+    assert "exit code 3" in final["message"] or "FAILED" in final["message"], final
