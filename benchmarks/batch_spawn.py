@@ -14,12 +14,11 @@ import json
 import statistics
 import time
 
-import requests
-
 from hpchub.site.system import demo_passwords
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
 
 from .incumbent_batchspawner import BatchspawnerHub
+from .timing import time_until_answer
 
 NAME = "benchsl"
 
@@ -54,22 +53,6 @@ print(json.dumps(elapsed))
 HPCHUB_CONFIG = 'c.JupyterHub.spawner_class = "hpchub-slurm"\n'
 
 
-def _time_until_answer(post, url: str, token: str) -> float:
-    start = time.monotonic()
-    response = post()
-    assert response.status_code in (201, 202), response.text
-    while True:
-        try:
-            answer = requests.get(url, timeout=5, headers={"Authorization": f"token {token}"})
-            if answer.status_code == 200:
-                return time.monotonic() - start
-        except requests.RequestException:
-            pass
-        if time.monotonic() - start > 120:
-            raise RuntimeError(f"{url} did not answer within 120 s")
-        time.sleep(0.02)
-
-
 def wait_queue_empty(site: SiteHandle, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while check(site.in_node("head", ["squeue", "--noheader"])).stdout.strip():
@@ -92,11 +75,11 @@ def run(runs: int = 20) -> dict:
         token = site.site.hub.admin_token()
         times = {"hpchub": [], "batchspawner": [], "floor": []}
         for _ in range(runs):
-            times["hpchub"].append(_time_until_answer(
+            times["hpchub"].append(time_until_answer(
                 lambda: hub.admin("POST", "/users/alice/server"), f"{hub.url}/user/alice/api/status", token))
             stop(hub, "alice")
             wait_queue_empty(site)
-            times["batchspawner"].append(_time_until_answer(
+            times["batchspawner"].append(time_until_answer(
                 lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
                 incumbent.token))
             response = incumbent.api("DELETE", "/users/alice/server")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
-
-import requests
 
 from hpchub.site.system import demo_passwords
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
+
+from .timing import time_until_answer
 
 NAME = "benchssh"
 
@@ -42,23 +41,6 @@ proc.terminate(); proc.wait()
 """
 
 
-def _spawn_once(hub: HubClient, token: str) -> float:
-    start = time.monotonic()
-    response = hub.admin("POST", "/users/alice/server")
-    assert response.status_code in (201, 202), response.text
-    while True:
-        try:
-            answer = requests.get(f"{hub.url}/user/alice/api/status", timeout=5,
-                                  headers={"Authorization": f"token {token}"})
-            if answer.status_code == 200:
-                return time.monotonic() - start
-        except requests.RequestException:
-            pass
-        if time.monotonic() - start > 120:
-            raise RuntimeError("the server did not answer within 120 s")
-        time.sleep(0.02)
-
-
 def run(runs: int = 20) -> dict:
     check(hpchub_site("down", NAME, "--purge"))
     check(hpchub_site("up", NAME, "--loopback"))
@@ -71,7 +53,8 @@ def run(runs: int = 20) -> dict:
         script = FLOOR % {"port": site.layout.port_base + 97, "api": site.layout.hub_api_port}
         singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
         for _ in range(runs):
-            hpchub_times.append(_spawn_once(hub, token))
+            hpchub_times.append(time_until_answer(lambda: hub.admin("POST", "/users/alice/server"),
+                                                  f"{hub.url}/user/alice/api/status", token))
             stop(hub, "alice")
             floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", script, singleuser], node="login1",
                                    timeout=120))
