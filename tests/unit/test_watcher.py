@@ -161,3 +161,25 @@ def test_waiters_wake_after_the_next_poll():
         await asyncio.wait_for(waiter, 1)
 
     asyncio.run(go())
+
+
+def test_wait_until_watches_closely_and_gives_up_at_its_timeout():
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock, interval=30, urgent_interval=2)
+        watcher.watch("5")
+        watcher.stop()
+        scheduler.queue["5"] = squeue_line(5, "RUNNING", end="2026-11-25T12:00:00")
+        waiting = asyncio.ensure_future(watcher.wait_until("5", lambda job: job.status is not None, timeout=10))
+        await asyncio.sleep(0)
+        assert watcher.current_interval() == 2  # urgent while someone waits
+        await watcher.poll_once()
+        assert await asyncio.wait_for(waiting, 1) is True
+        assert watcher.current_interval() == 30
+        giving_up = asyncio.ensure_future(watcher.wait_until("5", lambda job: job.final is not None, timeout=5))
+        await asyncio.sleep(0)
+        clock[0] += 6  # the deadline passes; the next poll wakes the waiter, the job has not ended
+        await watcher.poll_once()
+        assert await asyncio.wait_for(giving_up, 1) is False
+
+    asyncio.run(go())

@@ -87,6 +87,21 @@ class JobWatcher:
         except asyncio.TimeoutError:
             pass
 
+    async def wait_until(self, job_id: str, done: Callable[[WatchedJob], bool], timeout: float) -> bool:
+        """Watch one job closely (at the urgent interval) until done(job) holds; False if
+        timeout seconds pass first."""
+        job = self.watch(job_id, urgent=True)
+        deadline = self.clock() + timeout
+        try:
+            while not done(job):
+                left = deadline - self.clock()
+                if left <= 0:
+                    return False
+                await self.next_poll(timeout=min(self.current_interval() + 5, left))
+            return True
+        finally:
+            self.set_urgent(job_id, False)
+
     # ----- the loop ------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -380,18 +380,16 @@ class BatchSpawner(RemoteSpawner, Spawner):
         return url
 
     async def _learn_end_time(self, timeout: float = 60) -> None:
-        watcher, job_id = self.watcher, self.job_id
-        watched = watcher.watch(job_id, urgent=True)
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline and job_id == self.job_id and watched.final is None:
-                if watched.status is not None and watched.status.end:
-                    self.end_time = watched.status.end
-                    self._save_state()
-                    return
-                await watcher.next_poll(timeout=watcher.current_interval() + 5)
-        finally:
-            watcher.set_urgent(job_id, False)
+        job_id = self.job_id
+
+        def known(watched) -> bool:
+            return job_id != self.job_id or watched.final is not None or bool(watched.status and watched.status.end)
+
+        await self.watcher.wait_until(job_id, known, timeout)
+        watched = self.watcher.jobs.get(job_id)
+        if job_id == self.job_id and watched is not None and watched.status is not None and watched.status.end:
+            self.end_time = watched.status.end
+            self._save_state()
 
     async def _ended_error(self, host, credential, final: JobStatus | None, report: dict | None) -> SpawnException:
         """The spawn's failure when the job ended before its server answered: the job's
@@ -463,14 +461,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
     async def _wait_job_gone(self, watched) -> None:
         """Stopped means the job's nodes are free: wait (within stop_timeout) until the
         scheduler reports the job ended, watching it closely meanwhile."""
-        deadline = time.monotonic() + self.stop_timeout
-        self.watcher.set_urgent(watched.job_id, True)
-        try:
-            while watched.final is None and time.monotonic() < deadline:
-                await self.watcher.next_poll(timeout=self.watcher.current_interval() + 5)
-        finally:
-            self.watcher.set_urgent(watched.job_id, False)
-        if watched.final is None:
+        if not await self.watcher.wait_until(watched.job_id, lambda job: job.final is not None, self.stop_timeout):
             self.log.warning("%s: job %s still not ended %s s after scancel", self._log_name, watched.job_id,
                              self.stop_timeout)
 
