@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from hpchub.site.system import demo_passwords
 
@@ -77,7 +78,7 @@ def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_i
     page.wait_for_selector("#target-compute")
     start_from_form(page, "compute", {"walltime": "00:30:00"})
     page.wait_for_url("**/hub/spawn-pending/alice**")
-    page.wait_for_function("document.querySelector('#hpchub-state').textContent === 'pending'", timeout=30_000)
+    expect(page.locator("#hpchub-state")).to_have_text("pending", timeout=30_000)
     reason = page.inner_text("#hpchub-reason")
     assert reason in ("Resources", "Priority"), reason
     page.wait_for_function("/\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d/.test(document.querySelector('#hpchub-start')"
@@ -194,7 +195,9 @@ def test_stop_on_the_pending_page_cancels_the_job(loopback_site, hub, page):
     log_in(page, hub, "alice")
     page.goto(f"{hub.url}/hub/spawn/alice/waiting")
     start_from_form(page, "compute")
-    page.wait_for_function("document.querySelector('#hpchub-state').textContent === 'pending'", timeout=30_000)
+    # The click returns before the browser leaves the form; the pending page is the one to watch.
+    page.wait_for_url("**/hub/spawn-pending/alice/waiting**")
+    expect(page.locator("#hpchub-state")).to_have_text("pending", timeout=30_000)
     job_id = page.inner_text("#hpchub-job")
     page.click("#stop-server-btn")
     deadline = time.monotonic() + 30
