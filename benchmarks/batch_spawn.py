@@ -17,7 +17,8 @@ import time
 from hpchub.site.system import demo_passwords
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
 
-from .incumbent_batchspawner import BatchspawnerHub
+from .incumbents import IncumbentHub
+from .table import Figure, median_spread
 from .timing import time_until_answer
 
 NAME = "benchsl"
@@ -69,7 +70,7 @@ def run(runs: int = 20) -> dict:
     site.site.hub.restart()
     hub = HubClient(site)
     singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
-    incumbent = BatchspawnerHub(site, [singleuser])
+    incumbent = IncumbentHub(site, "batchspawner", [singleuser])
     try:
         hub.login("alice", demo_passwords()["alice"])
         token = site.site.hub.admin_token()
@@ -115,3 +116,14 @@ def report(result: dict) -> str:
         line("hpchub"), line("batchspawner"), line("floor"),
         f"goal: hpchub's overhead <= 0.5 s and below batchspawner's ({ours:+.2f} s vs {theirs:+.2f} s): {verdict}",
     ])
+
+
+def figures(result: dict) -> list[Figure]:
+    floor, _ = median_spread(result["floor"])
+    ours, ours_spread = median_spread(result["hpchub"])
+    theirs, theirs_spread = median_spread(result["batchspawner"])
+    return [
+        Figure("Slurm-job spawn, hpchub", ours, "s", "sbatch by hand", floor,
+               "overhead <= 0.5 s and < batchspawner's", ours - floor <= 0.5 and ours < theirs, ours_spread),
+        Figure("Slurm-job spawn, batchspawner 1.3", theirs, "s", "sbatch by hand", floor, spread=theirs_spread),
+    ]

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from .table import Figure
+
 NAME = "bench"
 HPCHUB = str(Path(sys.executable).with_name("hpchub"))
 
@@ -68,3 +70,10 @@ def report(result: dict) -> str:
     for kind in ("cold", "no-op"):
         lines.append(f"ratio {kind}/warm: {medians[kind]['total'] / base:.2f}x")
     return "\n".join(lines)
+
+
+def figures(result: dict) -> list[Figure]:
+    medians = result["medians"]
+    warm = medians["warm"]["total"]
+    return [Figure(f"site bring-up, {kind}", medians[kind]["total"], "s", "warm up (daemons only)", warm)
+            for kind in ("cold", "no-op")]

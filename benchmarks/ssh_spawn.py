@@ -1,8 +1,11 @@
 """Spawn on a login node: time from `POST /hub/api/users/NAME/server` until the server
-answers through the hub's proxy, against the floor: `jupyterhub-singleuser` started on the
-same login node directly, in the same environment, without the launcher, until it answers.
+answers through the hub's proxy, for hpchub and for the incumbent (sshspawner, NERSC's
+design, through its own hub and proxy), against the floor: `jupyterhub-singleuser` started
+on the same login node directly, in the same environment, without the launcher, until it
+answers.
 
-Both are measured in this run, on an instance of their own (`benchssh`, loopback mode).
+All three are measured in this run, interleaved, on an instance of their own (`benchssh`,
+loopback mode).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import statistics
 from hpchub.site.system import demo_passwords
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
 
+from .incumbents import IncumbentHub
+from .table import Figure, median_spread
 from .timing import time_until_answer
 
 NAME = "benchssh"
@@ -46,35 +51,56 @@ def run(runs: int = 20) -> dict:
     check(hpchub_site("up", NAME, "--loopback"))
     site = SiteHandle(NAME)
     hub = HubClient(site)
+    singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
+    incumbent = IncumbentHub(site, "sshspawner", [singleuser])
     try:
-        session, _ = hub.login("alice", demo_passwords()["alice"])
+        hub.login("alice", demo_passwords()["alice"])
         token = site.site.hub.admin_token()
-        hpchub_times, floor_times = [], []
+        times = {"hpchub": [], "sshspawner": [], "floor": []}
         script = FLOOR % {"port": site.layout.port_base + 97, "api": site.layout.hub_api_port}
-        singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
         for _ in range(runs):
-            hpchub_times.append(time_until_answer(lambda: hub.admin("POST", "/users/alice/server"),
-                                                  f"{hub.url}/user/alice/api/status", token))
+            times["hpchub"].append(time_until_answer(lambda: hub.admin("POST", "/users/alice/server"),
+                                                     f"{hub.url}/user/alice/api/status", token))
             stop(hub, "alice")
+            times["sshspawner"].append(time_until_answer(
+                lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
+                incumbent.token))
+            response = incumbent.api("DELETE", "/users/alice/server")
+            assert response.status_code in (202, 204), response.text
             floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", script, singleuser], node="login1",
                                    timeout=120))
-            floor_times.append(json.loads(floor.stdout))
+            times["floor"].append(json.loads(floor.stdout))
     finally:
+        incumbent.close()
         hub.close()
         site.close()
         hpchub_site("down", NAME, "--purge")
-    return {"runs": runs, "hpchub": hpchub_times, "floor": floor_times}
+    return {"runs": runs, **times}
 
 
 def report(result: dict) -> str:
     def line(name, values):
-        return (f"{name:8} median {statistics.median(values):.2f} s  "
+        return (f"{name:10} median {statistics.median(values):.2f} s  "
                 f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})")
 
-    ratio = statistics.median(result["hpchub"]) / statistics.median(result["floor"])
+    floor = statistics.median(result["floor"])
     return "\n".join([
-        "spawn on a login node: POST to answering through the proxy, against the floor",
+        "spawn on a login node: POST to answering through the proxy, against the floor and sshspawner",
         line("hpchub", result["hpchub"]),
+        line("sshspawner", result["sshspawner"]),
         line("floor", result["floor"]),
-        f"ratio hpchub/floor: {ratio:.2f}x (goal <= 1.2x)",
+        f"ratio hpchub/floor: {statistics.median(result['hpchub']) / floor:.2f}x (goal <= 1.2x); "
+        f"sshspawner/floor: {statistics.median(result['sshspawner']) / floor:.2f}x",
     ])
+
+
+def figures(result: dict) -> list[Figure]:
+    floor, floor_spread = median_spread(result["floor"])
+    ours, ours_spread = median_spread(result["hpchub"])
+    theirs, theirs_spread = median_spread(result["sshspawner"])
+    return [
+        Figure("login-node spawn, hpchub", ours, "s", "server started directly", floor, "<= 1.2x",
+               ours <= 1.2 * floor, ours_spread),
+        Figure("login-node spawn, sshspawner", theirs, "s", "server started directly", floor,
+               spread=theirs_spread),
+    ]

@@ -1,15 +1,22 @@
-"""A kernel round trip and a 100 MB download, through the hub, its proxy and the SSH tunnel,
-against direct: a plain Jupyter server started on the same login node in the same
-environment and the same way (a Unix socket, kernels on ipc), used from the node itself. Both measured in this run, on an
-instance of its own (`benchtp`, loopback mode).
+"""A kernel round trip and a 100 MB download by four paths, all measured in this run on an
+instance of its own (`benchtp`, loopback mode):
+
+  hub        - through the hub's proxy and hpchub's SSH tunnel, as a user's browser goes;
+  tunnel     - hpchub's tunnel alone: the proxy's route target for the server, used directly;
+  ssh -L     - OpenSSH's `ssh -L` to the same server's socket, as sites tunnel today;
+  direct     - the floor: a plain Jupyter server started on the same login node in the same
+               environment and the same way (a Unix socket, kernels on ipc), used from the node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import pwd
 import secrets
-import statistics
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +25,8 @@ import requests
 from hpchub.site.system import demo_passwords
 from tests.kernel_client import KernelClient
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, spawn, stop
+
+from .table import Figure, median_spread
 
 NAME = "benchtp"
 ROUND_TRIPS = 200
@@ -81,9 +90,10 @@ print(json.dumps({"round_trips": times, "download_bytes": n, "download_seconds":
 """
 
 
-def _through_hub(hub: HubClient, token: str, big: str) -> dict:
+def _measure(base_url: str, token: str, big: str) -> dict:
+    """Round trips of a kernel execute and one download, against the server at base_url."""
     async def trips():
-        client = KernelClient(f"{hub.url}/user/alice", token)
+        client = KernelClient(base_url, token)
         client.start_kernel()
         await client.connect()
         await client.execute("1")
@@ -97,12 +107,52 @@ def _through_hub(hub: HubClient, token: str, big: str) -> dict:
 
     times = asyncio.run(trips())
     start, size = time.perf_counter(), 0
-    with requests.get(f"{hub.url}/user/alice/files/{big}", stream=True, timeout=300,
+    with requests.get(f"{base_url}/files/{big}", stream=True, timeout=300,
                       headers={"Authorization": f"token {token}"}) as response:
         response.raise_for_status()
         for chunk in response.iter_content(1 << 20):
             size += len(chunk)
     return {"round_trips": times, "download_bytes": size, "download_seconds": time.perf_counter() - start}
+
+
+def _route_target(site: SiteHandle, prefix: str) -> str:
+    """Where the proxy sends a server's requests: for a login-node server, the local end of
+    hpchub's SSH tunnel."""
+    token = (site.layout.hub_dir / "proxy-token").read_text().strip()
+    routes = requests.get(f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes", timeout=10,
+                          headers={"Authorization": f"token {token}"}).json()
+    return routes[prefix.rstrip("/")]["target"] if prefix.rstrip("/") in routes else routes[prefix]["target"]
+
+
+def _server_socket(hub: HubClient, site: SiteHandle) -> str:
+    """The server's Unix socket on login1 (node_launcher's layout: /tmp/hpchub-UID/ID/)."""
+    state = hub.admin("GET", "/users/alice").json()["servers"][""]["state"]
+    return f"/tmp/hpchub-{pwd.getpwnam('alice').pw_uid}/{state['server_id']}/jupyter.sock"
+
+
+@contextlib.contextmanager
+def _openssh_forward(site: SiteHandle, remote_socket: str):
+    """`ssh -N -L` from the hub side to the server's socket on login1, as alice."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = site.ssh_argv("alice", site.user_credential("alice"), "login1")
+    argv[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{port}:{remote_socket}"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ssh -L did not come up: {proc.stderr.read().decode()}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def run(runs: int = 1) -> dict:
@@ -121,11 +171,16 @@ def run(runs: int = 1) -> dict:
         override.write_text(f"c.SSHSpawner.login_nodes = {login1!r}\n")
         site.site.hub.restart()
         spawn(hub, "alice")
-        results = {"hub": [], "direct": []}
         client_source = (Path(__file__).parent.parent / "tests" / "kernel_client.py").read_text()
         client_source = client_source.replace("from __future__ import annotations\n", "")
+        results = {"hub": [], "tunnel": [], "ssh -L": [], "direct": []}
+        tunnel = _route_target(site, "/user/alice/")
+        server_socket = _server_socket(hub, site)
         for _ in range(runs):
-            results["hub"].append(_through_hub(hub, token, big))
+            results["hub"].append(_measure(f"{hub.url}/user/alice", token, big))
+            results["tunnel"].append(_measure(f"{tunnel}/user/alice", token, big))
+            with _openssh_forward(site, server_socket) as forwarded:
+                results["ssh -L"].append(_measure(f"{forwarded}/user/alice", token, big))
             direct = check(site.ssh(
                 "alice", ["/opt/hpchub/jupyter/bin/python", "-c", DIRECT,
                           secrets.token_hex(16), "/opt/hpchub/jupyter/bin", str(ROUND_TRIPS), big],
@@ -141,18 +196,34 @@ def run(runs: int = 1) -> dict:
     return results
 
 
-def report(result: dict) -> str:
-    def summary(kind):
-        trips = [t * 1000 for r in result[kind] for t in r["round_trips"]]
-        rates = [r["download_bytes"] / r["download_seconds"] / 1e6 for r in result[kind]]
-        return statistics.median(trips), statistics.quantiles(trips, n=20)[18], statistics.median(rates)
+PATHS = ("hub", "tunnel", "ssh -L", "direct")
 
-    hub_trip, hub_p95, hub_rate = summary("hub")
-    direct_trip, direct_p95, direct_rate = summary("direct")
-    return "\n".join([
-        f"kernel round trip and {MEGABYTES} MB download: through hub + proxy + SSH tunnel, against direct on the node",
-        f"round trip  hub    median {hub_trip:.2f} ms (p95 {hub_p95:.2f})",
-        f"round trip  direct median {direct_trip:.2f} ms (p95 {direct_p95:.2f})",
-        f"ratio hub/direct round trip: {hub_trip / direct_trip:.2f}x",
-        f"download    hub {hub_rate:.0f} MB/s, direct {direct_rate:.0f} MB/s; ratio hub/direct {hub_rate / direct_rate:.2f}x",
-    ])
+
+def _summary(result: dict, path: str) -> tuple[float, str, float]:
+    trip, spread = median_spread([t for r in result[path] for t in r["round_trips"]], "ms", scale=1000)
+    rates = [r["download_bytes"] / r["download_seconds"] / 1e6 for r in result[path]]
+    return trip, spread, sorted(rates)[len(rates) // 2]
+
+
+def figures(result: dict) -> list[Figure]:
+    s = {path: _summary(result, path) for path in PATHS}
+    hub_trip, direct_trip = s["hub"][0], s["direct"][0]
+    return [
+        Figure("kernel round trip through the hub", hub_trip, "ms", "direct on the node", direct_trip,
+               "<= direct + 1 ms", hub_trip <= direct_trip + 1.0, s["hub"][1]),
+        Figure("kernel round trip, hpchub tunnel alone", s["tunnel"][0], "ms", "ssh -L", s["ssh -L"][0],
+               spread=s["tunnel"][1]),
+        Figure(f"{MEGABYTES} MB download through the hub", s["hub"][2], "MB/s", "ssh -L", s["ssh -L"][2],
+               ">= ssh -L", s["hub"][2] >= s["ssh -L"][2]),
+        Figure(f"{MEGABYTES} MB download, hpchub tunnel alone", s["tunnel"][2], "MB/s", "ssh -L", s["ssh -L"][2]),
+        Figure(f"{MEGABYTES} MB download through the hub", s["hub"][2], "MB/s", "direct on the node",
+               s["direct"][2]),
+    ]
+
+
+def report(result: dict) -> str:
+    lines = [f"kernel round trip ({ROUND_TRIPS} per run) and {MEGABYTES} MB download, by path:"]
+    for path in PATHS:
+        trip, spread, rate = _summary(result, path)
+        lines.append(f"  {path:7} round trip median {trip:.2f} ms ({spread}); download {rate:.0f} MB/s")
+    return "\n".join(lines)

@@ -1,10 +1,10 @@
-"""Scheduler load: job status queries per minute that reach slurmctld while 10 and then 50
+"""Scheduler load: job status queries per minute that reach slurmctld while 10, 50 and 200
 servers run in Slurm jobs, for hpchub and for batchspawner 1.3, both at their defaults.
 
 Counted at the controller itself (`sdiag`'s RPC statistics, reset at the start of each
 one-minute window), so every squeue from anywhere is seen. The servers are a stand-in for
-jupyterhub-singleuser (a few lines of Python answering the hub's checks like the real
-one): 50 JupyterLab servers do not fit this machine, and what is measured here is the
+jupyterhub-singleuser (benchmarks/stand_in_server.py, answering the hub like the real
+one): 200 JupyterLab servers do not fit this machine, and what is measured here is the
 spawner's polling, which does not depend on what the server is. Instance `benchq`, loopback.
 """
 
@@ -13,47 +13,20 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import time
-from pathlib import Path
 
 from hpchub.site.system import demo_passwords
 from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, spawn, stop
 
 from .batch_spawn import wait_queue_empty
-from .incumbent_batchspawner import BatchspawnerHub
+from .incumbents import IncumbentHub
+from .table import Figure
+from .timing import install_stand_in
 
 NAME = "benchq"
-SIZES = (10, 50)
+SIZES = (10, 50, 200)
 WINDOW = 60  # seconds
 
-STAND_IN = Path("/opt/hpchub/bench/stand-in-server")
-STAND_IN_SOURCE = '''#!/usr/bin/python3
-"""A stand-in for jupyterhub-singleuser in scale benchmarks: listens where the hub says
-(JUPYTERHUB_SERVICE_URL) and answers every GET with 200 and a small JSON body."""
-import http.server, json, os, urllib.parse
-url = urllib.parse.urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-
-class Answer(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"version": "stand-in", "kernels": 0}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-http.server.ThreadingHTTPServer((url.hostname, url.port), Answer).serve_forever()
-'''
 JOB_INFO_RPC = re.compile(r"^\s*(REQUEST_JOB_INFO\w*|REQUEST_JOB_USER_INFO)\s+\(\s*\d+\)\s+count:(\d+)", re.M)
-
-
-def install_stand_in() -> str:
-    STAND_IN.parent.mkdir(parents=True, exist_ok=True)
-    STAND_IN.write_text(STAND_IN_SOURCE)
-    STAND_IN.chmod(0o755)
-    return str(STAND_IN)
 
 
 def job_info_rpcs(site: SiteHandle) -> int:
@@ -98,8 +71,9 @@ def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -
         wait_queue_empty(site, timeout=120)
 
         # batchspawner, at its defaults (each server polled by JupyterHub every 30 s).
-        incumbent = BatchspawnerHub(site, [stand_in], extra='c.BatchSpawnerBase.req_partition = "shared"\n'
-                                                            'c.BatchSpawnerBase.req_memory = "64M"\n')
+        incumbent = IncumbentHub(site, "batchspawner", [stand_in],
+                                 extra='c.BatchSpawnerBase.req_partition = "shared"\n'
+                                       'c.BatchSpawnerBase.req_memory = "64M"\n')
         try:
             running = []
             for size in sizes:
@@ -117,7 +91,7 @@ def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -
     return {"window_seconds": window, "stand_in_server": True, "counts": counts}
 
 
-def _incumbent_spawn(incumbent: BatchspawnerHub, name: str) -> None:
+def _incumbent_spawn(incumbent: IncumbentHub, name: str) -> None:
     response = incumbent.api("POST", f"/users/alice/servers/{name}")
     assert response.status_code in (201, 202), response.text
     deadline = time.monotonic() + 300
@@ -141,3 +115,21 @@ def report(result: dict) -> str:
     flat = ours[-1] <= max(ours[0], 1) * 1.5 + 1
     lines.append(f"goal: flat in the number of servers: {'met' if flat else 'MISSED'}")
     return "\n".join(lines)
+
+
+def figures(result: dict) -> list[Figure]:
+    counts = result["counts"]
+    sizes = sorted(int(size) for size in counts["hpchub"])
+
+    def at(tool, size):
+        values = counts[tool].get(size, counts[tool].get(str(size)))
+        return max(values)
+
+    smallest = at("hpchub", sizes[0])
+    return [
+        Figure(f"status queries/min, {size} servers, hpchub", at("hpchub", size), "/min",
+               f"batchspawner, {size} servers", at("batchspawner", size),
+               f"flat in N (<= 1.5x the {sizes[0]}-server count + 1)",
+               at("hpchub", size) <= max(smallest, 1) * 1.5 + 1)
+        for size in sizes
+    ]

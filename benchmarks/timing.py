@@ -1,8 +1,11 @@
-"""What the spawn benchmarks share: the time from a spawn request until the server answers."""
+"""What the spawn benchmarks share: the time from a spawn request until the server answers,
+and the stand-in server for the scale benchmarks."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import requests
 
@@ -22,3 +25,14 @@ def time_until_answer(post, url: str, token: str, limit: float = 120) -> float:
         if time.monotonic() - start > limit:
             raise RuntimeError(f"{url} did not answer within {limit:.0f} s")
         time.sleep(0.02)
+
+
+STAND_IN = Path("/opt/hpchub/bench/stand-in-server")
+
+
+def install_stand_in() -> str:
+    """benchmarks/stand_in_server.py where every node can run it (the nodes share /opt)."""
+    STAND_IN.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("stand_in_server.py"), STAND_IN)
+    STAND_IN.chmod(0o755)
+    return str(STAND_IN)
