@@ -106,6 +106,16 @@ class QuotedEnv(Spawner):
     def get_env(self):
         return {key: shlex.quote(value) for key, value in super().get_env().items()}
 
+    # JupyterHub refuses a Spawner subclass without these; sshspawner's, earlier in the MRO, run.
+    async def start(self):
+        return await super().start()
+
+    async def stop(self, now=False):
+        return await super().stop(now)
+
+    async def poll(self):
+        return await super().poll()
+
 
 class QuotedEnvSSHSpawner(SSHSpawner, QuotedEnv):
     pass

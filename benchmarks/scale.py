@@ -23,6 +23,7 @@ import secrets
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 import requests
 
@@ -89,12 +90,13 @@ def _processes(site: SiteHandle) -> dict[str, int]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _memory_mb(pid: int) -> dict[str, float]:
-    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    status = dict(line.split(":", 1) for line in lines if ":" in line)
     return {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
 
 

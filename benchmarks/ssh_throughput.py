@@ -121,7 +121,7 @@ def _route_target(site: SiteHandle, prefix: str) -> str:
     token = (site.layout.hub_dir / "proxy-token").read_text().strip()
     routes = requests.get(f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes", timeout=10,
                           headers={"Authorization": f"token {token}"}).json()
-    return routes[prefix.rstrip("/")]["target"] if prefix.rstrip("/") in routes else routes[prefix]["target"]
+    return routes[prefix.rstrip("/")]["target"]  # the proxy keeps its keys without the slash
 
 
 def _server_socket(hub: HubClient, site: SiteHandle) -> str:
@@ -138,21 +138,21 @@ def _openssh_forward(site: SiteHandle, remote_socket: str):
         port = probe.getsockname()[1]
     argv = site.ssh_argv("alice", site.user_credential("alice"), "login1")
     argv[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{port}:{remote_socket}"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"ssh -L did not come up: {proc.stderr.read().decode()}") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"ssh -L did not come up: {proc.stderr.read().decode()}") from None
+                    time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
 
 
 def run(runs: int = 1) -> dict:
