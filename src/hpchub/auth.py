@@ -1,6 +1,7 @@
 """Credentials at login: an authenticator mixin that obtains a short-lived SSH certificate
 for each user when they log in, keeps it in JupyterHub's encrypted ``auth_state`` and
-renews it through ``refresh_user``.
+renews it through ``refresh_user``. Where `myproxy_server` is set, the same login also gets
+an X.509 credential from MyProxy (grid sites), which the spawners deliver to the server.
 
 Mix it in front of any authenticator::
 
@@ -24,6 +25,7 @@ from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 
 from .credentials import CredentialError, CredentialSet, IssuerUnavailable, LoginRequired, SSHCredential
 from .credentials.errors import ConfigurationError
+from .credentials.myproxy import MyProxyIssuer
 from .credentials.issuers import Issuer, LocalCAIssuer
 from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
 
@@ -166,6 +168,39 @@ class CredentialIssuingAuthenticator(Authenticator):
         certificate. Default: the system's trust store. The server is always verified.""",
     )
 
+    myproxy_server = Unicode(
+        "",
+        config=True,
+        help="""Host name of a MyProxy server (grid sites): at login the hub also gets an X.509
+        credential for the user from it, with the same user name and password, and the
+        spawners deliver it to the server (`X509_USER_PROXY`). Empty: no grid credential.
+        The server may be an online CA (PAM-checked passwords) or hold stored credentials.""",
+    )
+    myproxy_port = Integer(7512, config=True, help="The MyProxy server's port.")
+    myproxy_ca_certs = Unicode(
+        "/etc/grid-security/certificates",
+        config=True,
+        help="""Trust roots for the MyProxy server's certificate: a PEM file, or a directory of
+        hashed CA certificates (the grid's `/etc/grid-security/certificates`). The server is
+        always verified, and its name checked, before a password is sent.""",
+    )
+    myproxy_server_name = Unicode(
+        "", config=True, help="The name the MyProxy server's certificate must carry. Default: `myproxy_server`."
+    )
+    myproxy_lifetime = Integer(
+        12 * 3600,
+        config=True,
+        help="""Seconds of validity asked for the X.509 credential (the server may grant less).
+        Renewal needs the password, so this is how long a login session can use grid tools:
+        when less than `myproxy_min_remaining` is left, the user is asked to log in again.""",
+    )
+    myproxy_min_remaining = Integer(
+        600, config=True, help="Ask the user to log in again when their X.509 credential has less than this left."
+    )
+    myproxy_key_type = Unicode(
+        "rsa", config=True, help="Key made on the hub for the X.509 credential: `rsa` (2048 bits) or `ec` (P-256)."
+    )
+
     @default("ca_service_token")
     def _default_ca_service_token(self):
         return os.environ.get("HPCHUB_CA_SERVICE_TOKEN", "")
@@ -197,9 +232,11 @@ class CredentialIssuingAuthenticator(Authenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._issuer: Issuer | None = None
+        self._grid_issuer: MyProxyIssuer | None = None
         self._service_credential: SSHCredential | None = None
         # Fail at start-up, not at the first login, if the issuer is misconfigured.
         self.issuer
+        self.grid_issuer
 
     # ----- the issuer -------------------------------------------------------------
     @property
@@ -216,6 +253,16 @@ class CredentialIssuingAuthenticator(Authenticator):
         if self._issuer is None:
             self._issuer = self.make_issuer()
         return self._issuer
+
+    @property
+    def grid_issuer(self) -> MyProxyIssuer | None:
+        if not self.myproxy_server:
+            return None
+        if self._grid_issuer is None:
+            self._grid_issuer = MyProxyIssuer(
+                self.myproxy_server, self.myproxy_port, ca_certs=self.myproxy_ca_certs,
+                server_name=self.myproxy_server_name, lifetime=self.myproxy_lifetime, key_type=self.myproxy_key_type)
+        return self._grid_issuer
 
     def make_issuer(self) -> Issuer:
         if self.credential_issuer == "local-ca":
@@ -249,8 +296,26 @@ class CredentialIssuingAuthenticator(Authenticator):
         self.log.info("Issued %s for %s (valid until %s)", credential.key_id, name,
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
         credentials = CredentialSet(int(time.time())).with_credential(credential)
+        if self.grid_issuer is not None:
+            credentials = await self._with_grid_credential(credentials, name, principal, password)
         result["auth_state"] = credentials.to_auth_state(result.get("auth_state"))
         return result
+
+    async def _with_grid_credential(self, credentials: CredentialSet, name: str, principal: str,
+                                    password: str | None) -> CredentialSet:
+        """The login's X.509 credential from MyProxy. A refusal refuses the login; a MyProxy
+        server that cannot be reached does not (Jupyter works without grid tools)."""
+        try:
+            grid = await self.grid_issuer.issue(principal, password)
+        except IssuerUnavailable as exc:
+            self.log.error("No grid credential for %s (logging in without one): %s", name, exc.log_detail)
+            return credentials
+        except CredentialError as exc:
+            self.log.error("Grid credential refused for %s: %s", name, exc.log_detail)
+            raise web.HTTPError(403, exc.user_message) from None
+        self.log.info("Got a grid credential for %s: %s (valid until %s)", name, grid.subject,
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(grid.valid_before)))
+        return credentials.with_credential(grid)
 
     # ----- renewal --------------------------------------------------------------------
     async def refresh_user(self, user, handler=None):
@@ -263,6 +328,11 @@ class CredentialIssuingAuthenticator(Authenticator):
             self.log.warning("Unusable credentials for %s: %s", user.name, exc.log_detail)
             return False
         if credentials is None or credentials.ssh is None:
+            return False
+        grid = credentials.x509
+        if grid is not None and grid.remaining() < self.myproxy_min_remaining:
+            # Renewal would need the password: the session's grid credential has run out.
+            self.log.info("The grid credential of %s runs out (%s); asking for a new login", user.name, grid.subject)
             return False
         current = credentials.ssh
         if current.remaining() > self.renew_when_remaining:

@@ -7,6 +7,7 @@ remote code use it too. The contract between authenticators and spawners is
 
 from .errors import CredentialError, IssuerUnavailable, LoginRequired
 from .model import CREDENTIALS_KEY, CredentialSet, SSHCredential
+from .myproxy import X509Credential
 
 __all__ = [
     "CREDENTIALS_KEY",
@@ -15,4 +16,5 @@ __all__ = [
     "IssuerUnavailable",
     "LoginRequired",
     "SSHCredential",
+    "X509Credential",
 ]

@@ -6,7 +6,7 @@ JupyterHub's encrypted ``auth_state`` under one key, holding several credentials
         "hpchub_credentials": {
             "version": 1,
             "session_started": 1764100000,        # the login that began this session
-            "credentials": {"ssh": {...}},         # later: "x509": {...}
+            "credentials": {"ssh": {...}, "x509": {...}},   # x509: from MyProxy, optional
         },
     }
 
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import CredentialError
+from .myproxy import X509Credential
 
 CREDENTIALS_KEY = "hpchub_credentials"
 VERSION = 1
@@ -64,7 +65,7 @@ class SSHCredential:
                 f"key_id={self.key_id!r}, valid_before={self.valid_before}, issuer={self.issuer!r})")
 
 
-_KINDS = {"ssh": SSHCredential}
+_KINDS = {"ssh": SSHCredential, "x509": X509Credential}
 
 
 @dataclass
@@ -75,6 +76,10 @@ class CredentialSet:
     @property
     def ssh(self) -> SSHCredential | None:
         return self.credentials.get("ssh")
+
+    @property
+    def x509(self) -> X509Credential | None:
+        return self.credentials.get("x509")
 
     def with_credential(self, credential) -> "CredentialSet":
         return CredentialSet(self.session_started, {**self.credentials, credential.kind: credential})

@@ -42,7 +42,7 @@ from .errors import ConfigurationError, CredentialError, IssuerUnavailable
 PROTOCOL = "MYPROXYv2"
 DEFAULT_PORT = 7512
 # What MyProxy and the accounts behind it (PAM, LDAP) accept as a user name; nothing else is sent.
-USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
+USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}")  # fullmatch: "$" would let "\n" through
 MAX_PASSPHRASE_BYTES = 1024  # MAX_PASS_LEN in myproxy.h
 MAX_REPLY = 1 << 20
 
@@ -93,7 +93,7 @@ class X509Credential:
 # ----- pure pieces ----------------------------------------------------------------------------
 def check_login_values(username: str, password: str) -> None:
     """Refuse what the line protocol cannot carry, before any byte goes to the server."""
-    if not USERNAME.match(username or ""):
+    if not USERNAME.fullmatch(username or ""):
         raise LoginValueRefused(
             "your user name cannot be used to get a grid certificate (letters, digits and . _ @ - only)",
             f"MyProxy user name refused before sending: {username!r}")
@@ -210,9 +210,9 @@ class MyProxyIssuer:
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, *, ca_certs: str, server_name: str = "",
                  lifetime: int = 12 * 3600, key_type: str = "rsa", timeout: float = 20.0):
-        if not ca_certs:
+        if not ca_certs or not os.path.exists(ca_certs):
             raise ConfigurationError("the grid certificate service is not configured",
-                                     "myproxy: trust roots (ca_certs) must be set; the server is always verified")
+                                     f"myproxy: trust roots {ca_certs!r} missing; the server is always verified")
         self.host, self.port = host, int(port)
         self.server_name = server_name or host
         self.lifetime = int(lifetime)

@@ -5,11 +5,15 @@ installed on the cluster. It runs in two places:
 
 On a login node, sent over SSH (one JSON request on stdin, one JSON line on stdout):
 
-    {"action": "submit", "server_id": ID, "argv": [...], "script": TEXT, "env": {...}}
+    {"action": "submit", "server_id": ID, "argv": [...], "script": TEXT, "env": {...},
+     "files": {NAME: {"content": TEXT, "env": VAR}}}
         makes the job's directory ~/.hpchub/jobs/ID (0700, in the shared home), then runs
         the scheduler's submit command (e.g. `sbatch --parsable`) with the script on its
         stdin and `env` added to its environment: the job inherits that environment, so the
-        server's token reaches it without being written into the script or any file
+        server's token reaches it without being written into the script or any file. The
+        "files" the server needs as files (an X.509 proxy) go 0600 into the job's directory
+        (compute nodes read it through the shared home); the job removes them when its
+        server ends, and `remove` with the directory
     {"action": "await", "server_id": ID, "timeout": SECONDS}
         waits for the job to report, through the shared home, that its server listens
         ({"status": "ready", ...}) or that it ended ({"status": "ended", ...})
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 
-SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}\Z")  # \Z, not $: "$" also matches before a final newline
 MARKER = "HPCHUB_SERVER_ID"
 JOBS_DIR = os.path.join(".hpchub", "jobs")  # relative to the home directory
 KEEP_SECONDS = 7 * 86400  # finished jobs' directories (with their output) are kept this long
@@ -53,6 +57,23 @@ def tail(path, lines=30):
             return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+SECRET_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}\Z")
+
+
+def write_secret_files(directory, files, env):
+    """Secrets the server needs as files (an X.509 proxy for grid tools): written 0600 into
+    its own 0700 directory, their paths put in the environment variables named with them."""
+    for name, spec in files.items():
+        if not SECRET_FILE.match(name):
+            raise ValueError("bad file name %r" % name)
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec["content"])
+        if spec.get("env"):
+            env[spec["env"]] = path
 
 
 def read_json(path):
@@ -99,6 +120,9 @@ def submit(request):
     os.mkdir(directory, 0o700)
     env = dict(os.environ)
     env.update(request["env"])
+    files = request.get("files", {})
+    write_secret_files(directory, files, env)
+    env["HPCHUB_SECRET_FILES"] = " ".join(sorted(files))  # for the job to remove when its server ends
     try:
         proc = subprocess.run(request["argv"], input=request["script"].encode(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd=home, timeout=float(request.get("timeout", 90)))
@@ -232,6 +256,12 @@ def serve(config):
     finally:
         end_all(server_id)
         shutil.rmtree(runtime, ignore_errors=True)
+        for name in os.environ.get("HPCHUB_SECRET_FILES", "").split():
+            if SECRET_FILE.match(name):
+                try:
+                    os.remove(os.path.join(directory, name))
+                except OSError:
+                    pass
         write_json(os.path.join(directory, "ended.json"),
                    {"code": code, "was_ready": ready, "host": hostname, "ended": time.time()})
     return code

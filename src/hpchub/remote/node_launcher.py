@@ -3,10 +3,13 @@
 It must run with what a node has: Python 3.6 or newer, standard library only, no hpchub
 installed there. It reads one JSON request on stdin and writes one JSON line on stdout:
 
-    {"action": "start", "server_id": ID, "argv": [...], "env": {...}, "wait": SECONDS}
+    {"action": "start", "server_id": ID, "argv": [...], "env": {...}, "wait": SECONDS,
+     "files": {NAME: {"content": TEXT, "env": VAR}}}
         starts the server detached in its own session, listening on a Unix socket in a
         0700 directory of its own (no TCP port, so no port races and no other user can
-        connect); secrets arrive in "env" over this channel and are never written to disk
+        connect); secrets arrive in "env" over this channel and are never written to disk,
+        except "files" that the server needs as files (an X.509 proxy): 0600 in that
+        directory, which stop removes
     {"action": "poll", "server_id": ID, "pid": PID}
     {"action": "stop", "server_id": ID, "pid": PID}
         ends the server and every process it started (kernels too), removes its directory
@@ -25,7 +28,7 @@ import sys
 import tempfile
 import time
 
-SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
+SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}\Z")  # \Z, not $: "$" also matches before a final newline
 MARKER = "HPCHUB_SERVER_ID"
 
 
@@ -46,6 +49,23 @@ def server_dir(server_id):
     if not SERVER_ID.match(server_id):
         raise ValueError("bad server id %r" % server_id)
     return os.path.join(runtime_base(), server_id)
+
+
+SECRET_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}\Z")
+
+
+def write_secret_files(directory, files, env):
+    """Secrets the server needs as files (an X.509 proxy for grid tools): written 0600 into
+    its own 0700 directory, their paths put in the environment variables named with them."""
+    for name, spec in files.items():
+        if not SECRET_FILE.match(name):
+            raise ValueError("bad file name %r" % name)
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec["content"])
+        if spec.get("env"):
+            env[spec["env"]] = path
 
 
 def tail(path, lines=20):
@@ -71,6 +91,7 @@ def start(request):
     env.update(request["env"])
     env[MARKER] = request["server_id"]
     env["JUPYTER_RUNTIME_DIR"] = runtime
+    write_secret_files(directory, request.get("files", {}), env)
     argv = list(request["argv"]) + ["--ServerApp.sock=" + sock, "--ServerApp.sock_mode=0600"]
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     pid = os.fork()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,7}\Z")
 MAX_SLOTS = 40
 
 STATE_ROOT = Path("/var/lib/hpchub")

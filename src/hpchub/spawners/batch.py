@@ -251,10 +251,12 @@ class BatchSpawner(RemoteSpawner, Spawner):
                               log_message=f"invalid job options for {self._log_name}: {exc}") from None
         host = await self._reachable_login_node(credential)
         await self._ensure_tunnel_service()
+        files, grid_env = await self._grid_delivery()  # before the tunnel opens: it may refuse
         env = await self._server_env(host, credential)
+        env.update(grid_env)
         adapter = self.adapter
         submit = {"action": "submit", "server_id": self.server_id, "argv": adapter.submit_argv(),
-                  "script": adapter.job_script(request), "env": env}
+                  "script": adapter.job_script(request), "env": env, "files": files}
         self._event(f"Submitting your job from {host.name}", 15)
         # A Stop while sbatch runs must not leave a job behind: the submission finishes under
         # a shield, and a cancelled spawn cancels the job as soon as its id is known.

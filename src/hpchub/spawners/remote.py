@@ -96,6 +96,14 @@ class RemoteSpawner(LoggingConfigurable):
         open to the other users of a shared node; `tcp` is Jupyter's own default.""",
     )
 
+    x509_cert_dir = Unicode(
+        "/etc/grid-security/certificates",
+        config=True,
+        help="""Where grid tools on the nodes find the trusted CA certificates: set as
+        `X509_CERT_DIR` for servers of users who have an X.509 credential (from MyProxy at
+        login; see `CredentialIssuingAuthenticator.myproxy_server`). Empty: not set.""",
+    )
+
     launcher_wait = Float(
         30,
         config=True,
@@ -176,6 +184,23 @@ class RemoteSpawner(LoggingConfigurable):
             raise spawn_error("your login credentials are missing or expired: log out and log in again",
                               reason="credential", log_message=f"no valid SSH credential for {self.user.name}")
         return credentials.ssh
+
+    async def _grid_delivery(self) -> tuple[dict, dict]:
+        """The user's X.509 credential, if their login got one: the launcher's "files" entry
+        (written 0600 beside the server, removed when it stops; its path in X509_USER_PROXY)
+        and the environment grid tools need."""
+        try:
+            credentials = CredentialSet.from_auth_state(await self.user.get_auth_state())
+        except CredentialError as exc:
+            raise spawn_error(exc.user_message, reason="credential", log_message=exc.log_detail) from None
+        grid = credentials.x509 if credentials else None
+        if grid is None:
+            return {}, {}
+        if grid.expired():
+            raise spawn_error("your grid certificate has expired: log out and log in again", reason="credential",
+                              log_message=f"expired X.509 credential for {self.user.name}: {grid.subject}")
+        env = {"X509_CERT_DIR": self.x509_cert_dir} if self.x509_cert_dir else {}
+        return {"x509up": {"content": grid.proxy_file(), "env": "X509_USER_PROXY"}}, env
 
     async def _credential_or_none(self) -> SSHCredential | None:
         try:

@@ -97,6 +97,7 @@ class SSHSpawner(RemoteSpawner, Spawner):
             return host, conn, float("inf"), None  # no load figure: usable, ranked last
 
     async def _start_on(self, host: Host, conn, credential: SSHCredential):
+        files, grid_env = await self._grid_delivery()  # before anything is opened: it may refuse
         await self._ensure_tunnel_service()
         hub_api = urlparse(self.hub.api_url)
         self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
@@ -108,8 +109,9 @@ class SSHSpawner(RemoteSpawner, Spawner):
         # The server listens on a socket; the single-user extension still copies this URL's
         # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url}"
+        env.update(grid_env)
         request = {"action": "start", "server_id": self.server_id, "argv": self.server_argv(),
-                   "env": env, "wait": self.launcher_wait}
+                   "env": env, "wait": self.launcher_wait, "files": files}
         self._event(f"Starting your server on {host.name}", 40)
         answer = await self._launcher(host, credential, request, "starting your server")
         if answer.get("status") not in ("listening", "starting"):
