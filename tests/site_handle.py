@@ -232,11 +232,11 @@ def _server_path(user: str, server: str) -> str:
     return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
 
 
-def spawn(hub: HubClient, user: str, server: str = "", timeout: float = 120) -> dict:
+def spawn(hub: HubClient, user: str, server: str = "", timeout: float = 120, options: dict | None = None) -> dict:
     """Start a server through the hub's API and follow its progress until it is ready;
     returns its model, with the progress events seen under "events"."""
     # Empty options: the spawner's defaults (no body would reuse the server's saved options).
-    response = hub.admin("POST", _server_path(user, server), json={"user_options": {}})
+    response = hub.admin("POST", _server_path(user, server), json={"user_options": options or {}})
     assert response.status_code in (201, 202), response.text
     events = progress_events(hub, user, server) if response.status_code == 202 else []
     deadline = time.monotonic() + timeout

@@ -61,6 +61,12 @@ def hub_config(site: SiteLayout) -> str:
         "CredentialIssuingAuthenticator.ssh_ca_key": str(site.hub_ca_key),
         "CredentialIssuingAuthenticator.ssh_ca_ledger": str(site.hub_ca_ledger),
         "CredentialIssuingAuthenticator.hub_name": f"{site.name}-hub",
+        # Grid credentials too: an X.509 certificate from the site's MyProxy at each login,
+        # delivered to the server as X509_USER_PROXY (site/grid.py).
+        "CredentialIssuingAuthenticator.myproxy_server": "127.0.0.1",
+        "CredentialIssuingAuthenticator.myproxy_port": site.myproxy_port,
+        "CredentialIssuingAuthenticator.myproxy_ca_certs": str(site.grid_trust_dir / "ca-bundle.pem"),
+        "RemoteSpawner.x509_cert_dir": str(site.grid_trust_dir),
         # Servers on the login nodes, over SSH with the user's certificate; tunnels held by
         # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
         # One spawn page: a login node at once, or compute nodes through the queue.

@@ -129,6 +129,16 @@ class SiteLayout:
         return self.hub_dir / "ssh-ca" / "issued.jsonl"
 
     @property
+    def grid_dir(self) -> Path:
+        """The grid CA and the MyProxy server's host key and storage (root only)."""
+        return self.state_dir / "grid"
+
+    @property
+    def grid_trust_dir(self) -> Path:
+        """Public: the grid's trusted CA certificates, hashed (X509_CERT_DIR for hub and nodes)."""
+        return self.state_dir / "public" / "grid-certificates"
+
+    @property
     def hub_config_dir(self) -> Path:
         """Extra hub configuration, loaded after the generated file (admins' and tests' overrides)."""
         return self.hub_dir / "config.d"
@@ -196,6 +206,11 @@ class SiteLayout:
     @property
     def proxy_api_port(self) -> int:
         return self.port_base + 92
+
+    @property
+    def myproxy_port(self) -> int:
+        """The MyProxy server, on the hub side's loopback (a grid service beside the hub)."""
+        return self.port_base + 96
 
     # ----- network -----------------------------------------------------------
     def _subnet(self, internal: bool) -> str:

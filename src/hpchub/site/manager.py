@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import network, software, system
+from .grid import GridService
 from .hub import Hub
 from .layout import MAX_SLOTS, STATE_ROOT, SiteLayout, check_name
 from .login import LoginNodes
@@ -76,6 +77,7 @@ class Site:
         self.cluster = Cluster(layout, self.nodes)
         self.login = LoginNodes(layout, self.nodes)
         self.hub = Hub(layout, self.nodes)
+        self.grid = GridService(layout, self.nodes)
 
     @classmethod
     def open(cls, name: str, isolated: bool | None = None) -> "Site":
@@ -117,6 +119,8 @@ class Site:
         with phases.phase("login nodes"):
             self.login.ensure_ca()
             self.login.ensure_sshd(self.login.write_config())
+        with phases.phase("grid"):
+            self.grid.ensure()
         self._write_site_info()
         if with_hub:
             with phases.phase("hub"):
@@ -145,6 +149,10 @@ class Site:
             "known_hosts": str(site.known_hosts),
             "jupyter_env": str(software.JUPYTER_ENV),
             "hub_url": site.hub_url,
+            # The grid credential service, reached from the hub side (site/grid.py).
+            "myproxy": {"host": "127.0.0.1", "port": site.myproxy_port,
+                        "ca_bundle": str(site.grid_trust_dir / "ca-bundle.pem"),
+                        "trust_dir": str(site.grid_trust_dir)},
         }
         make_dir(site.site_info_file.parent, 0o755)
         write_file(site.site_info_file, json.dumps(info, indent=1) + "\n")

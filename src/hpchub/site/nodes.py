@@ -179,6 +179,22 @@ class Nodes:
         self._save(records)
         return daemon
 
+    def start_forking_daemon(self, name: str, argv: Sequence[str], pid_file: Path, *,
+                             where: str = "hub side", env: dict[str, str] | None = None,
+                             timeout: float = 30) -> Recorded:
+        """Start a daemon that forks itself into the background and writes its pid file
+        (myproxy-server has no foreground mode but its one-request debug mode); the forked
+        process, which keeps the instance's marker, is the one recorded."""
+        pid_file.unlink(missing_ok=True)
+        self._spawn(argv, self.site.log_dir / f"{name}.out", env=env)
+        wait_for(f"{name} to write {pid_file}", lambda: pid_file.exists() and pid_file.read_text().strip() != "",
+                 timeout=timeout)
+        daemon = Recorded.of(int(pid_file.read_text().split()[0]))
+        records = self._load()
+        records["daemons"][name] = {"pid": daemon.pid, "start_time": daemon.start_time, "where": where}
+        self._save(records)
+        return daemon
+
     def stop_daemon(self, name: str, timeout: float = 15) -> None:
         daemon = self.daemon(name)
         if daemon is not None:

@@ -31,6 +31,9 @@ PACKAGES = {
     "python3-venv": "/usr/lib/python3.11/ensurepip/__init__.py",
     "procps": "/usr/bin/pgrep",
     "openjdk-17-jre-headless": "/usr/bin/java",  # Spark's workers and master (hpchub.cluster)
+    "openssl": "/usr/bin/openssl",
+    "myproxy-server": "/usr/sbin/myproxy-server",  # the grid credential service (site/grid.py)
+    "globus-proxy-utils": "/usr/bin/grid-proxy-info",  # grid tools for users' notebooks
 }
 
 
