@@ -2,8 +2,10 @@
 instance of its own (`benchtp`, loopback mode):
 
   hub        - through the hub's proxy and hpchub's SSH tunnel, as a user's browser goes;
+  hub, ssh -L - the same, with the proxy's route pointed for the while at OpenSSH's
+               `ssh -N -L` to the same server's socket instead (as sites tunnel today);
   tunnel     - hpchub's tunnel alone: the proxy's route target for the server, used directly;
-  ssh -L     - OpenSSH's `ssh -L` to the same server's socket, as sites tunnel today;
+  ssh -L     - OpenSSH's `ssh -N -L` alone;
   direct     - the floor: a plain Jupyter server started on the same login node in the same
                environment and the same way (a Unix socket, kernels on ipc), used from the node.
 """
@@ -115,13 +117,31 @@ def _measure(base_url: str, token: str, big: str) -> dict:
     return {"round_trips": times, "download_bytes": size, "download_seconds": time.perf_counter() - start}
 
 
-def _route_target(site: SiteHandle, prefix: str) -> str:
-    """Where the proxy sends a server's requests: for a login-node server, the local end of
-    hpchub's SSH tunnel."""
+def _proxy_api(site: SiteHandle, method: str, path: str, **kw) -> requests.Response:
     token = (site.layout.hub_dir / "proxy-token").read_text().strip()
-    routes = requests.get(f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes", timeout=10,
-                          headers={"Authorization": f"token {token}"}).json()
-    return routes[prefix.rstrip("/")]["target"]  # the proxy keeps its keys without the slash
+    response = requests.request(method, f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes{path}",
+                                timeout=10, headers={"Authorization": f"token {token}"}, **kw)
+    response.raise_for_status()
+    return response
+
+
+def _route(site: SiteHandle, prefix: str) -> dict:
+    """The proxy's route for a server (its target, for a login-node server, is the local end
+    of hpchub's SSH tunnel); the proxy keeps its keys without the trailing slash."""
+    return _proxy_api(site, "GET", "").json()[prefix.rstrip("/")]
+
+
+@contextlib.contextmanager
+def _route_swapped(site: SiteHandle, prefix: str, target: str):
+    """The server's route pointed at another target for a while (the same proxy, another
+    tunnel), then put back as the hub made it."""
+    route = _route(site, prefix)
+    data = {key: value for key, value in route.items() if key not in ("target", "last_activity")}
+    _proxy_api(site, "POST", prefix.rstrip("/"), json={**data, "target": target})
+    try:
+        yield
+    finally:
+        _proxy_api(site, "POST", prefix.rstrip("/"), json={**data, "target": route["target"]})
 
 
 def _server_socket(hub: HubClient, site: SiteHandle) -> str:
@@ -173,14 +193,16 @@ def run(runs: int = 1) -> dict:
         spawn(hub, "alice")
         client_source = (Path(__file__).parent.parent / "tests" / "kernel_client.py").read_text()
         client_source = client_source.replace("from __future__ import annotations\n", "")
-        results = {"hub": [], "tunnel": [], "ssh -L": [], "direct": []}
-        tunnel = _route_target(site, "/user/alice/")
+        results = {path: [] for path in PATHS}
+        tunnel = _route(site, "/user/alice/")["target"]
         server_socket = _server_socket(hub, site)
         for _ in range(runs):
             results["hub"].append(_measure(f"{hub.url}/user/alice", token, big))
             results["tunnel"].append(_measure(f"{tunnel}/user/alice", token, big))
             with _openssh_forward(site, server_socket) as forwarded:
                 results["ssh -L"].append(_measure(f"{forwarded}/user/alice", token, big))
+                with _route_swapped(site, "/user/alice/", forwarded):
+                    results["hub, ssh -L"].append(_measure(f"{hub.url}/user/alice", token, big))
             direct = check(site.ssh(
                 "alice", ["/opt/hpchub/jupyter/bin/python", "-c", DIRECT,
                           secrets.token_hex(16), "/opt/hpchub/jupyter/bin", str(ROUND_TRIPS), big],
@@ -196,7 +218,7 @@ def run(runs: int = 1) -> dict:
     return results
 
 
-PATHS = ("hub", "tunnel", "ssh -L", "direct")
+PATHS = ("hub", "hub, ssh -L", "tunnel", "ssh -L", "direct")
 
 
 def _summary(result: dict, path: str) -> tuple[float, str, float]:
@@ -211,11 +233,12 @@ def figures(result: dict) -> list[Figure]:
     return [
         Figure("kernel round trip through the hub", hub_trip, "ms", "direct on the node", direct_trip,
                "<= direct + 1 ms", hub_trip <= direct_trip + 1.0, s["hub"][1]),
-        Figure("kernel round trip, hpchub tunnel alone", s["tunnel"][0], "ms", "ssh -L", s["ssh -L"][0],
-               spread=s["tunnel"][1]),
-        Figure(f"{MEGABYTES} MB download through the hub", s["hub"][2], "MB/s", "ssh -L", s["ssh -L"][2],
-               ">= ssh -L", s["hub"][2] >= s["ssh -L"][2]),
-        Figure(f"{MEGABYTES} MB download, hpchub tunnel alone", s["tunnel"][2], "MB/s", "ssh -L", s["ssh -L"][2]),
+        Figure("kernel round trip through the hub", hub_trip, "ms", "the hub over ssh -N -L",
+               s["hub, ssh -L"][0], spread=s["hub, ssh -L"][1]),
+        Figure(f"{MEGABYTES} MB download through the hub", s["hub"][2], "MB/s", "the hub over ssh -N -L",
+               s["hub, ssh -L"][2], ">= the same path over ssh -L", s["hub"][2] >= s["hub, ssh -L"][2]),
+        Figure(f"{MEGABYTES} MB download, hpchub tunnel alone", s["tunnel"][2], "MB/s", "ssh -N -L alone",
+               s["ssh -L"][2]),
         Figure(f"{MEGABYTES} MB download through the hub", s["hub"][2], "MB/s", "direct on the node",
                s["direct"][2]),
     ]
@@ -225,5 +248,5 @@ def report(result: dict) -> str:
     lines = [f"kernel round trip ({ROUND_TRIPS} per run) and {MEGABYTES} MB download, by path:"]
     for path in PATHS:
         trip, spread, rate = _summary(result, path)
-        lines.append(f"  {path:7} round trip median {trip:.2f} ms ({spread}); download {rate:.0f} MB/s")
+        lines.append(f"  {path:11} round trip median {trip:.2f} ms ({spread}); download {rate:.0f} MB/s")
     return "\n".join(lines)

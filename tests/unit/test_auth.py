@@ -123,3 +123,45 @@ async def test_service_account_credential_is_cached_until_it_runs_low(ca_key):
     auth = Issuing(ssh_ca_key=ca_key)
     first = await auth.service_account_credential()
     assert first.principal == "hpchub" and await auth.service_account_credential() is first
+
+
+SYSTEM_TRUST = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_unusable_myproxy_trust_roots_fail_at_start_up(ca_key, tmp_path):
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    for roots in (str(empty), str(tmp_path / "missing"), ""):
+        with pytest.raises(ConfigurationError):
+            Issuing(ssh_ca_key=ca_key, myproxy_server="127.0.0.1", myproxy_ca_certs=roots)
+
+
+def _grid(seconds_left: int):
+    from hpchub.credentials import X509Credential
+
+    return X509Credential("KEY", "CERT", "CN=alice", int(time.time()) + seconds_left)
+
+
+async def test_a_grid_credential_running_out_asks_for_a_new_login_since_renewal_needs_the_password(ca_key):
+    trust = SYSTEM_TRUST  # no MyProxy exchange happens in refresh
+    auth = Issuing(ssh_ca_key=ca_key, myproxy_server="127.0.0.1", myproxy_ca_certs=str(trust),
+                   myproxy_min_remaining=600)
+    result = await Issuing(ssh_ca_key=ca_key).authenticate(None, {"username": "alice", "password": "pw"})
+    creds = CredentialSet.from_auth_state(result["auth_state"])
+    plenty = creds.with_credential(_grid(3600)).to_auth_state()
+    assert await auth.refresh_user(FakeUser("alice", plenty)) is True
+    low = creds.with_credential(_grid(300)).to_auth_state()
+    assert await auth.refresh_user(FakeUser("alice", low)) is False
+
+
+async def test_an_unreachable_myproxy_server_does_not_stop_the_login(ca_key):
+    import socket
+
+    trust = SYSTEM_TRUST
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once the socket closes
+    auth = Issuing(ssh_ca_key=ca_key, myproxy_server="127.0.0.1", myproxy_port=port, myproxy_ca_certs=str(trust))
+    result = await auth.authenticate(None, {"username": "alice", "password": "pw"})
+    creds = CredentialSet.from_auth_state(result["auth_state"])
+    assert creds.ssh.principal == "alice" and creds.x509 is None

@@ -218,8 +218,12 @@ class MyProxyIssuer:
         self.lifetime = int(lifetime)
         self.key_type = key_type
         self.timeout = timeout
-        self.context = ssl.create_default_context(
-            cafile=None if os.path.isdir(ca_certs) else ca_certs, capath=ca_certs if os.path.isdir(ca_certs) else None)
+        try:
+            self.context = ssl.create_default_context(cafile=None if os.path.isdir(ca_certs) else ca_certs,
+                                                      capath=ca_certs if os.path.isdir(ca_certs) else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError("the grid certificate service is not configured",
+                                     f"myproxy: trust roots {ca_certs!r} unusable: {exc}") from None
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
 
     async def issue(self, username: str, password: str | None) -> X509Credential:
