@@ -198,7 +198,10 @@ class CredentialIssuingAuthenticator(Authenticator):
         600, config=True, help="Ask the user to log in again when their X.509 credential has less than this left."
     )
     myproxy_key_type = Unicode(
-        "rsa", config=True, help="Key made on the hub for the X.509 credential: `rsa` (2048 bits) or `ec` (P-256)."
+        "rsa",
+        config=True,
+        help="""Key made on the hub for the X.509 credential: `rsa` (2048 bits) or `ec` (P-256).
+        MyProxy's online CA (6.2, Debian's) signs RSA keys only and refuses `ec`.""",
     )
 
     @default("ca_service_token")

@@ -134,3 +134,11 @@ def test_a_myproxy_server_whose_certificate_is_not_trusted_is_refused(loopback_s
     with pytest.raises(IssuerUnavailable):
         asyncio.run(issuer_for(loopback_site, server_name="myproxy.elsewhere.example").issue(
             "alice", demo_passwords()["alice"]))
+
+
+def test_a_refusal_to_sign_reaches_the_user_in_myproxys_words(loopback_site):
+    # MyProxy 6.2's online CA signs RSA keys only: asked to sign an EC key, it refuses.
+    with pytest.raises(CredentialError) as refused:
+        asyncio.run(issuer_for(loopback_site, key_type="ec").issue("alice", demo_passwords()["alice"]))
+    assert refused.value.user_message == ("the grid certificate service refused to issue a certificate: "
+                                          "Certificate generation failure.")

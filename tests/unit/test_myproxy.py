@@ -124,3 +124,11 @@ def test_launchers_refuse_a_server_id_or_file_name_with_a_trailing_newline(launc
     with pytest.raises(ValueError):
         launcher.write_secret_files(str(tmp_path), {"x509up\n": {"content": "s"}}, {})
     assert not launcher.SERVER_ID.match("alice-default-1234\n")
+
+
+def test_a_refusal_instead_of_the_chain_is_read_as_a_reply_with_its_reason():
+    refusal = b"VERSION=MYPROXYv2\nRESPONSE=1\nERROR=Certificate generation failure.\n\0"
+    for stream in (refusal, b"\0" + refusal):
+        replies = _Replies(FakeConnection([stream[:5], stream[5:]]), "test")
+        assert replies.certificates() is None
+        assert parse_response(replies.message()) == (1, ["Certificate generation failure."])

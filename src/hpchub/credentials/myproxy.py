@@ -177,9 +177,13 @@ class _Replies:
                 return text
             self._fill()
 
-    def certificates(self) -> list[x509.Certificate]:
-        while not self.buffer:
+    def certificates(self) -> list[x509.Certificate] | None:
+        """The chain, or None when the server answered with a text reply instead (a refusal):
+        a chain starts with its count (a small number), a reply with "VERSION=" or a NUL."""
+        while len(self.buffer) < 2:
             self._fill()
+        if self.buffer[:1] in (b"V", b"\0"):
+            return None
         while (found := split_certificates(self.buffer[1:], self.buffer[0])) is None:
             self._fill()
         certs, used = found
@@ -261,7 +265,7 @@ class MyProxyIssuer:
                 self._expect_ok(replies.message(), username)
                 conn.sendall(csr)
                 certs = replies.certificates()
-                self._expect_ok(replies.message(), username)
+                self._expect_ok(replies.message(), username)  # after a refusal, raises its reason
                 if not certs:
                     raise CredentialError("the grid certificate service sent no certificate",
                                           f"myproxy {self.where}: zero certificates")
