@@ -11,6 +11,7 @@ job's values or raises FieldError naming the field; nothing else reaches a job s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..schedulers.base import NAME, Association, Partition, Reservation
@@ -19,6 +20,7 @@ from ..schedulers.slurm import format_walltime, parse_walltime
 FIELDS = ("partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
           "constraint")
 NUMBERS = {"nodes": (1, "nodes"), "cores": (1, "CPU cores"), "memory_mb": (1, "memory (MB)"), "gpus": (0, "GPUs")}
+WHOLE = re.compile(r"[0-9]{1,9}")
 LIMITS = {"partitions", "max_walltime", "max_nodes", "max_cores", "max_memory_mb", "max_gpus"}
 
 
@@ -125,7 +127,9 @@ def resolve(target: Target, options: dict, choices: Choices, user: str) -> dict:
 
 def _typed(key: str, raw):
     if key in NUMBERS:
-        if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())):
+        # ASCII digits only: str.isdigit() also takes "²" and "١", which int() then refuses or reads.
+        whole = isinstance(raw, int) or (isinstance(raw, str) and WHOLE.fullmatch(raw.strip()))
+        if isinstance(raw, bool) or not whole:
             raise FieldError(key, "must be a whole number")
         return int(raw)
     if not isinstance(raw, str):

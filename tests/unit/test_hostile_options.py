@@ -1,0 +1,50 @@
+"""Every hostile value in every option of the most permissive target (the demo's "custom"):
+refused with a FieldError naming the field, or - where it is a legal value once trimmed
+(" 1 ", "batch ") - reduced to that clean value, never passed on as sent."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hpchub.spawners.targets import FIELDS, FieldError, resolve
+
+from ..hostile import HOSTILE_JSON, HOSTILE_TEXT
+from .test_targets import TARGETS, alice_choices
+
+CUSTOM = TARGETS["custom"]
+CLEAN = {"number": re.compile(r"[0-9]{1,9}"), "text": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+&:-]{0,63}")}
+
+
+def check_value(field: str, raw) -> None:
+    try:
+        values = resolve(CUSTOM, {"target": "custom", field: raw}, alice_choices(), "alice")
+    except FieldError as refused:
+        assert refused.field == field, (field, raw, refused)
+        return
+    chosen = values.get(field)
+    if chosen is None:
+        assert raw is None or str(raw).strip() == "", (field, raw)  # blank: the target's default
+        return
+    kind = "number" if isinstance(chosen, int) else "text"
+    assert CLEAN[kind].fullmatch(str(chosen)), (field, raw, chosen)
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_every_hostile_text_is_refused_or_reduced_to_a_clean_legal_value(field):
+    for raw in HOSTILE_TEXT:
+        check_value(field, raw)
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_values_of_other_json_types_are_refused(field):
+    for raw in HOSTILE_JSON:
+        check_value(field, raw)
+
+
+def test_hostile_option_names_are_refused_by_name():
+    for name in HOSTILE_TEXT[:80] + ["__class__", "script", "env", "argv", "cmd"]:
+        with pytest.raises(FieldError) as refused:
+            resolve(CUSTOM, {name: "1"}, alice_choices(), "alice")
+        assert refused.value.field == name
