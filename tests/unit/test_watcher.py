@@ -33,11 +33,11 @@ class Scheduler:
 
 
 def squeue_line(job_id, state, reason="None", nodes="", start="N/A", end="N/A"):
-    return f"{job_id}|{state}|{reason}|{nodes}|{start}|{end}|jupyter-default|alice"
+    return f"{job_id}|{state}|{reason}|{nodes}|{start}|{end}|alice|jupyter-default"
 
 
 def sacct_line(job_id, state, exit_code="0:0"):
-    return f"{job_id}|jupyter-default|{state}|{exit_code}|c1|2026-11-25T10:00:00|2026-11-25T10:05:00|None"
+    return f"{job_id}|{state}|{exit_code}|c1|2026-11-25T10:00:00|2026-11-25T10:05:00|None|jupyter-default"
 
 
 def make(scheduler, clock, **kw):

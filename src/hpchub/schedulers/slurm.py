@@ -7,9 +7,10 @@ import re
 
 from .base import Association, JobRequest, JobState, JobStatus, Partition, Reservation, SchedulerError, quote
 
-SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%j|%u"
+# The job name last: users may put "|" in theirs, and split("|", 7) then keeps it whole.
+SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%u|%j"
 SINFO_FORMAT = "%R|%l|%D|%c|%m|%G|%f"
-SACCT_FORMAT = "JobID,JobName,State,ExitCode,NodeList,Start,End,Reason"
+SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Start,End,Reason,JobName"
 
 _STATES = {
     "PENDING": JobState.PENDING, "CONFIGURING": JobState.PENDING, "REQUEUED": JobState.PENDING,
@@ -78,6 +79,12 @@ def _time(text: str) -> str | None:
     return None if text.strip() in _NOT_A_TIME else text.strip()
 
 
+def _lines(stdout: str) -> list[str]:
+    """Output lines. Not str.splitlines(), which also splits at \x1e, \x85, \u2028 and more:
+    characters a user may put in a job name."""
+    return stdout.split("\n")
+
+
 def state_of(native: str) -> JobState:
     return _STATES.get(native.split()[0].rstrip("+") if native.strip() else "", JobState.UNKNOWN)
 
@@ -137,10 +144,13 @@ class Slurm:
 
     def parse_status(self, stdout: str) -> dict[str, JobStatus]:
         jobs = {}
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             if not line.strip():
                 continue
-            job_id, state, reason, nodes, start, end, name, user = line.split("|", 7)
+            fields = line.split("|", 7)
+            if len(fields) != 8:
+                continue  # the rest of a job name with a newline in it: not a line of its own
+            job_id, state, reason, nodes, start, end, user, name = fields
             jobs[job_id] = JobStatus(
                 job_id=job_id, state=state_of(state), native_state=state,
                 reason="" if reason == "None" else reason, nodes=tuple(expand_nodelist(nodes)),
@@ -157,7 +167,7 @@ class Slurm:
 
     def parse_expected_start(self, stdout: str) -> dict[str, str | None]:
         starts = {}
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             if line.strip():
                 job_id, _state, _reason, start = line.split("|", 3)
                 starts[job_id] = _time(start)
@@ -173,10 +183,13 @@ class Slurm:
 
     def parse_accounting(self, stdout: str) -> dict[str, JobStatus]:
         jobs = {}
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             if not line.strip():
                 continue
-            job_id, name, state, exit_code, nodes, start, end, reason = line.split("|", 7)
+            fields = line.split("|", 7)
+            if len(fields) != 8:
+                continue  # the rest of a job name with a newline in it: not a line of its own
+            job_id, state, exit_code, nodes, start, end, reason, name = fields
             code, _, signal = exit_code.partition(":")
             jobs[job_id] = JobStatus(
                 job_id=job_id, state=state_of(state), native_state=state,
@@ -205,7 +218,7 @@ class Slurm:
     def parse_partitions(self, stdout: str) -> dict[str, Partition]:
         """sinfo prints one line per group of alike nodes; a partition sums its groups."""
         found: dict[str, Partition] = {}
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             if not line.strip():
                 continue
             name, limit, nodes, cpus, memory, gres, features = line.split("|", 6)
@@ -230,7 +243,7 @@ class Slurm:
 
     def parse_associations(self, stdout: str) -> dict[str, Association]:
         found: dict[str, Association] = {}
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             if not line.strip():
                 continue
             account, partition, qos = line.split("|", 2)
@@ -245,7 +258,7 @@ class Slurm:
 
     def parse_reservations(self, stdout: str) -> list[Reservation]:
         reservations = []
-        for line in stdout.splitlines():
+        for line in _lines(stdout):
             fields = dict(re.findall(r"(\w+)=(\S*)", line))
             if "ReservationName" not in fields:
                 continue  # "No reservations in the system"
