@@ -141,6 +141,8 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
         if not isinstance(options, dict):
             raise web.HTTPError(400, "user_options must be an object")
         name = options.get("target")
+        if name is not None and not isinstance(name, str):
+            raise web.HTTPError(400, "target: must be the name of a target")  # not [] or 0 taken for "none"
         plain = self.visible_targets(None)
         # Without a target: the first one this user may use (API callers who name none).
         target = next((t for t in plain if t.name == name), None) if name else (plain[0] if plain else None)

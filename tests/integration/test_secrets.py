@@ -1,0 +1,75 @@
+"""Secrets stay secret: after spawns of both kinds, each server's API token (read from inside
+its own kernel) appears in no process's argv, in no job script, and in no file on any node or
+the hub side - logs, the nodes' /tmp, users' homes, Slurm's spools, the hub's directory.
+
+One place is exempt, by Slurm's design: slurmctld keeps each job's environment (the token
+travels in it, never in the script) in its state directory, root-only, until the job record
+is purged. That directory is checked to be closed to everyone else."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..site_handle import check, spawn
+from .test_credentials import login_ok
+from .test_notebook_clusters import clean_hub
+from .test_ssh_spawner import run_in_kernel
+
+TOKEN = "import os, json; print(json.dumps(os.environ['JUPYTERHUB_API_TOKEN']))"
+
+
+@pytest.fixture
+def hub(loopback_site):
+    yield from clean_hub(loopback_site)
+
+
+def argv_holding(secret: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if secret.encode() in cmdline:
+            shown = cmdline.replace(b"\0", b" ")[:200]
+            found.append(f"{pid}: {shown!r}")
+    return found
+
+
+def files_holding(secret: str, roots: list[Path], exempt: Path) -> list[str]:
+    proc = subprocess.run(["grep", "-rlF", "--exclude-dir", exempt.name, "--", secret, *map(str, roots)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: nothing found
+    return [line for line in proc.stdout.splitlines() if not line.startswith(str(exempt))]
+
+
+def test_no_server_token_in_argv_job_scripts_logs_or_files(loopback_site, hub):
+    site = loopback_site
+    login_ok(hub, "alice")
+    spawn(hub, "alice", options={"target": "login"})
+    job_model = spawn(hub, "alice", "job", options={"target": "compute"}, timeout=180)
+    tokens = {name: json.loads(run_in_kernel(hub, "alice", TOKEN, server=name).strip().splitlines()[-1])
+              for name in ("", "job")}
+    assert all(len(token) >= 32 for token in tokens.values()) and tokens[""] != tokens["job"]
+
+    job_id = job_model["state"]["job_id"]
+    script = check(site.in_node("head", ["scontrol", "write", "batch_script", job_id, "-"])).stdout
+    assert "#SBATCH" in script
+
+    state_dir = site.layout.state_dir
+    exempt = site.layout.cluster_dir / "slurmctld"
+    roots = [state_dir, Path(pwd.getpwnam("alice").pw_dir)]
+    for name, token in tokens.items():
+        assert token not in script, f"token of server {name!r} in the job script"
+        assert argv_holding(token) == [], f"token of server {name!r} in argv"
+        assert files_holding(token, roots, exempt) == [], f"token of server {name!r} in files"
+    # Slurm's own copy of job environments: root's (and SlurmUser's) only.
+    mode = stat.S_IMODE(os.stat(exempt).st_mode)
+    assert mode & 0o077 == 0 or os.stat(exempt).st_uid == 0 and mode & 0o007 == 0, oct(mode)
