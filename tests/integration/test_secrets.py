@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..site_handle import check, spawn
+from ..site_handle import check, spawn, stop
 from .test_credentials import login_ok
 from .test_notebook_clusters import clean_hub
 from .test_ssh_spawner import run_in_kernel
@@ -69,7 +69,16 @@ def test_no_server_token_in_argv_job_scripts_logs_or_files(loopback_site, hub):
     for name, token in tokens.items():
         assert token not in script, f"token of server {name!r} in the job script"
         assert argv_holding(token) == [], f"token of server {name!r} in argv"
-        assert files_holding(token, roots, exempt) == [], f"token of server {name!r} in files"
+        # While it runs, only the server's own runtime files (jupyter_server's, in its private
+        # 0700 directory on its node) hold its token.
+        for path in files_holding(token, roots, exempt):
+            private = next(p for p in Path(path).parents if p.name == "runtime" or p.name.startswith("hpchub-alice"))
+            info = os.stat(private)
+            assert stat.S_IMODE(info.st_mode) & 0o777 == 0o700 and info.st_uid == pwd.getpwnam("alice").pw_uid, path
+    stop(hub, "alice")
+    stop(hub, "alice", "job", timeout=90)
+    for name, token in tokens.items():
+        assert files_holding(token, roots, exempt) == [], f"token of server {name!r} left in files after stop"
     # Slurm's own copy of job environments: root's (and SlurmUser's) only.
     mode = stat.S_IMODE(os.stat(exempt).st_mode)
-    assert mode & 0o077 == 0 or os.stat(exempt).st_uid == 0 and mode & 0o007 == 0, oct(mode)
+    assert mode & 0o007 == 0 and (mode & 0o070 == 0 or os.stat(exempt).st_gid == 0), oct(mode)

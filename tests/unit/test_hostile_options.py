@@ -29,6 +29,8 @@ def check_value(field: str, raw) -> None:
         return
     kind = "number" if isinstance(chosen, int) else "text"
     assert CLEAN[kind].fullmatch(str(chosen)), (field, raw, chosen)
+    # Accepted only as sent, trimmed (or, for a walltime, as the same time in Slurm's form).
+    assert str(raw).strip().isascii(), (field, raw, chosen)
 
 
 @pytest.mark.parametrize("field", FIELDS)

@@ -25,6 +25,9 @@ _STATES = {
 _NOT_A_TIME = {"", "N/A", "Unknown", "None", "NONE"}
 
 
+WALLTIME = re.compile(r"[0-9]{1,9}(?:-[0-9]{1,9})?(?::[0-9]{1,9}){0,2}")
+
+
 def format_walltime(seconds: int) -> str:
     """Seconds as Slurm's [D-]HH:MM:SS."""
     days, rest = divmod(int(seconds), 86400)
@@ -39,6 +42,8 @@ def parse_walltime(text: str) -> int | None:
     text = text.strip()
     if text.upper() in ("UNLIMITED", "INFINITE", "NOT_SET", "N/A", ""):
         return None
+    if not WALLTIME.fullmatch(text):  # ASCII digits only: int() would also read "١" or "１"
+        raise ValueError(f"not a Slurm time: {text!r}")
     days = 0
     if "-" in text:
         day_text, text = text.split("-", 1)
