@@ -12,7 +12,9 @@ import pytest
 
 from .site_handle import SiteHandle, check, hpchub_site
 
-TEST_SITES = {"loopback": ("tloop", "--loopback"), "isolated": ("tiso", "--isolated")}
+# HPCHUB_TEST_INSTANCES=a,b names them otherwise (a developer's run beside CI's on one machine).
+_NAMES = os.environ.get("HPCHUB_TEST_INSTANCES", "tloop,tiso").split(",")
+TEST_SITES = {"loopback": (_NAMES[0], "--loopback"), "isolated": (_NAMES[1], "--isolated")}
 
 
 def _bring_up(name: str, mode_flag: str):

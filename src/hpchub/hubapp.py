@@ -22,7 +22,14 @@ run in place of ``jupyterhub``; same options and configuration).
    (hpchub's), a POST to the server API checks the options first and refuses bad ones with 400
    and a message naming the field; the spawn checks them again (the same function).
 
-4. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
+4. **A restarted proxy gets its routes back within seconds.** With the proxy run as a daemon
+   of its own (`ConfigurableHTTPProxy.should_start = False`, so that a hub restart keeps every
+   route), JupyterHub puts routes back only every `last_activity_interval` (5 minutes): a proxy
+   that crashed and was restarted would send every user to an error page until then. Every
+   `route_check_interval` seconds this hub compares the proxy's routes with its servers (one
+   GET of the routing table) and adds what is missing.
+
+5. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
    state, reason, expected start and time waited (and its Stop stops that server, named ones
    too); the home page shows where each server runs, its job and the time left.
 """
@@ -37,7 +44,9 @@ from jupyterhub.apihandlers.users import UserServerAPIHandler
 from jupyterhub.app import JupyterHub
 from jupyterhub.scopes import needs_scope
 from jupyterhub.user import UserDict
-from traitlets import default
+from tornado.httpclient import HTTPClientError
+from tornado.ioloop import PeriodicCallback
+from traitlets import Float, default
 
 
 class CheckingUserServerAPIHandler(UserServerAPIHandler):
@@ -70,6 +79,14 @@ class QueueAwareUserDict(UserDict):
 class HPCHub(JupyterHub):
     name = "hpchub-hub"
 
+    route_check_interval = Float(
+        10,
+        config=True,
+        help="""Seconds between checks that the proxy still has a route for every running
+        server (and adds any it lost, e.g. after the proxy was restarted on its own). 0: only
+        JupyterHub's own check every `last_activity_interval`.""",
+    )
+
     @default("template_paths")
     def _hpchub_template_paths(self):
         # Not named _template_paths_default: JupyterHub calls that one for the path behind the
@@ -85,6 +102,18 @@ class HPCHub(JupyterHub):
         super().init_handlers()
         self.handlers = [(h[0], CheckingUserServerAPIHandler, *h[2:]) if h[1] is UserServerAPIHandler else h
                          for h in self.handlers]
+
+    async def start(self):
+        await super().start()
+        if self.route_check_interval > 0:
+            self._route_check = PeriodicCallback(self._check_routes, 1e3 * self.route_check_interval)
+            self._route_check.start()
+
+    async def _check_routes(self) -> None:
+        try:
+            await self.proxy.check_routes(self.users, self._service_map)
+        except (OSError, HTTPClientError, TimeoutError) as exc:  # a proxy down now is checked again next time
+            self.log.warning("Checking the proxy's routes failed: %s", exc)
 
     async def init_spawners(self):
         queued = self._take_queued_spawns()

@@ -1,0 +1,164 @@
+"""Faults on the real site, with the one-page spawner (`hpchub`) and short poll intervals:
+the hub killed with ten servers of both kinds (three still queued), the proxy killed,
+slurmctld stopped for two minutes, a job's server killed under it. Nothing is lost, nothing
+is declared dead that is not, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+
+from ..site_handle import check, hpchub_site, stop
+from .test_credentials import login_ok
+from .test_notebook_clusters import clean_hub
+from .test_slurm_spawner import Progress, answers, block_debug_partition, queue, request_spawn, wait_ready
+
+FAULTS_HUB = """\
+c.BatchSpawner.status_interval = 3
+c.BatchSpawner.spawn_status_interval = 1
+c.BatchSpawner.gone_grace = 4
+c.Spawner.poll_interval = 2
+c.HPCHub.route_check_interval = 2
+"""
+CONFIG = "40-faults.py"
+QUEUED = {"target": "custom", "partition": "debug", "walltime": "00:10:00"}
+SHARED = {"target": "custom", "partition": "shared", "cores": "1", "memory_mb": "600", "walltime": "00:10:00"}
+
+
+@pytest.fixture(scope="module")
+def faults_site(loopback_site):
+    path = loopback_site.layout.hub_config_dir / CONFIG
+    path.write_text(FAULTS_HUB)
+    loopback_site.site.hub.restart()
+    yield loopback_site
+    path.unlink()
+    loopback_site.site.hub.restart()
+
+
+@pytest.fixture
+def hub(faults_site):
+    yield from clean_hub(faults_site)
+    for user in ("alice", "bob"):
+        faults_site.ssh(user, ["scancel", "--user", user])
+
+
+def routes(site) -> set[str]:
+    token = (site.layout.hub_dir / "proxy-token").read_text().strip()
+    return set(requests.get(f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes", timeout=10,
+                            headers={"Authorization": f"token {token}"}).json())
+
+
+def leftovers(site, user: str) -> list[str]:
+    """The user's processes on any node, apart from SSH sessions and the test's own."""
+    found = []
+    for node in ["login1", "login2", *site.info["compute_nodes"]]:
+        found += [f"{node}: {cmd}" for cmd in site.processes_in_node(node, user)
+                  if not cmd.startswith(("sshd", "sleep 600"))]
+    return found
+
+
+def wait_until(what: str, condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.3)
+
+
+def test_hub_killed_with_ten_servers_three_queued_keeps_them_all_and_leaves_nothing(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    login_ok(hub, "bob")
+    blocker = block_debug_partition(site)
+    running = [("alice", "l1", {"target": "login"}), ("alice", "l2", {"target": "login"}),
+               ("bob", "l1", {"target": "login"}), ("bob", "l2", {"target": "login"}),
+               ("alice", "j1", SHARED), ("alice", "j2", SHARED), ("bob", "j1", SHARED)]
+    queued = [("alice", "q1"), ("alice", "q2"), ("bob", "q1")]
+    for user, name, options in running:
+        request_spawn(hub, user, name, options)
+    for user, name in queued:
+        request_spawn(hub, user, name, QUEUED).wait_for("waiting in the queue", timeout=60)
+    for user, name, _ in running:
+        wait_ready(hub, user, name, timeout=120)
+    jobs_before = {**queue(site, "alice"), **queue(site, "bob")}
+    assert sorted(jobs_before.values()).count("PENDING") == 3
+
+    os.kill(site.site.nodes.daemon("hub").pid, signal.SIGKILL)
+    check(hpchub_site("up", site.name))
+
+    for user, name, _ in running:
+        assert answers(hub, user, name), f"{user}/{name} does not answer after the restart"
+    for user, name in queued:
+        model = hub.admin("GET", f"/users/{user}").json()["servers"][name]
+        assert model["pending"] == "spawn", (user, name, model)
+    assert {**queue(site, "alice"), **queue(site, "bob")} == jobs_before
+    check(site.ssh("bob", ["scancel", blocker]))
+    for user, name in queued:
+        wait_ready(hub, user, name, timeout=120)
+        assert answers(hub, user, name)
+    for user, name, _ in running:
+        stop(hub, user, name, timeout=90)
+    for user, name in queued:
+        stop(hub, user, name, timeout=90)
+    wait_until("the queue empties", lambda: not queue(site, "alice") and not queue(site, "bob"), 60)
+    for user in ("alice", "bob"):
+        wait_until(f"{user}'s processes end", lambda user=user: not leftovers(site, user), 30)
+
+
+def test_the_proxy_killed_and_restarted_gets_every_route_back(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    request_spawn(hub, "alice", "l", {"target": "login"})
+    request_spawn(hub, "alice", "j", SHARED)
+    wait_ready(hub, "alice", "l")
+    wait_ready(hub, "alice", "j")
+    os.kill(site.site.nodes.daemon("proxy").pid, signal.SIGKILL)
+    check(hpchub_site("up", site.name))  # the site's supervisor starts the proxy again, empty
+    wait_until("both routes are back", lambda: {"/user/alice/l", "/user/alice/j"} <= routes(site), 30)
+    assert answers(hub, "alice", "l") and answers(hub, "alice", "j")
+
+
+def test_slurmctld_down_for_two_minutes_declares_nothing_dead(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    blocker = block_debug_partition(site)
+    request_spawn(hub, "alice", "run", SHARED)
+    wait_ready(hub, "alice", "run", timeout=120)
+    waiting = request_spawn(hub, "alice", "wait", QUEUED)
+    job = waiting.wait_for("waiting in the queue", timeout=60)["job_id"]
+    site.site.nodes.stop_daemon("slurmctld")
+    try:
+        time.sleep(120)
+        servers = hub.admin("GET", "/users/alice").json()["servers"]
+        assert servers["run"]["ready"] and servers["wait"]["pending"] == "spawn", servers
+        assert answers(hub, "alice", "run")
+    finally:
+        check(hpchub_site("up", site.name))
+    check(site.ssh("bob", ["scancel", blocker]))
+    model = wait_ready(hub, "alice", "wait", timeout=120)
+    assert model["state"]["job_id"] == job and answers(hub, "alice", "wait")
+    assert answers(hub, "alice", "run")
+
+
+def test_a_server_killed_in_its_job_is_shown_stopped_with_the_reason_and_its_route_goes(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    request_spawn(hub, "alice", "j", SHARED)
+    model = wait_ready(hub, "alice", "j", timeout=120)
+    node = model["state"]["node"]
+    assert "/user/alice/j" in routes(site)
+    killed = site.kill_in_node(node, "jupyterhub-sing")  # the kernel's 15-character comm
+    assert killed >= 1
+    started = time.monotonic()
+    wait_until("the hub shows the server stopped",
+               lambda: "j" not in hub.admin("GET", "/users/alice").json()["servers"], 30)
+    # One status interval (3 s) plus the grace before a job is declared gone (4 s), with slack.
+    assert time.monotonic() - started < 15
+    assert "/user/alice/j" not in routes(site)
+    stopped = hub.admin("GET", "/users/alice?include_stopped_servers=1").json()["servers"]["j"]
+    message = stopped["state"]["last_outcome"]["message"]
+    assert "ended" in message or "exit" in message, message
+    assert queue(site, "alice") == {}
