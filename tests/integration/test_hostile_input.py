@@ -16,7 +16,7 @@ from hpchub.site.system import demo_passwords
 from hpchub.spawners.targets import FIELDS
 
 from ..hostile import CANARY, HOSTILE_JSON, HOSTILE_TEXT
-from ..site_handle import HubClient, check
+from ..site_handle import check
 from .test_notebook_clusters import clean_hub
 from .test_slurm_spawner import queue
 
@@ -99,6 +99,7 @@ def test_hostile_server_and_user_names_start_nothing(loopback_site, hub):
                                  json={"user_options": {"target": "custom", "partition": "nonexistent"}}, timeout=30)
         statuses.add(response.status_code)
         assert response.status_code in (400, 404), (value, response.status_code, response.text[:200])
+    # (JupyterHub 5 takes only "safe slugs" as server names, so every one above is refused.)
     # As user names: JupyterHub refuses some; hpchub refuses the rest before anything runs.
     for value in [v for v in HOSTILE_TEXT if "\0" not in v and v.strip() and len(v) < 200][:60]:
         created = requests.post(f"{hub.url}/hub/api/users/{quote(value, safe='')}", headers=headers, timeout=30)
@@ -117,3 +118,4 @@ def test_hostile_server_and_user_names_start_nothing(loopback_site, hub):
     assert queue(site, "alice") == {}
     assert canary_anywhere(site) == []
     check(site.in_node("head", ["true"]))
+

@@ -154,3 +154,17 @@ def test_the_combined_spawner_keeps_each_kinds_state_apart():
     again.load_state(state)
     assert (again.kind, again.host_name, again.remote_pid, again.job_id) == ("login", "login2", 77, "")
     assert again.where == "login2"
+
+
+def test_cluster_side_names_take_only_safe_characters_whatever_the_hub_names_hold():
+    from hpchub.remote.node_launcher import SERVER_ID
+    from hpchub.schedulers.base import NAME
+    from hpchub.spawners.remote import cluster_label, new_server_id
+
+    from ..hostile import HOSTILE_TEXT
+
+    for user, server in [("alice@example.org", ""), ("Ünïcode", "x"), ("a", "$(touch /tmp/x)"),
+                         *(("bob", value) for value in HOSTILE_TEXT)]:
+        server_id = new_server_id(user, server)
+        assert SERVER_ID.match(server_id) and len(server_id) <= 80, server_id
+        assert NAME.fullmatch(f"jupyter-{cluster_label(server or 'default', 50)}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import secrets
 import time
 from dataclasses import asdict
 from urllib.parse import urlparse
@@ -38,7 +37,7 @@ from ..schedulers.base import JobRequest, JobState, JobStatus, ValidationError, 
 from ..schedulers.slurm import parse_walltime
 from ..schedulers.watcher import JobWatcher
 from .jobs import service_runner, watcher_for
-from .remote import RemoteSpawner, spawn_error
+from .remote import RemoteSpawner, cluster_label, new_server_id, spawn_error
 
 DEFAULT_JOB_TEMPLATE = """\
 {% for line in setup_lines %}{{ line }}
@@ -191,7 +190,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
         except ValueError:
             raise ValidationError(f"the walltime {values['walltime']!r} is not a time like 01:30:00") from None
         return JobRequest(
-            name=f"jupyter-{self.name or 'default'}"[:64], script=self.job_body(),
+            name=f"jupyter-{cluster_label(self.name or 'default', 50)}", script=self.job_body(),
             queue=values["partition"] or None, account=values["account"] or None, qos=values["qos"] or None,
             walltime=walltime, nodes=values["nodes"], cores=values["cores"] or None,
             memory_mb=values["memory_mb"] or None, gpus=values["gpus"],
@@ -243,7 +242,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
 
     async def _submit(self) -> None:
         credential = await self._credential()
-        self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
+        self.server_id = new_server_id(self.user.name, self.name)
         try:
             request = self.job_request()
         except ValidationError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import secrets
 import sys
 from pathlib import Path
 
@@ -21,6 +23,18 @@ from ..remote import Host, SSHError, SSHPool
 from ..remote.detach import spawn_detached
 from ..remote.launcher import NODE, launcher_argv, launcher_input, parse_answer
 from ..remote.tunnels import TunnelClient
+
+
+def cluster_label(text: str, limit: int) -> str:
+    """A name for the cluster's side (a server id, a job name) of [a-z0-9-] only: hub user
+    names ("alice@example.org") and server names may hold anything JupyterHub allows."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "x"
+
+
+def new_server_id(user: str, server: str) -> str:
+    """This server's name on the cluster: its directory, its processes' marker, its tunnels."""
+    label = cluster_label(f"{user}-{server or 'default'}", 60)
+    return f"{label}-{secrets.token_hex(4)}"
 
 
 def spawn_error(message: str, *, reason: str, log_message: str) -> SpawnException:

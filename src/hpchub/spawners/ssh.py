@@ -9,7 +9,6 @@ the hub's API through a reverse forward on the login node: the same in every net
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
 from dataclasses import asdict
 from urllib.parse import urlparse
@@ -19,7 +18,7 @@ from traitlets import Integer, Unicode
 
 from ..credentials import SSHCredential
 from ..remote import Host, SSHError
-from .remote import RemoteSpawner, spawn_error
+from .remote import RemoteSpawner, new_server_id, spawn_error
 
 _servers_per_host: Counter = Counter()
 
@@ -100,7 +99,7 @@ class SSHSpawner(RemoteSpawner, Spawner):
         files, grid_env = await self._grid_delivery()  # before anything is opened: it may refuse
         await self._ensure_tunnel_service()
         hub_api = urlparse(self.hub.api_url)
-        self.server_id = f"{self.user.name}-{self.name or 'default'}-{secrets.token_hex(4)}".lower()
+        self.server_id = new_server_id(self.user.name, self.name)
         # The server reaches the hub's API through a forward on the login node's loopback.
         opened = await self._tunnel("open", host=asdict(host), credential=credential.to_dict(),
                                     hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port])
