@@ -162,3 +162,38 @@ def test_a_server_killed_in_its_job_is_shown_stopped_with_the_reason_and_its_rou
     message = stopped["state"]["last_outcome"]["message"]
     assert "ended" in message or "exit" in message, message
     assert queue(site, "alice") == {}
+
+
+def take_node_down(site, node: str) -> None:
+    """As if the machine died: its sshd (listener and sessions) and every user process on it."""
+    from hpchub.site.nodes import all_pids, namespace_id
+
+    site.site.nodes.stop_daemon(f"sshd-{node}")
+    mnt = namespace_id(site.site.nodes.holder(node).pid, "mnt")
+    for pid in all_pids():
+        try:
+            if namespace_id(pid, "mnt") == mnt and os.stat(f"/proc/{pid}").st_uid >= 1000:
+                os.kill(pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    site.kill_in_node(node, "sshd")
+
+
+def test_a_login_node_going_down_shows_its_servers_stopped_and_new_ones_start_on_the_other(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    request_spawn(hub, "alice", "a", {"target": "login"})
+    node = wait_ready(hub, "alice", "a")["state"]["host"]
+    other = "login2" if node == "login1" else "login1"
+    take_node_down(site, node)
+    try:
+        wait_until("the hub shows the server stopped",
+                   lambda: "a" not in hub.admin("GET", "/users/alice").json()["servers"], 30)
+        assert "/user/alice/a" not in routes(site)
+        stopped = hub.admin("GET", "/users/alice?include_stopped_servers=1").json()["servers"]["a"]
+        assert stopped["state"]["last_outcome"]["message"] == f"login node {node} went down"
+        request_spawn(hub, "alice", "b", {"target": "login"})
+        assert wait_ready(hub, "alice", "b")["state"]["host"] == other
+        assert answers(hub, "alice", "b")
+    finally:
+        check(hpchub_site("up", site.name))

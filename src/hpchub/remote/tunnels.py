@@ -13,7 +13,8 @@ object per line:
     {"op": "forward", "id": ID, "remote_socket": PATH}  or  "remote_address": [HOST, PORT]
         -> {"local_port": N}    a listener on the hub side's loopback to the server's socket
                                 on the login node, or to a TCP port the login node reaches
-    {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M} or {"missing": true}
+    {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M, "connected": BOOL}
+                                   or {"missing": true}; connected: its SSH connection is open
     {"op": "close", "id": ID}   -> {"closed": true}
     {"op": "exec", "id": ID, "argv": [...], "input": TEXT}
         -> {"exit_status": N, "stdout": ..., "stderr": ...}: a command over the tunnel's own
@@ -133,8 +134,10 @@ class TunnelService:
         if op == "status":
             if tunnel is None:
                 return {"missing": True}
+            conn = self.pool.existing(tunnel.credential.principal, tunnel.host)
             return {"local_port": tunnel.local.get_port() if tunnel.local else None,
-                    "remote_port": tunnel.reverse.get_port() if tunnel.reverse else None}
+                    "remote_port": tunnel.reverse.get_port() if tunnel.reverse else None,
+                    "connected": conn is not None and not conn.is_closed()}
         if op == "close":
             if tunnel is not None:
                 tunnel.close()

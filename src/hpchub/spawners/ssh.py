@@ -134,17 +134,39 @@ class SSHSpawner(RemoteSpawner, Spawner):
             answer = await self._launcher(host, credential, {"action": "poll", "server_id": self.server_id,
                                                              "pid": self.remote_pid}, "checking your server")
         except SpawnException as exc:
+            if await self._node_down(host):
+                self.log.warning("%s: login node %s is down (%s); its server is gone with it", self._log_name,
+                                 host.name, exc.log_message)
+                if hasattr(self, "last_outcome"):  # hpchub's combined spawner shows it on the home page
+                    self.last_outcome = {"message": f"login node {host.name} went down"}
+                return 1
             # Unsure is not gone: a failed check never drops a live server.
             self.log.warning("%s: poll inconclusive: %s", self._log_name, exc.log_message)
             return None
         return None if answer.get("status") == "running" else 1
 
+    async def _node_down(self, host) -> bool:
+        """The node cannot be reached now, and the tunnel service's connection to it, which
+        carries this server's tunnel, has closed too: the node (not just a new login) is gone."""
+        try:
+            status = await self.tunnels.call("status", id=self.server_id)
+        except SSHError:
+            return False  # the tunnel service itself is not answering: unsure
+        return status.get("connected") is False
+
     async def stop(self, now=False):
         host = self._state_host()
         if host is not None and self.server_id:
             credential = await self._credential_or_none()
-            answer = await self._launcher(host, credential, {"action": "stop", "server_id": self.server_id,
-                                                             "pid": self.remote_pid}, "stopping your server")
+            try:
+                answer = await self._launcher(host, credential, {"action": "stop", "server_id": self.server_id,
+                                                                 "pid": self.remote_pid}, "stopping your server")
+            except SpawnException as exc:
+                if not await self._node_down(host):
+                    raise
+                answer = {"status": "stopped"}  # its processes went with the node
+                self.log.warning("%s: not stopped on %s, which is down: %s", self._log_name, host.name,
+                                 exc.log_message)
             if answer.get("status") != "stopped":
                 self.log.error("%s: stop on %s left %s", self._log_name, host.name, answer)
             if getattr(self, "_counted", False):
