@@ -197,3 +197,23 @@ def test_a_login_node_going_down_shows_its_servers_stopped_and_new_ones_start_on
         assert answers(hub, "alice", "b")
     finally:
         check(hpchub_site("up", site.name))
+
+
+def test_a_compute_nodes_slurmd_killed_shows_its_server_stopped_when_slurm_declares_the_node_down(faults_site, hub):
+    site = faults_site
+    login_ok(hub, "alice")
+    request_spawn(hub, "alice", "j", SHARED)
+    node = wait_ready(hub, "alice", "j", timeout=120)["state"]["node"]
+    assert site.kill_in_node(node, "slurmd") == 1
+    try:
+        # slurmctld declares the node down after SlurmdTimeout (60 s here); the job fails with it.
+        wait_until("the hub shows the server stopped",
+                   lambda: "j" not in hub.admin("GET", "/users/alice").json()["servers"], 150)
+        stopped = hub.admin("GET", "/users/alice?include_stopped_servers=1").json()["servers"]["j"]
+        assert "NODE_FAIL" in stopped["state"]["last_outcome"]["message"], stopped["state"]["last_outcome"]
+        assert "/user/alice/j" not in routes(site)
+    finally:
+        check(hpchub_site("up", site.name))  # slurmd again; the node returns to service
+    # Back on its feet, the node's slurmd ends what was left of the failed job.
+    wait_until(f"nothing of alice's left on {node}",
+               lambda: not [c for c in site.processes_in_node(node, "alice") if "sleep 600" not in c], 90)

@@ -42,7 +42,7 @@ def test_a_job_script_is_refused_or_has_exactly_its_sbatch_lines(name, queue, ac
     assert len(sbatch) + len(exports) == len(header)  # nothing else before the body
     options = [shlex.split(line[len("#SBATCH "):]) for line in sbatch]
     assert all(len(words) == 1 and words[0].startswith("--") for words in options), options
-    expected = 2 + sum(v is not None for v in (queue, account, qos, constraint, reservation, output, walltime,
+    expected = 3 + sum(v is not None for v in (queue, account, qos, constraint, reservation, output, walltime,
                                                 memory)) + (2 if cores is not None else 0) + (1 if gpus else 0)
     assert len(sbatch) == expected
     for line, (key, value) in zip(exports, sorted(env.items())):

@@ -104,7 +104,9 @@ class Slurm:
         """A batch script: #SBATCH lines from validated values, each through the one quoting
         filter, then the request's script. No secret belongs in it."""
         request.validate()
-        options = [f"--job-name={request.name}", f"--nodes={request.nodes}"]
+        # Never requeued: after a node failure Slurm would start the job again elsewhere, a second
+        # server with the first one's token, while the hub has shown the first one ended.
+        options = [f"--job-name={request.name}", f"--nodes={request.nodes}", "--no-requeue"]
         for flag, value in (("partition", request.queue), ("account", request.account), ("qos", request.qos),
                             ("constraint", request.constraint), ("reservation", request.reservation),
                             ("output", request.output)):
