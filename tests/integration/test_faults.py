@@ -196,6 +196,9 @@ def test_a_login_node_going_down_shows_its_servers_stopped_and_new_ones_start_on
         assert wait_ready(hub, "alice", "b")["state"]["host"] == other
         assert answers(hub, "alice", "b")
     finally:
+        # The machine comes back as after a reboot: sshd again, and an empty /tmp (its servers'
+        # directories went down with it; later tests look there).
+        site.in_node(node, ["sh", "-c", "rm -rf /tmp/hpchub-*"])
         check(hpchub_site("up", site.name))
 
 
