@@ -62,7 +62,7 @@ def _restart_and_wait(site: SiteHandle, hub: HubClient, users: list[str]) -> dic
     return {"hub_up": hub_up, "all_ready": all_ready, "servers": per_server}
 
 
-def run(runs: int = 3, servers: int = SERVERS) -> dict:
+def run(runs: int = 20, servers: int = SERVERS) -> dict:
     check(hpchub_site("down", NAME, "--purge"))
     check(hpchub_site("up", NAME, "--loopback"))
     site = SiteHandle(NAME)

@@ -175,7 +175,7 @@ def _openssh_forward(site: SiteHandle, remote_socket: str):
             proc.terminate()
 
 
-def run(runs: int = 3) -> dict:
+def run(runs: int = 20) -> dict:
     check(hpchub_site("down", NAME, "--purge"))
     check(hpchub_site("up", NAME, "--loopback"))
     site = SiteHandle(NAME)
