@@ -15,11 +15,11 @@ import statistics
 import time
 
 from hpchub.site.system import demo_passwords
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
+from tests.site_handle import SiteHandle, check, stop
 
 from .incumbents import IncumbentHub
 from .table import Figure, median_spread
-from .timing import time_until_answer
+from .timing import bench_instance, time_until_answer
 
 NAME = "benchsl"
 
@@ -63,38 +63,33 @@ def wait_queue_empty(site: SiteHandle, timeout: float = 60) -> None:
 
 
 def run(runs: int = 20) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    (site.layout.hub_config_dir / "40-slurm.py").write_text(HPCHUB_CONFIG)
-    site.site.hub.restart()
-    hub = HubClient(site)
-    singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
-    incumbent = IncumbentHub(site, "batchspawner", [singleuser])
-    try:
-        hub.login("alice", demo_passwords()["alice"])
-        token = site.site.hub.admin_token()
-        times = {"hpchub": [], "batchspawner": [], "floor": []}
-        for _ in range(runs):
-            times["hpchub"].append(time_until_answer(
-                lambda: hub.admin("POST", "/users/alice/server"), f"{hub.url}/user/alice/api/status", token))
-            stop(hub, "alice")
-            wait_queue_empty(site)
-            times["batchspawner"].append(time_until_answer(
-                lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
-                incumbent.token))
-            response = incumbent.api("DELETE", "/users/alice/server")
-            assert response.status_code in (202, 204), response.text
-            wait_queue_empty(site)
-            floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", FLOOR, str(site.layout.port_base + 98),
-                                             str(site.layout.hub_api_port), singleuser], node="login1", timeout=120))
-            times["floor"].append(json.loads(floor.stdout))
-            wait_queue_empty(site)
-    finally:
-        incumbent.close()
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
+    with bench_instance(NAME) as (site, hub):
+        (site.layout.hub_config_dir / "40-slurm.py").write_text(HPCHUB_CONFIG)
+        site.site.hub.restart()
+        singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
+        incumbent = IncumbentHub(site, "batchspawner", [singleuser])
+        try:
+            hub.login("alice", demo_passwords()["alice"])
+            token = site.site.hub.admin_token()
+            times = {"hpchub": [], "batchspawner": [], "floor": []}
+            for _ in range(runs):
+                times["hpchub"].append(time_until_answer(
+                    lambda: hub.admin("POST", "/users/alice/server"), f"{hub.url}/user/alice/api/status", token))
+                stop(hub, "alice")
+                wait_queue_empty(site)
+                times["batchspawner"].append(time_until_answer(
+                    lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
+                    incumbent.token))
+                response = incumbent.api("DELETE", "/users/alice/server")
+                assert response.status_code in (202, 204), response.text
+                wait_queue_empty(site)
+                floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", FLOOR, str(site.layout.port_base + 98),
+                                                 str(site.layout.hub_api_port), singleuser], node="login1",
+                                       timeout=120))
+                times["floor"].append(json.loads(floor.stdout))
+                wait_queue_empty(site)
+        finally:
+            incumbent.close()
     return {"runs": runs, **times}
 
 

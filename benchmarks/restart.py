@@ -16,11 +16,11 @@ import time
 
 import requests
 
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site
+from tests.site_handle import HubClient, SiteHandle
 
 from .scale import TARGETS, configure, log_in_all, make_users, remove_users, spawn_and_time, stop_everyone
 from .table import Figure, median_spread
-from .timing import install_stand_in
+from .timing import bench_instance, install_stand_in
 
 NAME = "benchrs"
 SERVERS = 50
@@ -63,32 +63,27 @@ def _restart_and_wait(site: SiteHandle, hub: HubClient, users: list[str]) -> dic
 
 
 def run(runs: int = 20, servers: int = SERVERS) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    hub = HubClient(site)
     names: list[str] = []
     result: dict = {"runs": runs, "servers": servers, "empty": [], "loaded": []}
     try:
-        names, password = make_users(site, servers)
-        configure(site, names, install_stand_in(), memory_mb=64)
-        log_in_all(hub, names, password)
-        for _ in range(runs):
-            result["empty"].append(_restart_and_wait(site, hub, []))
-        token = site.site.hub.admin_token()
-        with concurrent.futures.ThreadPoolExecutor(10) as pool:
-            started = list(pool.map(lambda iu: spawn_and_time(hub, token, iu[1], TARGETS[iu[0] % len(TARGETS)]["name"]),
-                                    enumerate(names)))
-        failed = [o for o in started if not o["ok"]]
-        if failed:
-            raise RuntimeError(f"{len(failed)} servers did not start: {failed[:3]}")
-        for _ in range(runs):
-            result["loaded"].append(_restart_and_wait(site, hub, names))
-        stop_everyone(site, hub, names)
+        with bench_instance(NAME) as (site, hub):
+            names, password = make_users(site, servers)
+            configure(site, names, install_stand_in(), memory_mb=64)
+            log_in_all(hub, names, password)
+            for _ in range(runs):
+                result["empty"].append(_restart_and_wait(site, hub, []))
+            token = site.site.hub.admin_token()
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                started = list(pool.map(
+                    lambda iu: spawn_and_time(hub, token, iu[1], TARGETS[iu[0] % len(TARGETS)]["name"]),
+                    enumerate(names)))
+            failed = [o for o in started if not o["ok"]]
+            if failed:
+                raise RuntimeError(f"{len(failed)} servers did not start: {failed[:3]}")
+            for _ in range(runs):
+                result["loaded"].append(_restart_and_wait(site, hub, names))
+            stop_everyone(site, hub, names)
     finally:
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
         remove_users(names)
     return result
 

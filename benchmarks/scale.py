@@ -27,11 +27,11 @@ from pathlib import Path
 
 import requests
 
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site
+from tests.site_handle import HubClient, SiteHandle, check
 
 from .batch_spawn import wait_queue_empty
 from .table import Figure
-from .timing import install_stand_in
+from .timing import bench_instance, install_stand_in
 
 NAME = "benchsc"
 USERS = 200
@@ -198,33 +198,27 @@ def log_in_all(hub: HubClient, users: list[str], password: str) -> float:
 
 
 def run(runs: int = 1, users: int = USERS, real_users: int = REAL_USERS, window: float = ARRIVAL_WINDOW) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    hub = HubClient(site)
     names: list[str] = []
     result: dict = {"runs": runs, "users": users, "real_users": real_users, "window_seconds": window}
     try:
-        names, password = make_users(site, max(users, real_users))
-        stand_in = install_stand_in()
-        configure(site, names, stand_in, memory_mb=64)
-        result["login_seconds"] = log_in_all(hub, names, password)
-        # The baseline: each target once, one user alone on the idle hub.
-        result["alone"] = [spawn_and_time(hub, site.site.hub.admin_token(), names[i], TARGETS[i]["name"])
-                           for i in range(len(TARGETS))]
-        stop_everyone(site, hub, names[:len(TARGETS)])
-        result["stand_in"] = []
-        for _ in range(runs):
-            result["stand_in"].append(wave(site, hub, names[:users], window))
-            stop_everyone(site, hub, names[:users])
-        # The same with real JupyterLab servers, fewer of them.
-        configure(site, names, f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser", memory_mb=1000)
-        result["real"] = wave(site, hub, names[:real_users], window)
-        stop_everyone(site, hub, names[:real_users])
+        with bench_instance(NAME) as (site, hub):
+            names, password = make_users(site, max(users, real_users))
+            stand_in = install_stand_in()
+            configure(site, names, stand_in, memory_mb=64)
+            result["login_seconds"] = log_in_all(hub, names, password)
+            # The baseline: each target once, one user alone on the idle hub.
+            result["alone"] = [spawn_and_time(hub, site.site.hub.admin_token(), names[i], TARGETS[i]["name"])
+                               for i in range(len(TARGETS))]
+            stop_everyone(site, hub, names[:len(TARGETS)])
+            result["stand_in"] = []
+            for _ in range(runs):
+                result["stand_in"].append(wave(site, hub, names[:users], window))
+                stop_everyone(site, hub, names[:users])
+            # The same with real JupyterLab servers, fewer of them.
+            configure(site, names, f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser", memory_mb=1000)
+            result["real"] = wave(site, hub, names[:real_users], window)
+            stop_everyone(site, hub, names[:real_users])
     finally:
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
         remove_users(names)
     return result
 

@@ -14,11 +14,11 @@ import json
 import statistics
 
 from hpchub.site.system import demo_passwords
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, stop
+from tests.site_handle import check, stop
 
 from .incumbents import IncumbentHub
 from .table import Figure, median_spread
-from .timing import time_until_answer
+from .timing import bench_instance, time_until_answer
 
 NAME = "benchssh"
 
@@ -47,34 +47,28 @@ proc.terminate(); proc.wait()
 
 
 def run(runs: int = 20) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    hub = HubClient(site)
-    singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
-    incumbent = IncumbentHub(site, "sshspawner", [singleuser])
-    try:
-        hub.login("alice", demo_passwords()["alice"])
-        token = site.site.hub.admin_token()
-        times = {"hpchub": [], "sshspawner": [], "floor": []}
-        script = FLOOR % {"port": site.layout.port_base + 97, "api": site.layout.hub_api_port}
-        for _ in range(runs):
-            times["hpchub"].append(time_until_answer(lambda: hub.admin("POST", "/users/alice/server"),
-                                                     f"{hub.url}/user/alice/api/status", token))
-            stop(hub, "alice")
-            times["sshspawner"].append(time_until_answer(
-                lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
-                incumbent.token))
-            response = incumbent.api("DELETE", "/users/alice/server")
-            assert response.status_code in (202, 204), response.text
-            floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", script, singleuser], node="login1",
-                                   timeout=120))
-            times["floor"].append(json.loads(floor.stdout))
-    finally:
-        incumbent.close()
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
+    with bench_instance(NAME) as (site, hub):
+        singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
+        incumbent = IncumbentHub(site, "sshspawner", [singleuser])
+        try:
+            hub.login("alice", demo_passwords()["alice"])
+            token = site.site.hub.admin_token()
+            times = {"hpchub": [], "sshspawner": [], "floor": []}
+            script = FLOOR % {"port": site.layout.port_base + 97, "api": site.layout.hub_api_port}
+            for _ in range(runs):
+                times["hpchub"].append(time_until_answer(lambda: hub.admin("POST", "/users/alice/server"),
+                                                         f"{hub.url}/user/alice/api/status", token))
+                stop(hub, "alice")
+                times["sshspawner"].append(time_until_answer(
+                    lambda: incumbent.api("POST", "/users/alice/server"), f"{incumbent.url}/user/alice/api/status",
+                    incumbent.token))
+                response = incumbent.api("DELETE", "/users/alice/server")
+                assert response.status_code in (202, 204), response.text
+                floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", script, singleuser], node="login1",
+                                       timeout=120))
+                times["floor"].append(json.loads(floor.stdout))
+        finally:
+            incumbent.close()
     return {"runs": runs, **times}
 
 

@@ -26,9 +26,10 @@ import requests
 
 from hpchub.site.system import demo_passwords
 from tests.kernel_client import KernelClient
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, spawn, stop
+from tests.site_handle import HubClient, SiteHandle, check, spawn, stop
 
 from .table import Figure, median_spread
+from .timing import bench_instance
 
 NAME = "benchtp"
 ROUND_TRIPS = 200
@@ -176,45 +177,39 @@ def _openssh_forward(site: SiteHandle, remote_socket: str):
 
 
 def run(runs: int = 20) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    hub = HubClient(site)
     big = f"hpchub-bench-{secrets.token_hex(4)}.bin"
-    try:
-        hub.login("alice", demo_passwords()["alice"])
-        token = site.site.hub.admin_token()
-        check(site.ssh("alice", ["dd", "if=/dev/urandom", f"of={big}", "bs=1M", f"count={MEGABYTES}", "status=none"],
-                       node="login1"))
-        login1 = [n for n in site.info["login_nodes"] if n["name"] == "login1"]
-        override = site.layout.hub_config_dir / "50-bench.py"
-        override.write_text(f"c.SSHSpawner.login_nodes = {login1!r}\n")
-        site.site.hub.restart()
-        spawn(hub, "alice")
-        client_source = (Path(__file__).parent.parent / "tests" / "kernel_client.py").read_text()
-        client_source = client_source.replace("from __future__ import annotations\n", "")
-        results = {path: [] for path in PATHS}
-        tunnel = _route(site, "/user/alice/")["target"]
-        server_socket = _server_socket(hub, site)
-        for _ in range(runs):
-            results["hub"].append(_measure(f"{hub.url}/user/alice", token, big))
-            results["tunnel"].append(_measure(f"{tunnel}/user/alice", token, big))
-            with _openssh_forward(site, server_socket) as forwarded:
-                results["ssh -L"].append(_measure(f"{forwarded}/user/alice", token, big))
-                with _route_swapped(site, "/user/alice/", forwarded):
-                    results["hub, ssh -L"].append(_measure(f"{hub.url}/user/alice", token, big))
-            direct = check(site.ssh(
-                "alice", ["/opt/hpchub/jupyter/bin/python", "-c", DIRECT,
-                          secrets.token_hex(16), "/opt/hpchub/jupyter/bin", str(ROUND_TRIPS), big],
-                node="login1", timeout=600, input=client_source))
-            results["direct"].append(json.loads(direct.stdout.strip().splitlines()[-1]))
-        stop(hub, "alice")
-        override.unlink()
-    finally:
-        site.ssh("alice", ["rm", "-f", big], node="login1")
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
+    with bench_instance(NAME) as (site, hub):
+        try:
+            hub.login("alice", demo_passwords()["alice"])
+            token = site.site.hub.admin_token()
+            check(site.ssh("alice", ["dd", "if=/dev/urandom", f"of={big}", "bs=1M", f"count={MEGABYTES}",
+                                     "status=none"], node="login1"))
+            login1 = [n for n in site.info["login_nodes"] if n["name"] == "login1"]
+            override = site.layout.hub_config_dir / "50-bench.py"
+            override.write_text(f"c.SSHSpawner.login_nodes = {login1!r}\n")
+            site.site.hub.restart()
+            spawn(hub, "alice")
+            client_source = (Path(__file__).parent.parent / "tests" / "kernel_client.py").read_text()
+            client_source = client_source.replace("from __future__ import annotations\n", "")
+            results = {path: [] for path in PATHS}
+            tunnel = _route(site, "/user/alice/")["target"]
+            server_socket = _server_socket(hub, site)
+            for _ in range(runs):
+                results["hub"].append(_measure(f"{hub.url}/user/alice", token, big))
+                results["tunnel"].append(_measure(f"{tunnel}/user/alice", token, big))
+                with _openssh_forward(site, server_socket) as forwarded:
+                    results["ssh -L"].append(_measure(f"{forwarded}/user/alice", token, big))
+                    with _route_swapped(site, "/user/alice/", forwarded):
+                        results["hub, ssh -L"].append(_measure(f"{hub.url}/user/alice", token, big))
+                direct = check(site.ssh(
+                    "alice", ["/opt/hpchub/jupyter/bin/python", "-c", DIRECT,
+                              secrets.token_hex(16), "/opt/hpchub/jupyter/bin", str(ROUND_TRIPS), big],
+                    node="login1", timeout=600, input=client_source))
+                results["direct"].append(json.loads(direct.stdout.strip().splitlines()[-1]))
+            stop(hub, "alice")
+            override.unlink()
+        finally:
+            site.ssh("alice", ["rm", "-f", big], node="login1")
     return results
 
 

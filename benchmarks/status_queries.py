@@ -15,12 +15,12 @@ import re
 import time
 
 from hpchub.site.system import demo_passwords
-from tests.site_handle import HubClient, SiteHandle, check, hpchub_site, spawn, stop
+from tests.site_handle import SiteHandle, check, spawn, stop
 
 from .batch_spawn import wait_queue_empty
 from .incumbents import IncumbentHub
 from .table import Figure
-from .timing import install_stand_in
+from .timing import bench_instance, install_stand_in
 
 NAME = "benchq"
 SIZES = (10, 50, 200)
@@ -47,13 +47,9 @@ def start_servers(start_one, names: list[str]) -> None:
 
 
 def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -> dict:
-    check(hpchub_site("down", NAME, "--purge"))
-    check(hpchub_site("up", NAME, "--loopback"))
-    site = SiteHandle(NAME)
-    stand_in = install_stand_in()
     counts: dict[str, dict[int, list[int]]] = {"hpchub": {}, "batchspawner": {}}
-    hub = HubClient(site)
-    try:
+    with bench_instance(NAME) as (site, hub):
+        stand_in = install_stand_in()
         # hpchub, at its defaults (one query per 30 s for all jobs).
         (site.layout.hub_config_dir / "40-bench.py").write_text(
             'c.JupyterHub.spawner_class = "hpchub-slurm"\n'
@@ -84,10 +80,6 @@ def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -
         finally:
             incumbent.close()
         wait_queue_empty(site, timeout=120)
-    finally:
-        hub.close()
-        site.close()
-        hpchub_site("down", NAME, "--purge")
     return {"window_seconds": window, "stand_in_server": True, "counts": counts}
 
 

@@ -1,13 +1,33 @@
-"""What the spawn benchmarks share: the time from a spawn request until the server answers,
-and the stand-in server for the scale benchmarks."""
+"""What the benchmarks share: an instance of their own, the time from a spawn request until
+the server answers, and the stand-in server for the scale benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+
+from tests.site_handle import HubClient, SiteHandle, check, hpchub_site
+
+
+@contextlib.contextmanager
+def bench_instance(name: str) -> Iterator[tuple[SiteHandle, HubClient]]:
+    """The instance `name` (loopback mode) brought up from nothing, with a client of its hub;
+    purged afterwards."""
+    check(hpchub_site("down", name, "--purge"))
+    check(hpchub_site("up", name, "--loopback"))
+    site = SiteHandle(name)
+    hub = HubClient(site)
+    try:
+        yield site, hub
+    finally:
+        hub.close()
+        site.close()
+        hpchub_site("down", name, "--purge")
 
 
 def time_until_answer(post, url: str, token: str, limit: float = 120) -> float:

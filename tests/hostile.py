@@ -10,7 +10,7 @@ CANARY = "/tmp/hpchub-canary"
 
 _SHELL = [
     f"; touch {CANARY}", f"$(touch {CANARY})", f"`touch {CANARY}`", f"| touch {CANARY}", f"&& touch {CANARY}",
-    f"|| touch {CANARY}", f"& touch {CANARY} &", f"> {CANARY}", f"< /etc/shadow", f"${{IFS}}touch${{IFS}}{CANARY}",
+    f"|| touch {CANARY}", f"& touch {CANARY} &", f"> {CANARY}", "< /etc/shadow", f"${{IFS}}touch${{IFS}}{CANARY}",
     f"'; touch {CANARY}; '", f'"; touch {CANARY}; "', f"\\\"; touch {CANARY}", f"$({CANARY})", "$HOME", "${HOME}",
     "~root", "*", "?", "[a-z]*", "!!", "!-1", "%", "^", "\\", "'", '"', "`", "$", "#", "{a,b}", "a b", "\t",
     f"batch;touch {CANARY}", f"batch$(touch {CANARY})", f"batch`touch {CANARY}`", "batch&&id", "batch||id",
@@ -19,7 +19,7 @@ _SHELL = [
 _LINES = [
     "batch\n", "batch\r", "batch\r\n", "\nbatch", f"batch\n#SBATCH --wrap=touch {CANARY}",
     f"batch\ntouch {CANARY}", "batch\x0btouch", "batch\x0ctouch", "batch\u2028touch", "batch\u2029touch",
-    "batch\x85touch", f"01:00:00\n#SBATCH --uid=0", f"#SBATCH --wrap=touch {CANARY}", "#SBATCH --uid=0",
+    "batch\x85touch", "01:00:00\n#SBATCH --uid=0", f"#SBATCH --wrap=touch {CANARY}", "#SBATCH --uid=0",
     "#SBATCH --export=ALL,LD_PRELOAD=/tmp/x.so", "#!/bin/sh", f"\n\ntouch {CANARY}\n", "x\nHPCHUB_LAUNCHER_EOF\nid",
     "HPCHUB_LAUNCHER_EOF", "EOF", "batch\0", "\0", "a\0b",
 ]

@@ -269,3 +269,21 @@ def stop(hub: HubClient, user: str, server: str = "", timeout: float = 60) -> No
             return
         time.sleep(0.2)
     raise AssertionError(f"{user}/{server} did not stop within {timeout} s")
+
+
+def stop_all(client: HubClient) -> None:
+    for user in ("alice", "bob"):
+        for name in list(client.admin("GET", f"/users/{user}").json()["servers"]):
+            stop(client, user, name)
+
+
+def clean_hub(site: SiteHandle):
+    """For fixtures: the site's hub, with no server of anyone's and no job of alice's before
+    and after."""
+    client = HubClient(site)
+    stop_all(client)
+    site.ssh("alice", ["scancel", "--user", "alice"])
+    yield client
+    stop_all(client)
+    site.ssh("alice", ["scancel", "--user", "alice"])
+    client.close()

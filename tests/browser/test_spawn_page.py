@@ -14,8 +14,7 @@ from playwright.sync_api import expect
 from hpchub.site.system import demo_passwords
 
 from ..integration.test_slurm_spawner import queue
-from ..integration.test_ssh_spawner import stop_all
-from ..site_handle import HubClient, check, stop
+from ..site_handle import HubClient, check, stop, stop_all
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 

@@ -12,10 +12,9 @@ import time
 import pytest
 import requests
 
-from ..site_handle import check, hpchub_site, stop
+from ..site_handle import check, clean_hub, hpchub_site, stop
 from .test_credentials import login_ok
-from .test_notebook_clusters import clean_hub
-from .test_slurm_spawner import Progress, answers, block_debug_partition, queue, request_spawn, wait_ready
+from .test_slurm_spawner import answers, block_debug_partition, queue, request_spawn, wait_ready
 
 FAULTS_HUB = """\
 c.BatchSpawner.status_interval = 3

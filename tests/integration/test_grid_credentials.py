@@ -23,9 +23,8 @@ from hpchub.credentials import CredentialError, CredentialSet, IssuerUnavailable
 from hpchub.credentials.myproxy import LoginValueRefused, MyProxyIssuer
 from hpchub.site.system import demo_passwords
 
-from ..site_handle import check, spawn, stop
+from ..site_handle import check, clean_hub, spawn, stop
 from .test_credentials import login_ok
-from .test_notebook_clusters import clean_hub
 from .test_ssh_spawner import run_in_kernel
 
 # Run in the user's kernel: what grid tools see there.

@@ -16,8 +16,7 @@ from hpchub.site.system import demo_passwords
 from hpchub.spawners.targets import FIELDS
 
 from ..hostile import CANARY, HOSTILE_JSON, HOSTILE_TEXT
-from ..site_handle import check
-from .test_notebook_clusters import clean_hub
+from ..site_handle import check, clean_hub
 from .test_slurm_spawner import queue
 
 # Values that are legal once trimmed, in some field (they would start a real server).

@@ -16,21 +16,10 @@ import requests
 from hpchub.site.system import demo_passwords
 
 from ..kernel_client import KernelClient
-from ..site_handle import HubClient, check, spawn
+from ..site_handle import check, clean_hub, spawn
 from .test_credentials import login_ok
 from .test_slurm_spawner import queue
-from .test_ssh_spawner import run_in_kernel, stop_all
-
-
-def clean_hub(site):
-    """The site's hub, with no server of anyone's and no job of alice's before and after."""
-    client = HubClient(site)
-    stop_all(client)
-    site.ssh("alice", ["scancel", "--user", "alice"])
-    yield client
-    stop_all(client)
-    site.ssh("alice", ["scancel", "--user", "alice"])
-    client.close()
+from .test_ssh_spawner import run_in_kernel
 
 
 @pytest.fixture

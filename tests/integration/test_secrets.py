@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ..site_handle import check, spawn, stop
+from ..site_handle import check, clean_hub, spawn, stop
 from .test_credentials import login_ok
-from .test_notebook_clusters import clean_hub
 from .test_ssh_spawner import run_in_kernel
 
 TOKEN = "import os, json; print(json.dumps(os.environ['JUPYTERHUB_API_TOKEN']))"

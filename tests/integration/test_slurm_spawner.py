@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-from ..site_handle import HubClient, check, hpchub_site, spawn, stop
+from ..site_handle import HubClient, check, hpchub_site, spawn, stop, stop_all
 from .test_credentials import login_ok
-from .test_ssh_spawner import run_in_kernel, stop_all
+from .test_ssh_spawner import run_in_kernel
 
 SLURM_HUB = """\
 c.JupyterHub.spawner_class = "hpchub-slurm"

@@ -16,14 +16,8 @@ import requests
 from hpchub.site.system import demo_passwords
 
 from ..kernel_client import KernelClient
-from ..site_handle import HubClient, check, hpchub_site, progress_events, spawn, stop
+from ..site_handle import HubClient, check, hpchub_site, progress_events, spawn, stop, stop_all
 from .test_credentials import hub_settings, login_ok
-
-
-def stop_all(client: HubClient) -> None:
-    for user in ("alice", "bob"):
-        for name in list(client.admin("GET", f"/users/{user}").json()["servers"]):
-            stop(client, user, name)
 
 
 @pytest.fixture

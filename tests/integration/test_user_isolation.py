@@ -17,9 +17,8 @@ import requests
 
 from hpchub.site.system import demo_passwords
 
-from ..site_handle import spawn
+from ..site_handle import clean_hub, spawn
 from .test_credentials import login_ok
-from .test_notebook_clusters import clean_hub
 from .test_slurm_spawner import Progress
 from .test_ssh_spawner import run_in_kernel
 
