@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 hub-env: .make/hub-env
 .make/hub-env: $(SOURCES)
 	test -x $(HUB_ENV)/bin/python || $(PYTHON) -m venv $(HUB_ENV)
-	$(HUB_ENV)/bin/pip install --quiet --disable-pip-version-check .
+	$(HUB_ENV)/bin/pip install --quiet --disable-pip-version-check '.[production]'
 	$(HUB_ENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
 	chmod -R a+rX $(HUB_ENV)
 	mkdir -p .make && touch $@

@@ -97,7 +97,8 @@ def hub_config(site: SiteLayout) -> str:
         "JupyterHub.services": [{"name": ADMIN_SERVICE}],
         "JupyterHub.load_roles": [{
             "name": "hpchub-site-admin",
-            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "access:servers"],
+            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "access:servers",
+                       "read:metrics"],
             "services": [ADMIN_SERVICE],
         }],
     }

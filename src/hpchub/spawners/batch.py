@@ -36,6 +36,7 @@ from ..schedulers import SCHEDULERS
 from ..schedulers.base import JobRequest, JobState, JobStatus, ValidationError, quote
 from ..schedulers.slurm import parse_walltime
 from ..schedulers.watcher import JobWatcher
+from . import metrics
 from .jobs import service_runner, watcher_for
 from .remote import RemoteSpawner, cluster_label, new_server_id, spawn_error
 
@@ -329,6 +330,8 @@ class BatchSpawner(RemoteSpawner, Spawner):
                     # login node to wait for the job's report through the shared home.
                     if status is not None and running_since is None:
                         running_since = time.monotonic()
+                        metrics.QUEUE_WAIT.labels(target=getattr(self, "target_name", "")).observe(
+                            running_since - queued_since)
                         self._event(f"Job {job_id} is running on {', '.join(status.nodes)}; "
                                     "starting your server", 60, job_id=job_id)
                     # A short wait while the job has not been seen yet (it may be queued), then

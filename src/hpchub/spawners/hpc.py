@@ -22,6 +22,7 @@ import jinja2
 from tornado import web
 from traitlets import Dict, Float, List, Unicode, default
 
+from . import metrics
 from .batch import BatchSpawner
 from .jobs import service_runner
 from .remote import spawn_error
@@ -237,13 +238,22 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
         return SSHSpawner.server_argv(self) if self.kind == "login" else BatchSpawner.server_argv(self)
 
     async def start(self):
-        if self.resume_state:
-            self.kind = self.resume_state.get("kind", "batch")
-        if not self.kind:
-            await self.apply_options(self.user_options or {})  # e.g. the hook was replaced by config
-        if self.kind == "login":
-            return await SSHSpawner.start(self)
-        return await BatchSpawner.start(self)
+        metrics.ACTIVE_SERVERS.track(self)
+        began = time.monotonic()
+        try:
+            if self.resume_state:
+                self.kind = self.resume_state.get("kind", "batch")
+            if not self.kind:
+                await self.apply_options(self.user_options or {})  # e.g. the hook was replaced by config
+            if self.kind == "login":
+                url = await SSHSpawner.start(self)
+            else:
+                url = await BatchSpawner.start(self)
+        except BaseException as exc:  # counted, then raised unchanged (cancellation included)
+            metrics.SPAWN_FAILURES.labels(kind=self.kind or "unknown", reason=metrics.failure_reason(exc)).inc()
+            raise
+        metrics.SPAWN_DURATION.labels(kind=self.kind, target=self.target_name).observe(time.monotonic() - began)
+        return url
 
     async def poll(self):
         if self.kind == "login":
@@ -265,6 +275,8 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
 
     def load_state(self, state):
         super().load_state(state)
+        if state:
+            metrics.ACTIVE_SERVERS.track(self)  # a server taken up again after a hub restart
         self.kind = state.get("kind", "")
         self.target_name = state.get("target", "")
 

@@ -7,11 +7,13 @@ even where the scheduler hides other users' jobs (Slurm's PrivateData).
 
 from __future__ import annotations
 
+import time
 from typing import Awaitable, Callable
 
 from ..credentials import SSHCredential
 from ..remote import Host, SSHError, SSHPool
 from ..schedulers.watcher import JobWatcher
+from . import metrics
 
 _watchers: dict[tuple, JobWatcher] = {}
 
@@ -22,13 +24,19 @@ def service_runner(pool: SSHPool, hosts: list[Host], credential: Callable[[], Aw
 
     async def run(argv: list[str]) -> tuple[int, str, str]:
         failures = []
+        began = time.monotonic()
         for host in hosts:
             try:
                 result = await pool.run(host, await credential(), argv, timeout=timeout, check=False,
                                         what="the scheduler query")
-                return result.exit_status, str(result.stdout or ""), str(result.stderr or "")
             except SSHError as exc:
                 failures.append(exc.log_detail)
+                continue
+            metrics.SCHEDULER_QUERY.labels(command=argv[0]).observe(time.monotonic() - began)
+            if result.exit_status != 0:
+                metrics.SCHEDULER_QUERY_FAILURES.labels(command=argv[0]).inc()
+            return result.exit_status, str(result.stdout or ""), str(result.stderr or "")
+        metrics.SCHEDULER_QUERY_FAILURES.labels(command=argv[0]).inc()
         raise SSHError("no login node answered the scheduler query", "; ".join(failures))
 
     return run

@@ -1,0 +1,59 @@
+"""jupyterhub-idle-culler, unchanged, as a hub service: idle servers of both kinds are
+stopped, the batch job cancelled and the login node's server process gone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hpchub.site.hub import HUB_ENV
+
+from ..integration.test_slurm_spawner import queue
+from ..site_handle import clean_hub, spawn
+from .conftest import hub_variant
+
+IDLE_TIMEOUT = 20  # seconds; a site would use hours
+
+CULLER_CONFIG = f"""\
+c.JupyterHub.services.append({{
+    "name": "idle-culler",
+    "command": ["{HUB_ENV}/bin/python3", "-m", "jupyterhub_idle_culler",
+                "--timeout={IDLE_TIMEOUT}", "--cull-every=5"],
+}})
+c.JupyterHub.load_roles.append({{
+    "name": "idle-culler",
+    "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    "services": ["idle-culler"],
+}})
+"""
+
+
+@pytest.fixture(scope="module")
+def culled_hub(loopback_site):
+    with hub_variant(loopback_site, "idle-culler", CULLER_CONFIG):
+        yield from clean_hub(loopback_site)
+
+
+def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_site, culled_hub):
+    hub = culled_hub
+    hub_log = loopback_site.layout.log_dir / "hub.out"
+    log_start = hub_log.stat().st_size
+    on_login = spawn(hub, "alice", "l", options={"target": "login"})
+    in_job = spawn(hub, "alice", "j", options={"target": "compute"})
+    job_id, node = in_job["state"]["job_id"], on_login["state"]["host"]
+    assert queue(loopback_site, "alice") == {job_id: "RUNNING"}
+    assert any("jupyterhub-singleuser" in cmd for cmd in loopback_site.processes_in_node(node, "alice"))
+
+    deadline = time.monotonic() + IDLE_TIMEOUT + 60
+    while hub.admin("GET", "/users/alice").json()["servers"]:
+        assert time.monotonic() < deadline, "the idle culler did not stop alice's servers"
+        time.sleep(1)
+    assert queue(loopback_site, "alice") == {}
+    state = loopback_site.ssh("alice", ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]).stdout
+    assert state.startswith("CANCELLED"), state  # by alice: the hub's stop, as her, over SSH
+    assert not [cmd for cmd in loopback_site.processes_in_node(node, "alice") if "jupyterhub-singleuser" in cmd]
+    with hub_log.open() as log:
+        log.seek(log_start)
+        culled = log.read()
+    assert "Culling server alice/l " in culled and "Culling server alice/j " in culled
