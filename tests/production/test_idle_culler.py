@@ -9,6 +9,7 @@ import pytest
 
 from hpchub.site.hub import HUB_ENV
 
+from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import queue
 from ..site_handle import clean_hub, spawn
 from .conftest import hub_variant
@@ -39,6 +40,7 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
     hub = culled_hub
     hub_log = loopback_site.layout.log_dir / "hub.out"
     log_start = hub_log.stat().st_size
+    login_ok(hub, "alice")
     on_login = spawn(hub, "alice", "l", options={"target": "login"})
     in_job = spawn(hub, "alice", "j", options={"target": "compute"})
     job_id, node = in_job["state"]["job_id"], on_login["state"]["host"]
