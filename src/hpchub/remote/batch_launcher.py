@@ -213,6 +213,7 @@ def end_all(server_id, grace=5.0):
 
 
 def serve(config):
+    job_began = time.time()  # the job is running: the hub's queue-wait metric is measured to here
     server_id = config["server_id"]
     directory = job_dir(server_id)
     os.makedirs(directory, 0o700, exist_ok=True)
@@ -246,7 +247,8 @@ def serve(config):
                 write_json(os.path.join(directory, "ready.json"), {
                     "host": hostname, "address": address, "port": port, "pid": proc.pid,
                     "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID", ""),
-                    "nodes": os.environ.get("SLURM_JOB_NODELIST", hostname), "started": time.time()})
+                    "nodes": os.environ.get("SLURM_JOB_NODELIST", hostname), "started": time.time(),
+                    "job_began": job_began})
                 code = proc.wait()
                 break
             code = proc.returncode

@@ -330,8 +330,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
                     # login node to wait for the job's report through the shared home.
                     if status is not None and running_since is None:
                         running_since = time.monotonic()
-                        metrics.QUEUE_WAIT.labels(target=getattr(self, "target_name", "")).observe(
-                            running_since - queued_since)
+                        self._observe_queue_wait(running_since - queued_since)
                         self._event(f"Job {job_id} is running on {', '.join(status.nodes)}; "
                                     "starting your server", 60, job_id=job_id)
                     # A short wait while the job has not been seen yet (it may be queued), then
@@ -342,6 +341,8 @@ class BatchSpawner(RemoteSpawner, Spawner):
                                                                      "timeout": wait},
                                                   "waiting for your job", module=BATCH)
                     if answer.get("status") == "ready":
+                        if running_since is None:  # it ran and answered between two polls of the queue
+                            self._observe_queue_wait(time.monotonic() - queued_since - server_start_seconds(answer))
                         return await self._connect(host, answer, watched.status)
                     if answer.get("status") == "ended":
                         raise await self._ended_error(host, credential, watched.final, answer)
@@ -365,6 +366,9 @@ class BatchSpawner(RemoteSpawner, Spawner):
         finally:
             self.waiting_in_queue = False
             watcher.set_urgent(job_id, False)
+
+    def _observe_queue_wait(self, seconds: float) -> None:
+        metrics.QUEUE_WAIT.labels(target=getattr(self, "target_name", "")).observe(max(0.0, seconds))
 
     async def _connect(self, host: Host, report: dict, status: JobStatus | None):
         self.node, self.server_address, self.server_port = report["host"], report["address"], int(report["port"])
@@ -495,6 +499,15 @@ class SlurmSpawner(BatchSpawner):
     """The batch spawner for Slurm (entry point ``hpchub-slurm``)."""
 
     scheduler = Unicode("slurm", config=True, help="The batch scheduler (Slurm).")
+
+
+def server_start_seconds(report: dict) -> float:
+    """How long the server took to answer once its job ran, by the node's own clock (0 if
+    the report does not say): taken off the time to ready to estimate the queue wait."""
+    try:
+        return max(0.0, float(report["started"]) - float(report["job_began"]))
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def pending_message(status: JobStatus, waited: float) -> str:
