@@ -112,6 +112,21 @@ def _tunnels_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .check import FAIL, check_site, render
+
+    print(f"hpchub check: {args.config}", flush=True)
+    try:
+        results = asyncio.run(check_site(args.config, args.account, args.job_timeout))
+    except (OSError, SyntaxError) as exc:
+        print(f"hpchub check: cannot load {args.config}: {exc}", file=sys.stderr)
+        return 2
+    print(render(results))
+    return 1 if any(result.status == FAIL for result in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     tserve.add_argument("--socket", required=True, help="Unix socket to listen on (made 0600)")
     tserve.add_argument("--known-hosts", required=True, help="known_hosts file of the cluster's hosts")
     tserve.set_defaults(func=_tunnels_serve)
+
+    check = commands.add_parser(
+        "check", help="admins: test a configured site from the hub host (run as the hub's user, with its environment)")
+    check.add_argument("-f", "--config", required=True, help="the hub's jupyterhub_config.py")
+    check.add_argument("--account", help="the cluster account to test with (default: the hub's service account)")
+    check.add_argument("--job-timeout", type=float, default=120,
+                       help="seconds to wait for the probe job to run on a compute node (default: 120)")
+    check.set_defaults(func=_check)
 
     kernel = commands.add_parser("kernel", help="your own environments as Jupyter kernels (run on the cluster)")
     kernel_commands = kernel.add_subparsers(dest="kernel_action", required=True)

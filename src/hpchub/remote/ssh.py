@@ -21,12 +21,15 @@ class Host:
 
 
 class SSHError(Exception):
-    """An SSH operation failed: a message for the user and a detail for the log."""
+    """An SSH operation failed: a message for the user and a detail for the log; cause says
+    which step failed ("host-key", "auth", "unreachable", or "" for anything else), for
+    callers that advise an admin (hpchub check)."""
 
-    def __init__(self, user_message: str, log_detail: str):
+    def __init__(self, user_message: str, log_detail: str, cause: str = ""):
         super().__init__(user_message)
         self.user_message = user_message
         self.log_detail = log_detail
+        self.cause = cause
 
 
 class RemoteCommandError(SSHError):
@@ -96,12 +99,14 @@ class SSHPool:
         except asyncssh.HostKeyNotVerifiable as exc:
             raise SSHError(f"the identity of login node {host.name} could not be verified (its host key does "
                            "not match the site's records), so the hub did not connect; the centre's staff "
-                           "need to check it", f"host key verification failed for {where}: {exc}") from None
+                           "need to check it", f"host key verification failed for {where}: {exc}",
+                           "host-key") from None
         except asyncssh.PermissionDenied as exc:
             raise SSHError(f"login node {host.name} refused your credentials; log out of the hub and in again",
-                           f"authentication refused for {where}: {exc}") from None
+                           f"authentication refused for {where}: {exc}", "auth") from None
         except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
-            raise SSHError(f"login node {host.name} cannot be reached", f"connecting to {where}: {exc!r}") from None
+            raise SSHError(f"login node {host.name} cannot be reached", f"connecting to {where}: {exc!r}",
+                           "unreachable") from None
 
     async def run(self, host: Host, credential: SSHCredential, argv: Sequence[str], *, input: str | None = None,
                   timeout: float = 60, check: bool = True, what: str = "a command") -> asyncssh.SSHCompletedProcess:

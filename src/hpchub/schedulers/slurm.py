@@ -130,6 +130,10 @@ class Slurm:
         """sbatch reading the script from stdin."""
         return ["sbatch", "--parsable"]
 
+    def held_submit_argv(self) -> list[str]:
+        """sbatch for a job that must not start (hpchub check's queue test)."""
+        return ["sbatch", "--parsable", "--hold"]
+
     def parse_submit(self, stdout: str) -> str:
         """The job id from `sbatch --parsable` ("123" or "123;cluster")."""
         line = stdout.strip().splitlines()[-1] if stdout.strip() else ""

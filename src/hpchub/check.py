@@ -1,0 +1,334 @@
+"""`hpchub check`: an admin's test of a configured site, run where the hub runs, as the hub's
+user, with the hub's configuration and environment. Each check says what it found and, when it
+fails, how to fix it. Nothing is left behind: test jobs are cancelled and their files removed.
+
+1. the auth_state key (JUPYTERHUB_CRYPT_KEY) is set and valid;
+2. the SSH CA key (local-ca) is readable by the hub's user only;
+3. each login node is reached and its host key matches known_hosts;
+4. a certificate from the configured issuer runs a command there, as the check's account;
+5. a held test job is submitted, seen in the queue, and cancelled;
+6. a compute node reaches the hub's API (directly, or through a forward on a login node as
+   the batch spawner opens it) - this one runs a short job, so it waits for the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .remote import Host, SSHError, SSHPool
+from .schedulers import SCHEDULERS
+from .schedulers.base import JobRequest, quote
+
+OK, FAIL, SKIP = "ok", "FAIL", "skip"
+
+
+@dataclass
+class Result:
+    status: str
+    name: str
+    detail: str
+    fix: str = ""
+
+
+def render(results: list[Result]) -> str:
+    """The report (pure)."""
+    lines = []
+    for result in results:
+        lines.append(f"  {result.status:<4}  {result.name}: {result.detail}")
+        if result.fix and result.status != OK:
+            lines.append(f"        fix: {result.fix}")
+    failed = sum(result.status == FAIL for result in results)
+    lines.append(f"{len(results)} checks, {failed} failed, {sum(r.status == SKIP for r in results)} skipped")
+    return "\n".join(lines)
+
+
+def check_crypt_key(value: str | None) -> Result:
+    """JupyterHub's auth_state key: one or more 32-byte keys (hex or base64), `;`-separated."""
+    name = "auth_state key"
+    fix = "export JUPYTERHUB_CRYPT_KEY=$(openssl rand -hex 32) in the hub's environment, and keep it"
+    if not value:
+        return Result(FAIL, name, "JUPYTERHUB_CRYPT_KEY is not set: credentials cannot be kept in auth_state", fix)
+    from jupyterhub.crypto import _validate_key
+
+    try:
+        keys = [_validate_key(key) for key in value.split(";") if key.strip()]
+    except ValueError as exc:
+        return Result(FAIL, name, f"JUPYTERHUB_CRYPT_KEY is not valid: {exc}", fix)
+    return Result(OK, name, f"JUPYTERHUB_CRYPT_KEY holds {len(keys)} valid key(s)")
+
+
+def check_ca_key(path: str) -> Result:
+    """The CA's private key: a regular file of this user's, unreadable by anyone else."""
+    name = f"SSH CA key {path}"
+    fix = f"chown {_me()} {path} && chmod 600 {path}"
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return Result(FAIL, name, f"cannot be read: {exc.strerror}",
+                      "set CredentialIssuingAuthenticator.ssh_ca_key to the CA key's path")
+    if not stat.S_ISREG(info.st_mode):
+        return Result(FAIL, name, "is not a regular file", "point ssh_ca_key at the key file itself")
+    if info.st_uid != os.geteuid():
+        return Result(FAIL, name, f"is owned by uid {info.st_uid}, not by the hub's user ({_me()})", fix)
+    if info.st_mode & 0o077:
+        return Result(FAIL, name, f"is open to others (mode {stat.S_IMODE(info.st_mode):04o}): "
+                                  "anyone who reads it can log in as any user", fix)
+    if not os.access(path, os.R_OK):
+        return Result(FAIL, name, "is not readable by the hub's user", fix)
+    return Result(OK, name, f"mode {stat.S_IMODE(info.st_mode):04o}, owned by {_me()}")
+
+
+def _me() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+_SSH_FIXES = {
+    "host-key": "compare the node's host key (ssh-keyscan -p PORT HOST) with RemoteSpawner.known_hosts; "
+                "update known_hosts only if the change is expected",
+    "auth": "the login node must trust the CA: its sshd_config needs TrustedUserCAKeys with the CA's public "
+            "key, and the account must exist there",
+    "unreachable": "check the address and port in RemoteSpawner.login_nodes, that sshd runs, and that "
+                   "the hub host may connect (firewall)",
+}
+
+
+@dataclass
+class SiteSettings:
+    """What the check needs from the hub's configuration."""
+
+    login_nodes: list[dict]
+    known_hosts: str
+    scheduler: str
+    partition: str
+    launcher_python: str
+    hub_api_url: str  # where the hub's API listens, as the hub host sees it
+    hub_connect_url: str  # where compute nodes reach it directly ("" : through a login node)
+    credential_issuer: str
+    ssh_ca_key: str
+
+    @classmethod
+    def from_config(cls, config) -> "SiteSettings":
+        def setting(section: str, key: str, default=None):
+            value = config[section].get(key) if section in config else None
+            return default if value is None else value
+
+        def first(key: str, default, *sections):
+            for section in sections:
+                value = setting(section, key)
+                if value is not None:
+                    return value
+            return default
+
+        spawners = ("HPCSpawner", "SlurmSpawner", "BatchSpawner", "RemoteSpawner", "Spawner")
+        hub_bind = setting("JupyterHub", "hub_bind_url") or (
+            f"http://{setting('JupyterHub', 'hub_ip') or '127.0.0.1'}:{setting('JupyterHub', 'hub_port') or 8081}")
+        authenticators = ("PAMCredentialAuthenticator", "CredentialIssuingAuthenticator")
+        return cls(
+            login_nodes=list(first("login_nodes", [], *spawners)),
+            known_hosts=first("known_hosts", "", *spawners),
+            scheduler=first("scheduler", "slurm", *spawners),
+            partition=first("partition", "", *spawners),
+            launcher_python=first("launcher_python", "python3", *spawners),
+            hub_api_url=hub_bind.rstrip("/") + "/hub/api/",
+            hub_connect_url=first("hub_connect_url", "", *spawners) or setting("JupyterHub", "hub_connect_url", ""),
+            credential_issuer=first("credential_issuer", "local-ca", *authenticators),
+            ssh_ca_key=first("ssh_ca_key", "", *authenticators),
+        )
+
+
+class SiteCheck:
+    def __init__(self, settings: SiteSettings, make_authenticator, account: str | None, job_timeout: float = 120,
+                 connect_timeout: float = 15):
+        self.settings = settings
+        self.make_authenticator = make_authenticator  # made inside the run: its errors are findings
+        self.account = account or ""
+        self.job_timeout = job_timeout
+        self.pool = SSHPool(settings.known_hosts, connect_timeout=connect_timeout)
+        self.adapter = SCHEDULERS[settings.scheduler]()
+        self.results: list[Result] = []
+
+    def add(self, result: Result) -> Result:
+        self.results.append(result)
+        return result
+
+    async def run(self) -> list[Result]:
+        try:
+            await self._run()
+        finally:
+            await self.pool.close()
+        return self.results
+
+    async def _run(self) -> None:
+        s = self.settings
+        self.add(check_crypt_key(os.environ.get("JUPYTERHUB_CRYPT_KEY")))
+        if s.credential_issuer == "local-ca":
+            self.add(check_ca_key(s.ssh_ca_key))
+        try:
+            authenticator = self.make_authenticator()
+            self.account = self.account or authenticator.service_account
+            credential = await authenticator.issuer.issue_service_account(self.account)
+        except Exception as exc:  # any issuer failure is a finding to report, not a crash
+            detail = getattr(exc, "user_message", None) or repr(exc)
+            self.add(Result(FAIL, f"certificate for {self.account or 'the service account'}",
+                            f"no certificate could be issued: {detail}",
+                            "check CredentialIssuingAuthenticator's issuer settings (ssh_ca_key or the CA service)"))
+            return
+        self.add(Result(OK, f"certificate for {self.account}", f"issued by {s.credential_issuer}: {credential.key_id}"))
+        if not s.login_nodes:
+            self.add(Result(FAIL, "login nodes", "RemoteSpawner.login_nodes is empty",
+                            'set c.RemoteSpawner.login_nodes = [{"name": ..., "address": ..., "port": 22}]'))
+            return
+        reachable = [node for node in s.login_nodes if await self._check_node(node, credential)]
+        if not reachable:
+            self.add(Result(SKIP, "test job", "no login node could be used"))
+            return
+        node = reachable[0]
+        host = Host(node["name"], node["address"], int(node.get("port", 22)))
+        if await self._check_held_job(host, credential):
+            await self._check_hub_from_compute_node(host, node, credential)
+        else:
+            self.add(Result(SKIP, "hub API from a compute node", "the scheduler check failed"))
+
+    async def _check_node(self, node: dict, credential) -> bool:
+        host = Host(node["name"], node["address"], int(node.get("port", 22)))
+        name = f"login node {host.name} ({host.address}:{host.port})"
+        try:
+            await self.pool.connection(host, credential)
+        except SSHError as exc:
+            self.add(Result(FAIL, name, exc.log_detail, _SSH_FIXES.get(exc.cause, "")))
+            return False
+        self.add(Result(OK, name, "reached; its host key matches known_hosts"))
+        try:
+            result = await self.pool.run(host, credential, ["id", "-un"], timeout=30, what="id -un")
+        except SSHError as exc:
+            self.add(Result(FAIL, f"command on {host.name}", exc.log_detail))
+            return False
+        who = str(result.stdout).strip()
+        if who != self.account:
+            self.add(Result(FAIL, f"command on {host.name}", f"ran as {who!r}, not {self.account!r}",
+                            "the certificate's principal must map to the account of that name"))
+            return False
+        self.add(Result(OK, f"command on {host.name}", f"`id -un` ran as {who} with the certificate"))
+        return True
+
+    def _request(self, name: str, script: str, output: str) -> JobRequest:
+        return JobRequest(name=name, script=script, queue=self.settings.partition or None, walltime=60,
+                          output=output)
+
+    async def _check_held_job(self, host: Host, credential) -> bool:
+        name = f"test job ({self.settings.scheduler}, from {host.name})"
+        adapter = self.adapter
+        script = adapter.job_script(self._request("hpchub-check", "true", "/dev/null"))
+        try:
+            submitted = await self.pool.run(host, credential, adapter.held_submit_argv(), input=script,
+                                            timeout=60, what="submitting a held test job")
+            job_id = adapter.parse_submit(str(submitted.stdout))
+            listed = await self.pool.run(host, credential, adapter.status_argv([job_id]), timeout=60,
+                                         what="the queue query")
+            seen = job_id in adapter.parse_status(str(listed.stdout))
+            await self.pool.run(host, credential, adapter.cancel_argv([job_id]), timeout=60, what="cancelling")
+        except SSHError as exc:
+            self.add(Result(FAIL, name, exc.log_detail,
+                            "the account needs an association (sacctmgr) and the partition must accept it; "
+                            "set BatchSpawner.partition if the default partition is not the one to use"))
+            return False
+        if not seen:
+            self.add(Result(FAIL, name, f"job {job_id} was submitted but the queue does not list it",
+                            "check that squeue on the login nodes talks to the same controller as sbatch"))
+            return False
+        self.add(Result(OK, name, f"held job {job_id} submitted, seen in the queue, cancelled"))
+        return True
+
+    async def _check_hub_from_compute_node(self, host: Host, node: dict, credential) -> None:
+        s = self.settings
+        name = "hub API from a compute node"
+        conn = await self.pool.connection(host, credential)
+        listener = None
+        if s.hub_connect_url:
+            url, how = s.hub_connect_url.rstrip("/") + "/hub/api/", "directly"
+        else:
+            hub = urlparse(s.hub_api_url)
+            bind = node.get("cluster_address") or "127.0.0.1"
+            try:
+                listener = await conn.forward_remote_port(bind, 0, hub.hostname or "127.0.0.1", hub.port or 80)
+            except Exception as exc:  # asyncssh refusals come in several types; each is a finding
+                self.add(Result(FAIL, name, f"{host.name} refused a forward to the hub: {exc!r}",
+                                "sshd on the login nodes needs AllowTcpForwarding (remote) for the hub's users"))
+                return
+            url, how = f"http://{bind}:{listener.get_port()}{hub.path}", f"through a forward on {host.name}"
+        marker = f"hpchub-check-{secrets.token_hex(4)}"
+        output = f"{marker}.out"
+        probe = ("import sys, urllib.request\n"
+                 "answer = urllib.request.urlopen(sys.argv[1], timeout=20)\n"
+                 "print('HPCHUB-CHECK', answer.status, answer.read(200).decode(errors='replace'))\n")
+        script = f"{quote(s.launcher_python)} -c {quote(probe)} {quote(url)}"
+        adapter = self.adapter
+        job_id = None
+        try:
+            submitted = await self.pool.run(host, credential, adapter.submit_argv(),
+                                            input=adapter.job_script(self._request(marker, script, output)),
+                                            timeout=60, what="submitting the probe job")
+            job_id = adapter.parse_submit(str(submitted.stdout))
+            text = await self._await_output(host, credential, job_id, output)
+        except SSHError as exc:
+            self.add(Result(FAIL, name, exc.log_detail))
+            return
+        finally:
+            if job_id is not None:
+                await self._quietly(host, credential, adapter.cancel_argv([job_id]))
+            await self._quietly(host, credential, ["rm", "-f", "--", output])
+            if listener is not None:
+                listener.close()
+        if text is None:
+            self.add(Result(SKIP, name, f"probe job {job_id} did not run within {self.job_timeout:.0f} s "
+                                        "(busy queue?); it has been cancelled", "run again with a longer --job-timeout"))
+        elif "HPCHUB-CHECK 200" in text:
+            self.add(Result(OK, name, f"job {job_id} reached {url} ({how})"))
+        else:
+            self.add(Result(FAIL, name, f"job {job_id} could not reach {url} ({how}): {text.strip()[-300:]}",
+                            "is the hub running? Compute nodes must reach it: set Spawner.hub_connect_url to an "
+                            "address they can route to, or leave it empty to go through a login node"))
+
+    async def _await_output(self, host: Host, credential, job_id: str, output: str) -> str | None:
+        """The job's output once it has ended; None if it did not end within job_timeout."""
+        deadline = time.monotonic() + self.job_timeout
+        while time.monotonic() < deadline:
+            listed = await self.pool.run(host, credential, self.adapter.status_argv([job_id]), timeout=60,
+                                         what="the queue query")
+            status = self.adapter.parse_status(str(listed.stdout)).get(job_id)
+            if status is None or status.state.finished:
+                shown = await self.pool.run(host, credential, ["cat", "--", output], timeout=30, check=False)
+                return str(shown.stdout or "") + str(shown.stderr or "")
+            await asyncio.sleep(1)
+        return None
+
+    async def _quietly(self, host: Host, credential, argv: list[str]) -> None:
+        try:
+            await self.pool.run(host, credential, argv, timeout=30, check=False)
+        except SSHError:
+            pass  # clean-up on a node that just failed a check: the report already says why
+
+
+def load_config(path: str):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    resolved = Path(path).resolve()
+    return PyFileConfigLoader(resolved.name, str(resolved.parent)).load_config()
+
+
+async def check_site(config_path: str, account: str | None, job_timeout: float) -> list[Result]:
+    from .auth import CredentialIssuingAuthenticator
+
+    config = load_config(config_path)
+    settings = SiteSettings.from_config(config)
+    return await SiteCheck(settings, lambda: CredentialIssuingAuthenticator(config=config), account,
+                           job_timeout).run()

@@ -1,0 +1,90 @@
+"""`hpchub check` against the real site, run as the hub's user where the hub runs: all passes on
+a working site (both network modes: directly, and through a login node's forward), and each
+broken setting is named with its fix, without a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hpchub.site.hub import HUB_ENV
+from hpchub.site.layout import HUB_OS_USER
+
+
+def run_check(site, config: Path, crypt_key: bool = True) -> subprocess.CompletedProcess:
+    hub = site.site.hub
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(site.layout.hub_dir)}
+    if crypt_key:
+        env["JUPYTERHUB_CRYPT_KEY"] = (site.layout.hub_dir / "crypt_key").read_text().strip()
+    argv = hub._as_hub_user([str(HUB_ENV / "bin" / "hpchub"), "check", "-f", str(config), "--job-timeout", "60"])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=site.layout.hub_dir)
+
+
+@pytest.fixture
+def scratch():
+    """A directory the hub's user can read, for configurations and keys made by the test."""
+    path = Path(tempfile.mkdtemp(prefix="hpchub-check-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def variant(scratch: Path, site, lines: str) -> Path:
+    config = scratch / "jupyterhub_config.py"
+    config.write_text(f"load_subconfig({str(site.layout.hub_dir / 'jupyterhub_config.py')!r})  # noqa\n"
+                      f"c = get_config()  # noqa\n{lines}")
+    return config
+
+
+def test_a_working_site_passes_every_check(site):
+    proc = run_check(site, site.layout.hub_dir / "jupyterhub_config.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for what in ("auth_state key", "SSH CA key", "certificate for hpchub", "login node login1", "command on login1",
+                 "login node login2", "command on login2", "test job", "hub API from a compute node"):
+        assert any(line.startswith(f"  ok    {what}") for line in lines), (what, proc.stdout)
+    assert "(through a forward on login1)" in proc.stdout  # the demo hub config sets no hub_connect_url
+    assert lines[-1] == "9 checks, 0 failed, 0 skipped"
+    # Nothing left behind: no test job, no probe output.
+    queue = site.ssh("hpchub", ["squeue", "--noheader", "--user", "hpchub"])
+    assert queue.returncode == 0 and queue.stdout.strip() == ""
+    assert "hpchub-check" not in site.ssh("hpchub", ["ls", "-a"]).stdout
+
+
+def test_a_missing_crypt_key_and_an_open_ca_key_are_named_with_their_fix(loopback_site, scratch):
+    site = loopback_site
+    open_key = scratch / "user_ca"
+    shutil.copy(site.layout.hub_ca_key, open_key)
+    shutil.chown(open_key, HUB_OS_USER, HUB_OS_USER)
+    open_key.chmod(0o644)
+    config = variant(scratch, site, f"c.CredentialIssuingAuthenticator.ssh_ca_key = {str(open_key)!r}\n")
+    proc = run_check(site, config, crypt_key=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "  FAIL  auth_state key: JUPYTERHUB_CRYPT_KEY is not set" in out
+    assert "fix: export JUPYTERHUB_CRYPT_KEY=$(openssl rand -hex 32)" in out
+    assert f"  FAIL  SSH CA key {open_key}: is open to others (mode 0644)" in out
+    assert f"fix: chown {HUB_OS_USER} {open_key} && chmod 600 {open_key}" in out
+    assert "Traceback" not in out + proc.stderr
+
+
+def test_a_changed_host_key_is_refused_and_named_with_its_fix(loopback_site, scratch):
+    site = loopback_site
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(scratch / "other")], check=True)
+    other = (scratch / "other.pub").read_text().split()
+    known = scratch / "known_hosts"
+    known.write_text("".join(f"[{address}]:{port} {other[0]} {other[1]}\n"
+                             for address, port in (site.login_address("login1"), site.login_address("login2"))))
+    config = variant(scratch, site, f"c.RemoteSpawner.known_hosts = {str(known)!r}\n")
+    proc = run_check(site, config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    for node in ("login1", "login2"):
+        assert f"  FAIL  login node {node}" in out and "host key verification failed" in out
+    assert "fix: compare the node's host key" in out
+    assert "  skip  test job: no login node could be used" in out
+    assert "Traceback" not in out + proc.stderr
