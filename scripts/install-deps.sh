@@ -9,7 +9,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 packages=(python3 python3-venv python3-dev gcc chromium chromium-driver fonts-dejavu-core
-          openssh-client util-linux iproute2 ca-certificates)
+          openssh-client util-linux iproute2 ca-certificates
+          postgresql)  # the PostgreSQL tests start a server of their own from its binaries
 command -v npm >/dev/null || packages+=(npm)
 
 missing=()

@@ -1,0 +1,152 @@
+"""The hub image without Docker: its build steps (container/install-hub.sh) run into a clean
+directory, and a hub from that directory, configured only by the image's jupyterhub_config.py
+and environment variables, serves a login and a spawn on the real site; `hpchub check` from
+the image passes. The compose file is checked for consistency with the image's settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from hpchub.site.layout import HUB_OS_USER
+from hpchub.site.software import JUPYTER_ENV
+
+from ..integration.test_credentials import login_ok
+from ..integration.test_slurm_spawner import answers
+from ..site_handle import HubClient, spawn, stop
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTAINER = ROOT / "container"
+PREFIX = Path("/opt/hpchub/image-test")
+
+
+@pytest.fixture(scope="module")
+def image_prefix():
+    """The image's environment, built from nothing by the image's own script."""
+    shutil.rmtree(PREFIX, ignore_errors=True)
+    # Debian's Python, as in the image (not whichever python3 comes first on this PATH).
+    proc = subprocess.run([str(CONTAINER / "install-hub.sh"), str(ROOT), str(PREFIX)], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHON": "/usr/bin/python3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    subprocess.run(["chmod", "-R", "a+rX", str(PREFIX)], check=True)
+    yield PREFIX
+    shutil.rmtree(PREFIX, ignore_errors=True)
+
+
+def image_env(site, state: Path) -> dict:
+    base = site.layout.port_base
+    nodes = [{"name": n["name"], "address": n["address"], "port": n["port"]} for n in site.info["login_nodes"]]
+    return {
+        "PATH": f"{PREFIX}/bin:/usr/bin:/bin", "HOME": str(state), "LANG": "C.UTF-8",
+        "JUPYTERHUB_CRYPT_KEY": os.urandom(32).hex(),
+        "HPCHUB_STATE_DIR": str(state),
+        "HPCHUB_PUBLIC_URL": f"http://127.0.0.1:{base + 93}",
+        "HPCHUB_HUB_BIND_URL": f"http://127.0.0.1:{base + 94}",
+        "HPCHUB_LOGIN_NODES": json.dumps(nodes),
+        "HPCHUB_KNOWN_HOSTS": str(site.layout.known_hosts),
+        "HPCHUB_SSH_CA_KEY": str(state / "user_ca"),
+        "HPCHUB_JUPYTER_CMD": f"{JUPYTER_ENV}/bin/jupyterhub-singleuser",
+        "HPCHUB_PARTITION": "batch",
+        "HPCHUB_ALLOWED_USERS": "alice,bob",
+        "HPCHUB_CONFIG_D": str(state / "config.d"),
+        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
+    }
+
+
+@pytest.fixture(scope="module")
+def image_hub(loopback_site, image_prefix):
+    site = loopback_site
+    state = Path("/var/lib/hpchub-tests") / f"image-hub-{site.name}"
+    shutil.rmtree(state, ignore_errors=True)
+    (state / "config.d").mkdir(parents=True)
+    shutil.copy(site.layout.hub_ca_key, state / "user_ca")
+    # What a site would add in config.d: here the proxy's API port beside the test site's own,
+    # and an admin service with the test site's admin token (the tests' API client uses it).
+    (state / "config.d" / "50-test.py").write_text(
+        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{site.layout.port_base + 95}"\n'
+        f'c.JupyterHub.services = [{{"name": "test-admin", "api_token": {site.site.hub.admin_token()!r}}}]\n'
+        'c.JupyterHub.load_roles = [{"name": "test-admin", "services": ["test-admin"],\n'
+        '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n')
+    subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
+    (state / "user_ca").chmod(0o600)
+    env = image_env(site, state)
+    as_hub = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--"]
+    log = open(state / "hub.log", "w")
+    proc = subprocess.Popen([*as_hub, str(image_prefix / "bin" / "hpchub-hub"), "-f",
+                             str(CONTAINER / "jupyterhub_config.py")], cwd=state, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    client = HubClient(site)
+    client.url = env["HPCHUB_PUBLIC_URL"]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{client.url}/hub/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (state / "hub.log").read_text()[-3000:]
+            time.sleep(0.3)
+        yield client, proc, env, state, as_hub
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+        # The tunnel service it started outlives it by design; this hub's is ended here.
+        subprocess.run(["pkill", "-f", f"--socket {state}/tunnels.sock"], check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_images_build_steps_give_every_program_it_promises(image_prefix):
+    for argv in (["hpchub-hub", "--version"], ["configurable-http-proxy", "--version"], ["traefik", "version"],
+                 ["jupyterhub-idle-culler", "--help"]):
+        proc = subprocess.run([str(image_prefix / "bin" / argv[0]), *argv[1:]], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, (argv, proc.stderr)
+
+
+def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, image_hub):
+    client, proc, env, state, as_hub = image_hub
+    session = login_ok(client, "alice")
+    assert session.get(f"{client.url}/hub/home", timeout=10).status_code == 200
+    try:
+        model = spawn(client, "alice", options={"target": "login"})
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{(state / 'hub.log').read_text()[-3000:]}") from None
+    assert model["state"]["host"] in ("login1", "login2")
+    assert answers(client, "alice")
+    stop(client, "alice")
+
+    check = subprocess.run([*as_hub, str(PREFIX / "bin" / "hpchub"), "check", "-f", str(CONTAINER / "jupyterhub_config.py"),
+                            "--job-timeout", "60"], capture_output=True, text=True, timeout=300, env=env, cwd=state)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_compose_file_agrees_with_the_image():
+    compose = yaml.safe_load((CONTAINER / "compose.yaml").read_text())
+    header = [line for line in (CONTAINER / "jupyterhub_config.py").read_text().splitlines() if line.startswith("#")]
+    documented = set(re.findall(r"\b(?:HPCHUB|JUPYTERHUB)_[A-Z_]+\b", "\n".join(header)))
+    used = set(re.findall(r'env\("(HPCHUB_[A-Z_]+)"', (CONTAINER / "jupyterhub_config.py").read_text()))
+    assert used <= documented, used - documented  # every setting the image reads is documented in it
+    hub = compose["services"]["hub"]
+    assert set(hub["environment"]) <= documented
+    example = [line.split("=", 1)[0].lstrip("# ") for line in (CONTAINER / "hub.env.example").read_text().splitlines()
+               if "=" in line and not line.startswith("# The")]
+    assert set(example) <= documented, set(example) - documented
+    for service in compose["services"].values():
+        for secret in service.get("secrets", []):
+            assert secret in compose["secrets"]
+    assert hub["build"]["dockerfile"] == "container/Dockerfile" and (CONTAINER / "Dockerfile").exists()
+    dockerfile = (CONTAINER / "Dockerfile").read_text()
+    assert "container/install-hub.sh" in dockerfile and "USER jupyterhub" in dockerfile
