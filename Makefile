@@ -8,7 +8,7 @@ HUB_ENV := /opt/hpchub/hub
 SITE ?= demo
 SOURCES := pyproject.toml $(shell find src -type f -not -name '*.pyc' -not -path '*/__pycache__/*')
 
-.PHONY: all install deps hub-env demo down status test unit bench clean
+.PHONY: all install deps hub-env demo down status test unit bench docs clean
 
 all: install
 
@@ -51,6 +51,10 @@ unit: $(VENV)/.installed
 
 bench: install
 	$(VENV)/bin/python -m benchmarks
+
+# The documentation (docs/), warnings as errors, into build/docs/index.html.
+docs: $(VENV)/.installed
+	$(VENV)/bin/python -m sphinx -W -q -b html docs build/docs
 
 clean:
 	rm -rf $(VENV) .make build src/*.egg-info

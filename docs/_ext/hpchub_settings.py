@@ -1,0 +1,68 @@
+"""The `hpchub-settings` directive: the reference of every hpchub setting, generated from the
+traitlets themselves (their type, default and help), so the documentation cannot drift from
+the code."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
+# The configurable classes, in the order an admin meets them.
+CLASSES = [
+    ("hpchub.auth", "CredentialIssuingAuthenticator"),
+    ("hpchub.spawners.remote", "RemoteSpawner"),
+    ("hpchub.spawners.batch", "BatchSpawner"),
+    ("hpchub.spawners.hpc", "HPCSpawner"),
+    ("hpchub.hubapp", "HPCHub"),
+    ("hpchub.credentials.service", "CAService"),
+]
+
+
+def configurable_classes():
+    return [getattr(importlib.import_module(module), name) for module, name in CLASSES]
+
+
+def _literals(text: str) -> str:
+    """Help texts write code in single backquotes, as Markdown does; reST wants two."""
+    return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
+
+
+def settings_rst(cls) -> list[str]:
+    lines = [cls.__name__, "-" * len(cls.__name__), ""]
+    doc = inspect.getdoc(cls) or ""
+    if doc:
+        lines += [_literals(doc.split("\n\n")[0]), ""]
+    for name, trait in sorted(cls.class_own_traits(config=True).items()):
+        default = trait.default_value_repr()
+        if len(default) > 70:
+            default = default[:67] + "..."
+        lines += [f".. describe:: c.{cls.__name__}.{name}", "",
+                  f"   *{type(trait).__name__}*, default ``{default}``", ""]
+        help_text = inspect.cleandoc(trait.help or "(no help)")
+        lines += ["   " + line if line else "" for line in _literals(help_text).splitlines()]
+        lines.append("")
+    return lines
+
+
+class SettingsDirective(SphinxDirective):
+    has_content = False
+
+    def run(self):
+        text = []
+        for cls in configurable_classes():
+            text += settings_rst(cls)
+        container = nodes.section()
+        container.document = self.state.document
+        self.state.nested_parse(StringList(text, source="hpchub-settings"), self.content_offset, container,
+                                match_titles=True)
+        return container.children
+
+
+def setup(app):
+    app.add_directive("hpchub-settings", SettingsDirective)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
