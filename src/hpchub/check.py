@@ -251,7 +251,11 @@ class SiteCheck:
     async def _check_hub_from_compute_node(self, host: Host, node: dict, credential) -> None:
         s = self.settings
         name = "hub API from a compute node"
-        conn = await self.pool.connection(host, credential)
+        try:
+            conn = await self.pool.connection(host, credential)
+        except SSHError as exc:
+            self.add(Result(FAIL, name, exc.log_detail, _SSH_FIXES.get(exc.cause, "")))
+            return
         listener = None
         if s.hub_connect_url:
             url, how = s.hub_connect_url.rstrip("/") + "/hub/api/", "directly"
@@ -325,10 +329,9 @@ def load_config(path: str):
     return PyFileConfigLoader(resolved.name, str(resolved.parent)).load_config()
 
 
-async def check_site(config_path: str, account: str | None, job_timeout: float) -> list[Result]:
+async def check_site(config, account: str | None, job_timeout: float) -> list[Result]:
     from .auth import CredentialIssuingAuthenticator
 
-    config = load_config(config_path)
     settings = SiteSettings.from_config(config)
     return await SiteCheck(settings, lambda: CredentialIssuingAuthenticator(config=config), account,
                            job_timeout).run()

@@ -115,14 +115,15 @@ def _tunnels_serve(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .check import FAIL, check_site, render
+    from .check import FAIL, check_site, load_config, render
 
     print(f"hpchub check: {args.config}", flush=True)
     try:
-        results = asyncio.run(check_site(args.config, args.account, args.job_timeout))
-    except (OSError, SyntaxError) as exc:
-        print(f"hpchub check: cannot load {args.config}: {exc}", file=sys.stderr)
+        config = load_config(args.config)
+    except Exception as exc:  # a config file is arbitrary Python: any error in it is the admin's to see
+        print(f"hpchub check: cannot load {args.config}: {exc!r}", file=sys.stderr)
         return 2
+    results = asyncio.run(check_site(config, args.account, args.job_timeout))
     print(render(results))
     return 1 if any(result.status == FAIL for result in results) else 0
 

@@ -34,3 +34,14 @@ def test_bad_site_name_is_a_clear_error_not_a_traceback(action):
 def test_status_of_an_unknown_site_says_so(capsys):
     assert main(["site", "status", "--name", "nosuch9"]) == 3
     assert "no site named 'nosuch9'" in capsys.readouterr().err
+
+
+def test_check_with_a_broken_config_file_says_so_without_a_traceback(tmp_path, capsys):
+    from hpchub.cli import main
+
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text("c = get_config()\nc.RemoteSpawner.login_nodes = [undefined_name]\n")
+    assert main(["check", "-f", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load" in err and "undefined_name" in err and "Traceback" not in err
+    assert main(["check", "-f", str(tmp_path / "missing.py")]) == 2
