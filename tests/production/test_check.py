@@ -14,6 +14,8 @@ import pytest
 from hpchub.site.hub import HUB_ENV
 from hpchub.site.layout import HUB_OS_USER
 
+from ..integration.ca_service_fixture import start_ca_service
+
 
 def run_check(site, config: Path, crypt_key: bool = True) -> subprocess.CompletedProcess:
     hub = site.site.hub
@@ -88,3 +90,30 @@ def test_a_changed_host_key_is_refused_and_named_with_its_fix(loopback_site, scr
     assert "fix: compare the node's host key" in out
     assert "  skip  test job: no login node could be used" in out
     assert "Traceback" not in out + proc.stderr
+
+
+def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_named(loopback_site, scratch):
+    site = loopback_site
+    service = start_ca_service(site, scratch / "ca-service", site.layout.port_base + 97, f"{site.name}-hub")
+    try:
+        token_file = scratch / "ca-token"
+        token_file.write_text(service.token)
+        shutil.chown(token_file, HUB_OS_USER, HUB_OS_USER)
+        token_file.chmod(0o600)
+        issuer = ("c.CredentialIssuingAuthenticator.credential_issuer = 'ca-service'\n"
+                  f"c.CredentialIssuingAuthenticator.ca_service_token_file = {str(token_file)!r}\n"
+                  f"c.CredentialIssuingAuthenticator.ca_service_ca_bundle = {str(service.ca_bundle)!r}\n")
+        proc = run_check(site, variant(scratch, site, issuer + f"c.CredentialIssuingAuthenticator.ca_service_url = "
+                                                               f"{service.url!r}\n"))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "  ok    certificate for hpchub: issued by ca-service" in proc.stdout
+        assert "SSH CA key" not in proc.stdout  # the key is the service's, not on the hub host
+        assert proc.stdout.splitlines()[-1] == "8 checks, 0 failed, 0 skipped"
+    finally:
+        service.stop()
+    proc = run_check(site, variant(scratch, site, issuer + f"c.CredentialIssuingAuthenticator.ca_service_url = "
+                                                           f"{service.url!r}\n"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "  FAIL  certificate for hpchub: no certificate could be issued" in proc.stdout
+    assert "fix: check CredentialIssuingAuthenticator's issuer settings" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
