@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from hpchub.site.layout import HUB_OS_USER
+from hpchub.site.nodes import SITE_MARKER
 from hpchub.site.software import JUPYTER_ENV
 
 from ..integration.test_credentials import login_ok
@@ -60,6 +61,7 @@ def image_env(site, state: Path) -> dict:
         "HPCHUB_ALLOWED_USERS": "alice,bob",
         "HPCHUB_CONFIG_D": str(state / "config.d"),
         "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
+        SITE_MARKER: site.name,  # `site down` finds what this hub leaves, as for the site's own hub
     }
 
 
@@ -103,8 +105,14 @@ def image_hub(loopback_site, image_prefix):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
-        # The tunnel service it started outlives it by design; this hub's is ended here.
-        subprocess.run(["pkill", "-f", f"--socket {state}/tunnels.sock"], check=False)
+        # The tunnel service it started outlives it by design; this hub's is ended here ("--":
+        # the pattern begins with a dash). The site's marker lets `site down` sweep it otherwise.
+        pattern = f"tunnels serve --socket {state}/tunnels.sock"
+        subprocess.run(["pkill", "-f", "--", pattern], check=False)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, f"the image hub's tunnel service outlived the test: {pattern}"
+            time.sleep(0.1)
         shutil.rmtree(state, ignore_errors=True)
 
 
