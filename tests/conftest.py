@@ -7,6 +7,7 @@ once per session with the real `hpchub site up` and taken down at the end.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,36 @@ from .site_handle import SiteHandle, check, hpchub_site
 # HPCHUB_TEST_INSTANCES=a,b names them otherwise (a developer's run beside CI's on one machine).
 _NAMES = os.environ.get("HPCHUB_TEST_INSTANCES", "tloop,tiso").split(",")
 TEST_SITES = {"loopback": (_NAMES[0], "--loopback"), "isolated": (_NAMES[1], "--isolated")}
+
+
+def leftover_processes(names: list[str]) -> list[str]:
+    """Processes that belong to this run's instances: their marker in the environment, or a
+    test-owned path of theirs on the command line. After the instances are down, none may be."""
+    from hpchub.site.nodes import SITE_MARKER, all_pids
+
+    markers = {f"{SITE_MARKER}={name}".encode() for name in names}
+    paths = [f"/var/lib/hpchub-tests/{kind}-{name}".encode() for name in names
+             for kind in ("postgresql", "image-hub")] + [f"/opt/hpchub/image-test-{name}".encode() for name in names]
+    found = []
+    for pid in all_pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone meanwhile, or a kernel thread
+        if environ & markers or any(path in cmdline for path in paths):
+            command = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+            found.append(f"{pid}: {command}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_no_process():
+    """Torn down last: every instance is down by then, and nothing of theirs may still run."""
+    yield
+    if os.geteuid() == 0:  # /proc/PID/environ of other users' processes needs root
+        left = leftover_processes([*_NAMES, "tlife"])
+        assert not left, "processes left behind by the tests:\n" + "\n".join(left)
 
 
 def _bring_up(name: str, mode_flag: str):

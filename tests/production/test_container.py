@@ -28,27 +28,26 @@ from ..site_handle import HubClient, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "container"
-PREFIX = Path("/opt/hpchub/image-test")
-
-
 @pytest.fixture(scope="module")
-def image_prefix():
-    """The image's environment, built from nothing by the image's own script."""
-    shutil.rmtree(PREFIX, ignore_errors=True)
+def image_prefix(loopback_site):
+    """The image's environment, built from nothing by the image's own script (a directory per
+    instance, so that runs on other instances beside this one keep theirs)."""
+    prefix = Path(f"/opt/hpchub/image-test-{loopback_site.name}")
+    shutil.rmtree(prefix, ignore_errors=True)
     # Debian's Python, as in the image (not whichever python3 comes first on this PATH).
-    proc = subprocess.run([str(CONTAINER / "install-hub.sh"), str(ROOT), str(PREFIX)], capture_output=True,
+    proc = subprocess.run([str(CONTAINER / "install-hub.sh"), str(ROOT), str(prefix)], capture_output=True,
                           text=True, timeout=900, env={**os.environ, "PYTHON": "/usr/bin/python3"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    subprocess.run(["chmod", "-R", "a+rX", str(PREFIX)], check=True)
-    yield PREFIX
-    shutil.rmtree(PREFIX, ignore_errors=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
+    yield prefix
+    shutil.rmtree(prefix, ignore_errors=True)
 
 
-def image_env(site, state: Path) -> dict:
+def image_env(site, state: Path, prefix: Path) -> dict:
     base = site.layout.port_base
     nodes = [{"name": n["name"], "address": n["address"], "port": n["port"]} for n in site.info["login_nodes"]]
     return {
-        "PATH": f"{PREFIX}/bin:/usr/bin:/bin", "HOME": str(state), "LANG": "C.UTF-8",
+        "PATH": f"{prefix}/bin:/usr/bin:/bin", "HOME": str(state), "LANG": "C.UTF-8",
         "JUPYTERHUB_CRYPT_KEY": os.urandom(32).hex(),
         "HPCHUB_STATE_DIR": str(state),
         "HPCHUB_PUBLIC_URL": f"http://127.0.0.1:{base + 93}",
@@ -81,7 +80,7 @@ def image_hub(loopback_site, image_prefix):
         '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n')
     subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
     (state / "user_ca").chmod(0o600)
-    env = image_env(site, state)
+    env = image_env(site, state, image_prefix)
     as_hub = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--"]
     log = open(state / "hub.log", "w")
     proc = subprocess.Popen([*as_hub, str(image_prefix / "bin" / "hpchub-hub"), "-f",
@@ -99,7 +98,7 @@ def image_hub(loopback_site, image_prefix):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (state / "hub.log").read_text()[-3000:]
             time.sleep(0.3)
-        yield client, proc, env, state, as_hub
+        yield client, env, state, as_hub, image_prefix
     finally:
         client.close()
         proc.send_signal(signal.SIGTERM)
@@ -125,7 +124,7 @@ def test_the_images_build_steps_give_every_program_it_promises(image_prefix):
 
 
 def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, image_hub):
-    client, proc, env, state, as_hub = image_hub
+    client, env, state, as_hub, prefix = image_hub
     session = login_ok(client, "alice")
     assert session.get(f"{client.url}/hub/home", timeout=10).status_code == 200
     try:
@@ -136,7 +135,7 @@ def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, imag
     assert answers(client, "alice")
     stop(client, "alice")
 
-    check = subprocess.run([*as_hub, str(PREFIX / "bin" / "hpchub"), "check", "-f", str(CONTAINER / "jupyterhub_config.py"),
+    check = subprocess.run([*as_hub, str(prefix / "bin" / "hpchub"), "check", "-f", str(CONTAINER / "jupyterhub_config.py"),
                             "--job-timeout", "60"], capture_output=True, text=True, timeout=300, env=env, cwd=state)
     assert check.returncode == 0, check.stdout + check.stderr
 
