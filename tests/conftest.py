@@ -39,18 +39,22 @@ def leftover_processes(names: list[str]) -> list[str]:
     return found
 
 
+_BROUGHT_UP: list[str] = []  # the instances this run brought up (not another run's beside it)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def leaves_no_process():
     """Torn down last: every instance is down by then, and nothing of theirs may still run."""
     yield
-    if os.geteuid() == 0:  # /proc/PID/environ of other users' processes needs root
-        left = leftover_processes([*_NAMES, "tlife"])
+    if _BROUGHT_UP and os.geteuid() == 0:  # /proc/PID/environ of other users' processes needs root
+        left = leftover_processes(_BROUGHT_UP)
         assert not left, "processes left behind by the tests:\n" + "\n".join(left)
 
 
 def _bring_up(name: str, mode_flag: str):
     assert os.geteuid() == 0, "the integration tests bring up a real site: run them as root (make test)"
     check(hpchub_site("down", name, "--purge"))
+    _BROUGHT_UP.append(name)
     check(hpchub_site("up", name, mode_flag))
     handle = SiteHandle(name)
     try:
