@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
 from hpchub.site.hub import HUB_ENV
 from hpchub.site.software import JUPYTER_ENV
+from tests.site_handle import wait_for_hub
 
 ROOT = Path("/opt/hpchub/bench")
 BATCHSPAWNER = "batchspawner==1.3.0"
@@ -168,16 +168,8 @@ class IncumbentHub:
         self.log = open(run_dir / "hub.log", "w")
         self.proc = subprocess.Popen([str(HUB_ENV / "bin" / "jupyterhub"), "-f", str(config)], cwd=run_dir, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{self.url}/hub/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the {kind} hub did not start; see {run_dir / 'hub.log'}")
-            time.sleep(0.2)
+        if not wait_for_hub(self.url, self.proc):
+            raise RuntimeError(f"the {kind} hub did not start; see {run_dir / 'hub.log'}")
 
     @staticmethod
     def _write_keys(site, run_dir: Path) -> Path:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +182,36 @@ class SiteHandle:
             time.sleep(0.5)
         return state
 
+
+
+@contextmanager
+def hub_settings(handle: "SiteHandle", text: str, name: str = "50-test"):
+    """Run the site's hub with extra configuration (config.d/NAME.py) for the duration of a
+    test or module, and put it back after."""
+    path = handle.layout.hub_config_dir / f"{name}.py"
+    path.write_text(text)
+    try:
+        handle.site.hub.restart()
+        yield
+    finally:
+        path.unlink()
+        handle.site.hub.restart()
+
+
+def wait_for_hub(url: str, process, timeout: float = 60) -> bool:
+    """True once the hub at url answers its health check; False if its process exits first or
+    timeout passes (the caller says what failed)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/hub/health", timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 class HubClient:

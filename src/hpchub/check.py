@@ -117,31 +117,36 @@ class SiteSettings:
 
     @classmethod
     def from_config(cls, config) -> "SiteSettings":
+        from .spawners.batch import SlurmSpawner
+        from .spawners.hpc import HPCSpawner
+
         def setting(section: str, key: str, default=None):
             value = config[section].get(key) if section in config else None
             return default if value is None else value
 
-        def first(key: str, default, *sections):
-            for section in sections:
-                value = setting(section, key)
-                if value is not None:
-                    return value
-            return default
-
-        spawners = ("HPCSpawner", "SlurmSpawner", "BatchSpawner", "RemoteSpawner", "Spawner")
+        # The hub's spawner, made from the configuration, reads its settings as in the hub:
+        # traitlets applies the sections (Spawner ... HPCSpawner) and the defaults.
+        slurm_only = setting("JupyterHub", "spawner_class") in ("hpchub-slurm", "hpchub.spawners.batch.SlurmSpawner")
+        spawner = (SlurmSpawner if slurm_only else HPCSpawner)(config=config)
         hub_bind = setting("JupyterHub", "hub_bind_url") or (
             f"http://{setting('JupyterHub', 'hub_ip') or '127.0.0.1'}:{setting('JupyterHub', 'hub_port') or 8081}")
+        # Not made from the configuration: the authenticator signs with the CA key as it starts,
+        # and the key's permissions are checked before that.
         authenticators = ("PAMCredentialAuthenticator", "CredentialIssuingAuthenticator")
+
+        def authenticator_setting(key: str, default: str) -> str:
+            return next((setting(a, key) for a in authenticators if setting(a, key) is not None), default)
+
         return cls(
-            login_nodes=list(first("login_nodes", [], *spawners)),
-            known_hosts=first("known_hosts", "", *spawners),
-            scheduler=first("scheduler", "slurm", *spawners),
-            partition=first("partition", "", *spawners),
-            launcher_python=first("launcher_python", "python3", *spawners),
+            login_nodes=list(spawner.login_nodes),
+            known_hosts=spawner.known_hosts,
+            scheduler=spawner.scheduler,
+            partition=spawner.partition,
+            launcher_python=spawner.launcher_python,
             hub_api_url=hub_bind.rstrip("/") + "/hub/api/",
-            hub_connect_url=first("hub_connect_url", "", *spawners) or setting("JupyterHub", "hub_connect_url", ""),
-            credential_issuer=first("credential_issuer", "local-ca", *authenticators),
-            ssh_ca_key=first("ssh_ca_key", "", *authenticators),
+            hub_connect_url=spawner.hub_connect_url or setting("JupyterHub", "hub_connect_url", ""),
+            credential_issuer=authenticator_setting("credential_issuer", "local-ca"),
+            ssh_ca_key=authenticator_setting("ssh_ca_key", ""),
         )
 
 

@@ -21,9 +21,9 @@ from hpchub.credentials.ssh_ca import certificate_facts
 from hpchub.site.layout import HUB_OS_USER
 from hpchub.site.system import demo_passwords
 
-from ..site_handle import Credential, HubClient, check
+from ..site_handle import Credential, HubClient, check, hub_settings
 from .ca_service_fixture import start_ca_service
-from .test_credentials import hub_settings, login_ok
+from .test_credentials import login_ok
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ import base64
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
 
 import asyncssh
 import pytest
 
 from hpchub.site.system import SiteError, demo_passwords
 
-from ..site_handle import HPCHUB, HubClient, check
+from ..site_handle import HPCHUB, HubClient, check, hub_settings
 
 
 @pytest.fixture
@@ -30,19 +29,6 @@ def loop_hub(loopback_site):
     client = HubClient(loopback_site)
     yield client
     client.close()
-
-
-@contextmanager
-def hub_settings(handle, text: str):
-    """Run the site's hub with extra configuration for the duration of a test."""
-    path = handle.layout.hub_config_dir / "50-test.py"
-    path.write_text(text)
-    handle.site.hub.restart()
-    try:
-        yield
-    finally:
-        path.unlink()
-        handle.site.hub.restart()
 
 
 def login_ok(hub, user):

@@ -16,8 +16,8 @@ import requests
 from hpchub.site.system import demo_passwords
 
 from ..kernel_client import KernelClient
-from ..site_handle import HubClient, check, hpchub_site, progress_events, spawn, stop, stop_all
-from .test_credentials import hub_settings, login_ok
+from ..site_handle import HubClient, check, hpchub_site, hub_settings, progress_events, spawn, stop, stop_all
+from .test_credentials import login_ok
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
-"""Fixtures for the production set-up's tests: a PostgreSQL server from Debian's packages,
-and the site's hub run for a while with a configuration of its own (a file in the site's
-hub config directory, removed afterwards)."""
+"""Fixtures for the production set-up's tests: a PostgreSQL server from Debian's packages.
+(The site's hub runs with a configuration of their own through site_handle.hub_settings.)"""
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import shutil
 import subprocess
@@ -13,19 +11,6 @@ from pathlib import Path
 import pytest
 
 from hpchub.site.layout import HUB_OS_USER
-
-
-@contextlib.contextmanager
-def hub_variant(site, name: str, text: str):
-    """The site's hub restarted with `text` added to its configuration, and put back after."""
-    path = site.layout.hub_config_dir / f"60-{name}.py"
-    path.write_text(text)
-    try:
-        site.site.hub.restart()
-        yield
-    finally:
-        path.unlink()
-        site.site.hub.restart()
 
 
 class PostgreSQL:

@@ -22,7 +22,7 @@ def run_check(site, config: Path, crypt_key: bool = True) -> subprocess.Complete
     env = {"PATH": "/usr/bin:/bin", "HOME": str(site.layout.hub_dir)}
     if crypt_key:
         env["JUPYTERHUB_CRYPT_KEY"] = (site.layout.hub_dir / "crypt_key").read_text().strip()
-    argv = hub._as_hub_user([str(HUB_ENV / "bin" / "hpchub"), "check", "-f", str(config), "--job-timeout", "60"])
+    argv = hub.as_hub_user([str(HUB_ENV / "bin" / "hpchub"), "check", "-f", str(config), "--job-timeout", "60"])
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=site.layout.hub_dir)
 
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from hpchub.site.layout import HUB_OS_USER
@@ -24,7 +23,7 @@ from hpchub.site.software import JUPYTER_ENV
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
-from ..site_handle import HubClient, spawn, stop
+from ..site_handle import HubClient, spawn, stop, wait_for_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "container"
@@ -81,23 +80,15 @@ def image_hub(loopback_site, image_prefix):
     subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
     (state / "user_ca").chmod(0o600)
     env = image_env(site, state, image_prefix)
-    as_hub = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--"]
+    as_hub = site.site.hub.as_hub_user
     log = open(state / "hub.log", "w")
-    proc = subprocess.Popen([*as_hub, str(image_prefix / "bin" / "hpchub-hub"), "-f",
-                             str(CONTAINER / "jupyterhub_config.py")], cwd=state, env=env, stdout=log,
+    proc = subprocess.Popen(as_hub([str(image_prefix / "bin" / "hpchub-hub"), "-f",
+                                    str(CONTAINER / "jupyterhub_config.py")]), cwd=state, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     client = HubClient(site)
     client.url = env["HPCHUB_PUBLIC_URL"]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{client.url}/hub/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (state / "hub.log").read_text()[-3000:]
-            time.sleep(0.3)
+        assert wait_for_hub(client.url, proc), (state / "hub.log").read_text()[-3000:]
         yield client, env, state, as_hub, image_prefix
     finally:
         client.close()
@@ -135,8 +126,9 @@ def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, imag
     assert answers(client, "alice")
     stop(client, "alice")
 
-    check = subprocess.run([*as_hub, str(prefix / "bin" / "hpchub"), "check", "-f", str(CONTAINER / "jupyterhub_config.py"),
-                            "--job-timeout", "60"], capture_output=True, text=True, timeout=300, env=env, cwd=state)
+    check = subprocess.run(as_hub([str(prefix / "bin" / "hpchub"), "check", "-f", str(CONTAINER / "jupyterhub_config.py"),
+                                   "--job-timeout", "60"]), capture_output=True, text=True, timeout=300, env=env,
+                           cwd=state)
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -11,8 +11,7 @@ from hpchub.site.hub import HUB_ENV
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import queue
-from ..site_handle import clean_hub, spawn
-from .conftest import hub_variant
+from ..site_handle import clean_hub, hub_settings, spawn
 
 IDLE_TIMEOUT = 20  # seconds; a site would use hours
 
@@ -32,7 +31,7 @@ c.JupyterHub.load_roles.append({{
 
 @pytest.fixture(scope="module")
 def culled_hub(loopback_site):
-    with hub_variant(loopback_site, "idle-culler", CULLER_CONFIG):
+    with hub_settings(loopback_site, CULLER_CONFIG, name="60-idle-culler"):
         yield from clean_hub(loopback_site)
 
 

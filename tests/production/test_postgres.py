@@ -7,13 +7,12 @@ import pytest
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers, queue
-from ..site_handle import clean_hub, spawn, stop
-from .conftest import hub_variant
+from ..site_handle import clean_hub, hub_settings, spawn, stop
 
 
 @pytest.fixture(scope="module")
 def pg_hub(loopback_site, postgresql):
-    with hub_variant(loopback_site, "postgresql", f"c.JupyterHub.db_url = {postgresql.url!r}\n"):
+    with hub_settings(loopback_site, f"c.JupyterHub.db_url = {postgresql.url!r}\n", name="60-postgresql"):
         yield from clean_hub(loopback_site)
 
 

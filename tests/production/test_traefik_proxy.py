@@ -10,8 +10,7 @@ import requests
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..integration.test_ssh_spawner import run_in_kernel
-from ..site_handle import clean_hub, spawn, stop
-from .conftest import hub_variant
+from ..site_handle import clean_hub, hub_settings, spawn, stop
 
 
 def traefik_config(site) -> str:
@@ -28,7 +27,7 @@ c.TraefikFileProviderProxy.dynamic_config_file = "{hub_dir}/traefik-routes.toml"
 
 @pytest.fixture(scope="module")
 def traefik_hub(loopback_site):
-    with hub_variant(loopback_site, "traefik", traefik_config(loopback_site)):
+    with hub_settings(loopback_site, traefik_config(loopback_site), name="60-traefik"):
         for hub in clean_hub(loopback_site):
             hub.url = f"http://127.0.0.1:{loopback_site.layout.port_base + 98}"
             yield hub

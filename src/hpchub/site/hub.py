@@ -169,11 +169,12 @@ class Hub:
                 "CONFIGPROXY_AUTH_TOKEN": proxy_token,
                 "JUPYTERHUB_CRYPT_KEY": (hub_dir / "crypt_key").read_text().strip(),
             }
-            self.nodes.start_process("hub", self._as_hub_user([str(jupyterhub), "-f", str(config)]),
+            self.nodes.start_process("hub", self.as_hub_user([str(jupyterhub), "-f", str(config)]),
                                      cwd=hub_dir, env=env)
         wait_for(f"the hub to answer at {self.health_url()}", self._alive_and_answering, timeout=90, interval=0.3)
 
-    def _as_hub_user(self, argv: list[str]) -> list[str]:
+    def as_hub_user(self, argv: list[str]) -> list[str]:
+        """argv run as the hub's user, where the hub runs (its network namespace when isolated)."""
         argv = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--", *argv]
         netns = hub_netns_path(self.site)
         return ["nsenter", f"--net={netns}", *argv] if netns else argv
@@ -190,7 +191,7 @@ class Hub:
             argv = [proxy, "--ip", site.hub_address, "--port", str(site.hub_port),
                     "--api-ip", "127.0.0.1", "--api-port", str(site.proxy_api_port),
                     "--error-target", f"http://127.0.0.1:{site.hub_api_port}/hub/error"]
-            self.nodes.start_process("proxy", self._as_hub_user(argv), cwd=site.hub_dir,
+            self.nodes.start_process("proxy", self.as_hub_user(argv), cwd=site.hub_dir,
                                      env={"CONFIGPROXY_AUTH_TOKEN": token, "HOME": str(site.hub_dir)})
 
         def api_answers() -> bool:

@@ -8,6 +8,7 @@ Everything is registered in prometheus_client's default registry, which JupyterH
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -77,8 +78,6 @@ def count_active(spawners) -> dict[tuple[str, str], int]:
 
 def failure_reason(exc: BaseException) -> str:
     """The reason label of a failed spawn (pure)."""
-    import asyncio
-
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
     reason = getattr(exc, "reason", None)
