@@ -42,11 +42,18 @@ from importlib import resources
 from jupyterhub import orm
 from jupyterhub.apihandlers.users import UserServerAPIHandler
 from jupyterhub.app import JupyterHub
+from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.user import UserDict
+from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float, default
+
+from .spawners.options import shown, stored_options
+
+# The query arguments of /hub/spawn that JupyterHub reserves for itself (not options).
+RESERVED_QUERY = ("next", "display_name")
 
 
 class CheckingUserServerAPIHandler(UserServerAPIHandler):
@@ -56,14 +63,82 @@ class CheckingUserServerAPIHandler(UserServerAPIHandler):
     async def post(self, user_name, server_name=""):
         user = self.find_user(user_name)
         if user is not None:
-            spawner = user.spawners[server_name] if server_name in user.spawners else user.spawner
-            check = getattr(spawner, "check_user_options", None)
-            if check is not None and not spawner.active:
+            # The server named in the URL, loaded or not: dict.get, because the spawner dict's
+            # [] would create one. (An active one is refused by JupyterHub as already running.)
+            named = dict.get(user.spawners, server_name)
+            # The check depends on the hub's configuration and the user, not on a server's
+            # state: any spawner of this user can make it, the default one when the named
+            # server is not loaded.
+            checker = named if named is not None else user.spawner
+            check = getattr(checker, "check_user_options", None)
+            if check is not None and (named is None or not named.active):
                 options = (self.get_server_json_body() or {}).get("user_options")
                 if options is None:  # JupyterHub then starts the server with its saved options
-                    options = (spawner.orm_spawner.user_options if server_name in user.orm_spawners else None) or {}
+                    saved = user.orm_spawners.get(server_name)
+                    options = (saved.user_options if saved is not None else None) or {}
                 await check(options)
         return await super().post(user_name, server_name)
+
+
+def refuse_undecodable(arguments: dict) -> None:
+    """HTTP 400 for a request argument that is not UTF-8 text (JupyterHub's own handlers answer
+    500: docs/explanation/upstream.md)."""
+    for key, values in arguments.items():
+        for value in values:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise web.HTTPError(400, f"{shown(key)}: is not UTF-8 text") from None
+
+
+class FormFirstSpawnHandler(SpawnHandler):
+    """/hub/spawn/USER[/SERVER]: a GET never starts a server from the options in its query.
+
+    JupyterHub starts a server at once for `GET /hub/spawn/alice/x?opt-target=...`, with no
+    XSRF check: a link on another site could submit a costly job in the user's name. Here such
+    a link opens the spawn form filled in with its options (`link_options`, read by hpchub's
+    form), or, for a spawner without a form, a page that asks; only the user's POST (with its
+    XSRF token) starts the server.
+    """
+
+    link_options: dict = {}
+    server_name = ""  # of a POST, for the form shown again after a refusal
+
+    @web.authenticated
+    def get(self, user_name=None, server_name=""):
+        refuse_undecodable(self.request.query_arguments)
+        query = {key: [v.decode("utf-8") for v in values] for key, values in self.request.query_arguments.items()
+                 if key not in RESERVED_QUERY}
+        if query:
+            self.link_options = stored_options({k: v[0] for k, v in self._get_user_options(query).items()})
+            # JupyterHub's GET would spawn with whatever query options it finds: it sees none.
+            self.request.query_arguments = {k: v for k, v in self.request.query_arguments.items()
+                                            if k in RESERVED_QUERY}
+        return super().get(user_name, server_name)
+
+    @web.authenticated
+    def post(self, user_name=None, server_name="", display_name=""):
+        refuse_undecodable(self.request.body_arguments)
+        self.server_name = server_name or ""
+        return super().post(user_name, server_name, display_name)
+
+    async def _render_form(self, for_user, spawner_options_form, message="", html_message=""):
+        # After a refused POST, JupyterHub renders the *default* server's form (user.spawner),
+        # whatever server was asked for: render the form of the server this page is about, so
+        # that its refusal shows next to its field (docs/explanation/upstream.md).
+        if self.request.method == "POST" and self.server_name:
+            spawner = for_user.spawners[self.server_name]
+            spawner.handler = self
+            spawner_options_form = await spawner.get_options_form()
+        return await super()._render_form(for_user, spawner_options_form, message, html_message)
+
+    async def _wrap_spawn_single_user(self, user, server_name, display_name, spawner, pending_url, options=None):
+        if self.request.method == "GET" and self.link_options:
+            # A spawner without a form, opened by a link with options: ask before starting.
+            html = await self.render_template("hpchub_confirm_spawn.html", for_user=user, server_name=server_name,
+                                              options=self.link_options, action=self.request.path)
+            return self.finish(html)
+        return await super()._wrap_spawn_single_user(user, server_name, display_name, spawner, pending_url, options)
 
 
 class QueueAwareUserDict(UserDict):
@@ -98,10 +173,22 @@ class HPCHub(JupyterHub):
         assert self.tornado_settings
         return QueueAwareUserDict(db_factory=lambda: self.db, settings=self.tornado_settings)
 
+    def init_tornado_settings(self):
+        super().init_tornado_settings()
+        for env in ("jinja2_env", "jinja2_env_sync"):
+            self.tornado_settings[env].filters["stored_options"] = stored_options
+
     def init_handlers(self):
         super().init_handlers()
-        self.handlers = [(h[0], CheckingUserServerAPIHandler, *h[2:]) if h[1] is UserServerAPIHandler else h
-                         for h in self.handlers]
+        replaced = {UserServerAPIHandler: CheckingUserServerAPIHandler, SpawnHandler: FormFirstSpawnHandler}
+        found = {h[1] for h in self.handlers if h[1] in replaced}
+        if found != set(replaced):
+            # An upgrade of JupyterHub that renamed or moved a handler: running on would silently
+            # skip hpchub's checks. Refuse to start instead.
+            missing = ", ".join(sorted(cls.__name__ for cls in set(replaced) - found))
+            raise RuntimeError(f"hpchub-hub: JupyterHub's handler list has no {missing}; this JupyterHub "
+                               "version is not one hpchub supports")
+        self.handlers = [(h[0], replaced.get(h[1], h[1]), *h[2:]) for h in self.handlers]
 
     async def start(self):
         await super().start()

@@ -16,6 +16,7 @@ from hpchub.remote.launcher import BATCH, launcher_source
 from hpchub.schedulers.base import JobState, JobStatus, ValidationError
 from hpchub.schedulers.slurm import Slurm
 from hpchub.spawners.batch import BatchSpawner, outcome_message, pending_message
+from hpchub.spawners.options import FieldError
 
 
 def spawner(**settings) -> BatchSpawner:
@@ -26,22 +27,30 @@ def spawner(**settings) -> BatchSpawner:
 
 
 def test_options_are_typed_and_unknown_ones_refused():
-    assert BatchSpawner.checked_options({"nodes": "2", "partition": " debug "}) == {"nodes": 2, "partition": "debug"}
-    with pytest.raises(ValidationError, match="'script' is not an option"):
-        BatchSpawner.checked_options({"script": "rm -rf ~"})
-    with pytest.raises(ValidationError, match="the nodes must be a number"):
-        BatchSpawner.checked_options({"nodes": "two"})
-    with pytest.raises(ValidationError, match="the gpus must be a number"):
-        BatchSpawner.checked_options({"gpus": True})
+    def values(options):
+        s = spawner(partition="batch")
+        s.user_options = options
+        return s.user_job_values()
+
+    assert values({"nodes": "2", "partition": " debug "}) == {
+        "nodes": 2, "partition": "debug", "walltime": "01:00:00"}
+    for options, message in (({"script": "rm -rf ~"}, "script: is not an option here"),
+                             ({"nodes": "two"}, "nodes: must be a whole number"),
+                             ({"nodes": "²"}, "nodes: must be a whole number"),
+                             ({"nodes": "١"}, "nodes: must be a whole number"),
+                             ({"gpus": True}, "gpus: must be text or a whole number")):
+        with pytest.raises(FieldError) as refused:
+            values(options)
+        assert str(refused.value) == message
 
 
 def test_a_hostile_value_never_reaches_the_script():
     s = spawner()
     s.user_options = {"account": "physics\n#SBATCH --uid=0"}
-    with pytest.raises(ValidationError, match="account"):
+    with pytest.raises((ValidationError, FieldError), match="account"):
         s.job_request()
     s.user_options = {"walltime": "soon"}
-    with pytest.raises(ValidationError, match="walltime"):
+    with pytest.raises((ValidationError, FieldError), match="walltime"):
         s.job_request()
 
 

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from hpchub.spawners.targets import FIELDS, FieldError, resolve
+from hpchub.spawners.options import FieldError, resolve
+from hpchub.spawners.targets import FIELDS
 
 from ..hostile import HOSTILE_JSON, HOSTILE_TEXT
 from .test_targets import TARGETS, alice_choices

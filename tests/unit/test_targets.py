@@ -9,7 +9,8 @@ import pytest
 
 from hpchub.schedulers.slurm import Slurm
 from hpchub.site.hub import DEMO_TARGETS
-from hpchub.spawners.targets import Choices, FieldError, Target, TargetConfigError, resolve
+from hpchub.spawners.options import FieldError, resolve
+from hpchub.spawners.targets import Choices, Target, TargetConfigError
 
 GOLDEN = Path(__file__).parent / "golden" / "slurm"
 SLURM = Slurm()

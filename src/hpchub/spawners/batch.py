@@ -37,6 +37,8 @@ from ..schedulers.base import JobRequest, JobState, JobStatus, ValidationError, 
 from ..schedulers.slurm import parse_walltime
 from ..schedulers.watcher import JobWatcher
 from . import metrics
+from .options import FieldError, resolve
+from .targets import FIELDS, Target
 from .jobs import service_runner, watcher_for
 from .remote import RemoteSpawner, cluster_label, new_server_id, spawn_error
 
@@ -47,12 +49,6 @@ exec {{ launcher_python | q }} - serve {{ launcher_config | q }} <<'HPCHUB_LAUNC
 {{ launcher_source }}
 HPCHUB_LAUNCHER_EOF
 """
-
-# User options the batch spawner accepts (form or REST API), each checked by its type here and
-# then by JobRequest.validate; the scheduler itself judges the values (accounts, limits).
-OPTION_TYPES = {"partition": str, "account": str, "qos": str, "reservation": str, "constraint": str,
-                "nodes": int, "cores": int, "memory_mb": int, "gpus": int, "walltime": str}
-
 
 class BatchSpawner(RemoteSpawner, Spawner):
     """Start the single-user server inside a batch job on compute nodes."""
@@ -200,22 +196,17 @@ class BatchSpawner(RemoteSpawner, Spawner):
         ).validate()
 
     def user_job_values(self) -> dict:
-        """The user's options as job values (this class: typed, and judged by the scheduler)."""
-        return self.checked_options(self.user_options or {})
+        """The user's options as job values, through the one path of options (spawners/options.py)
+        with this spawner's one implicit target: the admin's settings as defaults, every field
+        the user's to change, the values judged by the scheduler (as hpchub-slurm always did)."""
+        return resolve(self.implicit_target(), self.user_options or {}, None)
 
-    @staticmethod
-    def checked_options(options: dict) -> dict:
-        checked = {}
-        for key, value in options.items():
-            kind = OPTION_TYPES.get(key)
-            if kind is None:
-                raise ValidationError(f"{key!r} is not an option of this server")
-            if kind is int and isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise ValidationError(f"the {key} must be {'a number' if kind is int else 'text'}")
-            checked[key] = value.strip() if isinstance(value, str) else value
-        return checked
+    def implicit_target(self) -> Target:
+        admin = {"partition": self.partition, "account": self.account, "qos": self.qos, "walltime": self.walltime,
+                 "nodes": self.nodes, "cores": self.cores, "memory_mb": self.memory_mb, "gpus": self.gpus,
+                 "constraint": self.constraint, "reservation": self.reservation}
+        return Target(name="job", title="this server", kind="batch", choose=FIELDS,
+                      defaults={key: value for key, value in admin.items() if value not in ("", 0)})
 
     def job_body(self) -> str:
         source = launcher_source(BATCH)
@@ -246,7 +237,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
         self.server_id = new_server_id(self.user.name, self.name)
         try:
             request = self.job_request()
-        except ValidationError as exc:
+        except (ValidationError, FieldError) as exc:
             raise spawn_error(f"the job cannot be submitted: {exc}", reason="options",
                               log_message=f"invalid job options for {self._log_name}: {exc}") from None
         host = await self._reachable_login_node(credential)

@@ -27,7 +27,8 @@ from .batch import BatchSpawner
 from .jobs import service_runner
 from .remote import spawn_error
 from .ssh import SSHSpawner
-from .targets import Choices, FieldError, Target, TargetConfigError, resolve
+from .options import FieldError, normalise, resolve, shown, stored_options
+from .targets import Choices, Target, TargetConfigError
 
 DEFAULT_TARGETS = [
     {"name": "login", "title": "Login node", "kind": "login",
@@ -42,7 +43,7 @@ DEFAULT_TARGETS = [
 _cache: dict[tuple, tuple[float, object]] = {}
 _cache_locks: dict[tuple, asyncio.Lock] = {}
 # A refused form (its options and field errors), shown again when JupyterHub renders the form.
-_form_errors: dict[str, dict] = {}
+_form_errors: dict[tuple[str, str], dict] = {}  # by (user, server)
 
 
 def _template(name: str) -> jinja2.Template:
@@ -139,8 +140,10 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
         """The target and job values for these options, or HTTP 400 naming the field.
         A login-node target is checked without asking the scheduler, so that logins to a
         login node work while the scheduler is down."""
-        if not isinstance(options, dict):
-            raise web.HTTPError(400, "user_options must be an object")
+        try:
+            options = normalise(options)
+        except FieldError as exc:
+            raise web.HTTPError(400, str(exc)) from None
         name = options.get("target")
         if name is not None and not isinstance(name, str):
             raise web.HTTPError(400, "target: must be the name of a target")  # not [] or 0 taken for "none"
@@ -154,11 +157,11 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             wanted = name or (targets[0].name if targets else "")
             target = next((t for t in targets if t.name == wanted), None)
             if target is None:
-                raise web.HTTPError(400, f"target: {wanted!r} is not a place you can start a server "
+                raise web.HTTPError(400, f"target: {shown(wanted)} is not a place you can start a server "
                                          f"({', '.join(t.name for t in targets)})")
         try:
             if target.kind == "login":
-                return target, resolve(target, options, Choices({}, {}), self.user.name)
+                return target, resolve(target, options, None, self.user.name)
             return target, resolve(target, options, choices or await self.choices(), self.user.name)
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
@@ -177,11 +180,16 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
         return lambda spawner, options: spawner.apply_options(options)
 
     def last_options(self) -> dict:
-        """This server's last options, else those of the user's most recently started server."""
-        if self.orm_spawner is not None and self.orm_spawner.user_options:
-            return dict(self.orm_spawner.user_options)
-        spawners = [s for s in self.user.orm_user._orm_spawners if s.user_options and s.started]
-        return dict(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
+        """What the form starts from: a spawn link's options (hpchub.hubapp), else this server's
+        last options, else those of the user's most recently started server (saved options
+        are read through stored_options: JupyterHub keeps whatever a PUT sent)."""
+        link = getattr(self.handler, "link_options", None)  # the handler of this page, if hpchub-hub's
+        if link:
+            return dict(link)
+        if self.orm_spawner is not None and stored_options(self.orm_spawner.user_options):
+            return stored_options(self.orm_spawner.user_options)
+        spawners = [s for s in self.user.orm_user._orm_spawners if stored_options(s.user_options) and s.started]
+        return stored_options(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
 
     async def render_form(self) -> str:
         try:
@@ -191,7 +199,7 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             choices, unavailable = None, exc.log_message or "the scheduler cannot be reached just now"
         targets = self.visible_targets(choices)
         choices = choices or Choices({}, {})
-        refused = _form_errors.pop(self.user.name, None)
+        refused = _form_errors.pop((self.user.name, self.name), None)
         # After a refusal, the form shows what was sent, with the error next to its field.
         last = refused["options"] if refused else self.last_options()
         errors = refused["errors"] if refused else {}
@@ -215,7 +223,7 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             await self.check_user_options(options)
         except web.HTTPError as exc:
             field, _, message = (exc.log_message or "").partition(": ")
-            _form_errors[self.user.name] = {"options": options, "errors": {field: message}}
+            _form_errors[(self.user.name, self.name)] = {"options": options, "errors": {field: message}}
             raise
         return options
 

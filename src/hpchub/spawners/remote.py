@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SpawnException
+from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -23,6 +24,8 @@ from ..remote import Host, SSHError, SSHPool
 from ..remote.detach import spawn_detached
 from ..remote.launcher import NODE, launcher_argv, launcher_input, parse_answer
 from ..remote.tunnels import TunnelClient
+from .options import FieldError, resolve
+from .targets import Target
 
 
 def cluster_label(text: str, limit: int) -> str:
@@ -130,6 +133,28 @@ class RemoteSpawner(LoggingConfigurable):
     @default("cmd")
     def _default_cmd(self):
         return ["jupyterhub-singleuser"]
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.form_options
+
+    async def form_options(self, formdata: dict) -> dict:
+        """Options posted as `opt-NAME` fields (hpchub's page that confirms a spawn link, for a
+        spawner without a form), checked like the REST API's: HTTP 400 naming the field."""
+        options = {key[4:]: values[0] for key, values in formdata.items() if key.startswith("opt-") and values}
+        await self.check_user_options(options)
+        return options
+
+    async def check_user_options(self, options) -> None:
+        """HTTP 400 naming the field for options this spawner refuses (asked by hpchub.hubapp
+        before a REST spawn, and for every form)."""
+        try:
+            resolve(self.implicit_target(), options, None)
+        except FieldError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+
+    def implicit_target(self) -> Target:
+        raise NotImplementedError  # each spawner's one target
 
     @default("env_keep")
     def _default_env_keep(self):

@@ -19,6 +19,7 @@ from traitlets import Integer, Unicode
 from ..credentials import SSHCredential
 from ..remote import Host, SSHError
 from .remote import RemoteSpawner, new_server_id, spawn_error
+from .targets import Target
 
 _servers_per_host: Counter = Counter()
 
@@ -34,6 +35,9 @@ class SSHSpawner(RemoteSpawner, Spawner):
     def _state_host(self) -> Host | None:
         node = self._login_node(self.host_name) if self.host_name else None
         return self._host(node) if node else None
+
+    def implicit_target(self) -> Target:
+        return Target(name="login", title="a login node", kind="login")
 
     # ----- state ----------------------------------------------------------------------
     host_name = Unicode("")
