@@ -65,6 +65,17 @@ class CredentialIssuingAuthenticator(Authenticator):
         """,
     )
 
+    ssh_revoked_keys = Unicode(
+        "",
+        config=True,
+        help="""The key revocation list (KRL) that the login nodes' sshd reads (`RevokedKeys`), or a
+        copy of it the hub can read, for `credential_issuer = "local-ca"`: a certificate it
+        revokes (`hpchub ca revoke --serial N | --user NAME`) is never renewed, and its user is
+        asked to log in again. Empty: revocation is left to the login nodes, and a revoked
+        certificate is renewed at the next refresh - set it wherever certificates are revoked.
+        Example: `/etc/ssh/revoked_keys`.""",
+    )
+
     certificate_validity = Integer(
         12 * 3600,
         config=True,
@@ -272,7 +283,8 @@ class CredentialIssuingAuthenticator(Authenticator):
             if not self.ssh_ca_key:
                 raise ConfigurationError("set CredentialIssuingAuthenticator.ssh_ca_key (the SSH user CA's key)")
             ca = SSHCertificateAuthority(self.ssh_ca_key, self.ssh_ca_ledger or f"{self.ssh_ca_key}.issued.jsonl")
-            return LocalCAIssuer(ca, self.certificate_policy, self.hub_name, self.max_session_length)
+            return LocalCAIssuer(ca, self.certificate_policy, self.hub_name, self.max_session_length,
+                                 revoked_keys=self.ssh_revoked_keys or None)
         from .credentials.service_client import make_service_issuer  # only when configured
 
         return make_service_issuer(self)

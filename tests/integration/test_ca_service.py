@@ -23,7 +23,7 @@ from hpchub.site.system import demo_passwords
 
 from ..site_handle import Credential, HubClient, check, hub_settings
 from .ca_service_fixture import start_ca_service
-from .test_credentials import login_ok
+from .test_credentials import RENEW_AT_EVERY_REFRESH, assert_a_revoked_certificate_is_not_renewed, login_ok
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +140,10 @@ def test_too_many_requests_are_refused(loopback_site, tmp_path):
         limited.stop()
 
 
-def test_the_hub_works_with_the_service_exactly_as_with_the_local_ca(loopback_site, service):
-    layout = loopback_site.layout
+def hub_with_the_service(site, service):
+    """Settings for the site's hub to use the service as its issuer (files the hub reads
+    put in place; removed again by the caller's cleanup of the returned paths)."""
+    layout = site.layout
     token_file = layout.hub_dir / "ca-service-token"
     token_file.write_text(service.token)
     token_file.chmod(0o600)
@@ -154,9 +156,12 @@ def test_the_hub_works_with_the_service_exactly_as_with_the_local_ca(loopback_si
         f"c.CredentialIssuingAuthenticator.ca_service_url = {service.url!r}\n"
         f"c.CredentialIssuingAuthenticator.ca_service_token_file = {str(token_file)!r}\n"
         f"c.CredentialIssuingAuthenticator.ca_service_ca_bundle = {str(bundle)!r}\n"
-        "c.CredentialIssuingAuthenticator.renew_when_remaining = 10**9\n"  # renew at every refresh
-        "c.Authenticator.auth_refresh_age = 1\n"
     )
+    return settings + RENEW_AT_EVERY_REFRESH, [token_file, bundle]
+
+
+def test_the_hub_works_with_the_service_exactly_as_with_the_local_ca(loopback_site, service):
+    settings, files_to_remove = hub_with_the_service(loopback_site, service)
     hub = HubClient(loopback_site)
     try:
         with hub_settings(loopback_site, settings):
@@ -172,8 +177,20 @@ def test_the_hub_works_with_the_service_exactly_as_with_the_local_ca(loopback_si
             assert CredentialSet.from_auth_state(hub.auth_state("bob")).session_started <= int(time.time())
     finally:
         hub.close()
-        token_file.unlink()
-        bundle.unlink()
+        for path in files_to_remove:
+            path.unlink()
+
+
+def test_a_revoked_certificate_is_not_renewed_by_the_service(loopback_site, service):
+    settings, files_to_remove = hub_with_the_service(loopback_site, service)
+    hub = HubClient(loopback_site)
+    try:
+        with hub_settings(loopback_site, settings):
+            assert_a_revoked_certificate_is_not_renewed(loopback_site, hub, ["--serial", "{serial}"])
+    finally:
+        hub.close()
+        for path in files_to_remove:
+            path.unlink()
 
 
 def test_an_unreachable_service_is_a_clear_message_and_nothing_is_kept(loopback_site, service):

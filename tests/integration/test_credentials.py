@@ -143,3 +143,28 @@ def test_hub_refuses_to_start_with_an_unsafe_ca_key(loopback_site):
         override.unlink()
         unsafe.unlink()
         hub.ensure()
+
+
+RENEW_AT_EVERY_REFRESH = ("c.CredentialIssuingAuthenticator.renew_when_remaining = 10**9\n"
+                          "c.Authenticator.auth_refresh_age = 1\n")
+
+
+def assert_a_revoked_certificate_is_not_renewed(site, hub, revoke_argv: list[str], user: str = "bob") -> None:
+    """Log in, revoke (revoke_argv, with {serial} filled in), then the next refresh: the hub asks
+    for a new login instead of renewing, and keeps no new certificate. A fresh login works."""
+    session = login_ok(hub, user)
+    first, _ = hub.ssh_credential(user)
+    check(subprocess.run([HPCHUB, "ca", "revoke", "--site", site.name,
+                          *[a.format(serial=first.serial) for a in revoke_argv]], capture_output=True, text=True))
+    time.sleep(1.2)
+    page = session.get(f"{hub.url}/hub/home", timeout=30)
+    assert "/hub/login" in page.url, page.url
+    after, _ = hub.ssh_credential(user)
+    assert after.serial == first.serial
+    login_ok(hub, user)
+    assert hub.ssh_credential(user)[0].serial != first.serial
+
+
+def test_a_revoked_user_gets_no_new_certificate_from_the_local_ca(loopback_site, loop_hub):
+    with hub_settings(loopback_site, RENEW_AT_EVERY_REFRESH):
+        assert_a_revoked_certificate_is_not_renewed(loopback_site, loop_hub, ["--user", "bob"])

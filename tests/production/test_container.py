@@ -27,15 +27,77 @@ from ..site_handle import HubClient, spawn, stop, wait_for_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = ROOT / "container"
+
+# Files a checkout may hold beside the image's sources (compose's secrets and site files, a
+# developer's environment and keys), planted into a copy of the repository by the context test.
+PLANTED_SECRETS = ["container/secrets/ca_token", "container/secrets/db_password", "container/site/ca-service/user_ca",
+                   "container/site/ca-service/tls.key", "container/site/known_hosts", "container/hub.env",
+                   ".venv/bin/python", ".venv/lib/python3.11/site-packages/x.py", ".env", "id_ed25519",
+                   ".git/config", "src/hpchub/user_ca", "src/hpchub/id_rsa", "src/hub.env", "tests/keys/ca.pem",
+                   "benchmarks/results/bench.json", "build/docs/index.html", "src/secrets/token"]
+
+
+def build_context(root: Path) -> set[str]:
+    """The files Docker sends for `docker build` of root (its .dockerignore applied by the Docker
+    SDK's own implementation of the rules), relative to root."""
+    from docker.utils.build import exclude_paths
+
+    ignore = root / ".dockerignore"
+    lines = ignore.read_text().splitlines() if ignore.exists() else []
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return {path for path in exclude_paths(str(root), patterns) if (root / path).is_file()}
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if (ROOT / line).is_file()]
+
+
+def copy_of_the_context(destination: Path) -> Path:
+    """The repository's files as the image's build sees them (tracked files only: what a clean
+    clone has), copied to destination."""
+    staging = destination.with_name(destination.name + "-checkout")
+    shutil.rmtree(staging, ignore_errors=True)
+    for name in tracked_files():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, staging / name)
+    shutil.rmtree(destination, ignore_errors=True)
+    for name in build_context(staging):
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(staging / name, destination / name)
+    shutil.rmtree(staging)
+    return destination
+
+
+def test_the_build_context_holds_no_key_token_or_environment(tmp_path):
+    checkout = tmp_path / "checkout"
+    for name in tracked_files():
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, checkout / name)
+    for name in PLANTED_SECRETS:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text("-----BEGIN OPENSSH PRIVATE KEY----- planted by the test\n")
+    context = build_context(checkout)
+    assert not [name for name in PLANTED_SECRETS if name in context]
+    assert not [name for name in context if ".venv" in name or "__pycache__" in name]
+    # Nothing the image is built from is left out (a rule meant for secrets must not drop source).
+    needed = [name for name in tracked_files() if name.startswith(("src/", "jupyter-config/"))]
+    needed += ["pyproject.toml", "README.md", "container/install-hub.sh", "container/jupyterhub_config.py"]
+    assert not [name for name in needed if name not in context]
+    copied = re.findall(r"^COPY (\S+)", (CONTAINER / "Dockerfile").read_text(), re.MULTILINE)
+    assert copied and all(path == "." or path in context for path in copied), copied
 @pytest.fixture(scope="module")
 def image_prefix(loopback_site):
     """The image's environment, built from nothing by the image's own script (a directory per
     instance, so that runs on other instances beside this one keep theirs)."""
     prefix = Path(f"/opt/hpchub/image-test-{loopback_site.name}")
     shutil.rmtree(prefix, ignore_errors=True)
-    # Debian's Python, as in the image (not whichever python3 comes first on this PATH).
-    proc = subprocess.run([str(CONTAINER / "install-hub.sh"), str(ROOT), str(prefix)], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "PYTHON": "/usr/bin/python3"})
+    # From the build context as Docker sends it (so the .dockerignore keeps what the build needs),
+    # with Debian's Python, as in the image (not whichever python3 comes first on this PATH).
+    source = copy_of_the_context(Path(f"/var/lib/hpchub-tests/image-context-{loopback_site.name}"))
+    proc = subprocess.run([str(source / "container" / "install-hub.sh"), str(source), str(prefix)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": "/usr/bin/python3"})
+    shutil.rmtree(source)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
     yield prefix

@@ -146,3 +146,17 @@ def test_revocation_spec_and_krl(ca, ca_key, tmp_path):
     assert is_revoked(krl, tmp_path / "alice-cert.pub")
     assert not is_revoked(krl, tmp_path / "bob-cert.pub")
     assert os.stat(krl).st_mode & 0o777 == 0o644
+
+
+async def test_the_local_ca_does_not_renew_a_revoked_certificate(ca, ca_key, tmp_path):
+    krl = tmp_path / "revoked_keys"
+    issuer = LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=krl)
+    now = int(time.time())
+    alice, bob = await issuer.issue("alice", None, now), await issuer.issue("bob", None, now)
+    revoke(krl, f"{ca_key}.pub", serials=serials_of_user(tmp_path / "issued.jsonl", "alice"))
+    with pytest.raises(LoginRequired, match="revoked"):
+        await issuer.renew("alice", alice, now)
+    assert (await issuer.renew("bob", bob, now)).principal == "bob"
+    # A fresh login is a new authentication: it gets a certificate, which renews again.
+    again = await issuer.issue("alice", None, now)
+    assert (await issuer.renew("alice", again, now)).serial != again.serial

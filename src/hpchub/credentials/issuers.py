@@ -10,9 +10,12 @@ Renewal that needs the user raises LoginRequired; an unreachable issuer, IssuerU
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 
 from .errors import LoginRequired
+from .krl import is_revoked
 from .model import SSHCredential
 from .ssh_ca import CertificatePolicy, SSHCertificateAuthority
 
@@ -33,15 +36,18 @@ class Issuer:
 
 class LocalCAIssuer(Issuer):
     """The CA key lives on the hub host; certificates are signed in the hub process. It
-    renews at will (no password needed) up to max_session (0: no limit)."""
+    renews at will (no password needed) up to max_session (0: no limit), but never a
+    certificate the revocation list (the KRL the login nodes read, if given) revokes."""
 
     name = "local-ca"
 
-    def __init__(self, ca: SSHCertificateAuthority, policy: CertificatePolicy, hub_name: str, max_session: int = 0):
+    def __init__(self, ca: SSHCertificateAuthority, policy: CertificatePolicy, hub_name: str, max_session: int = 0,
+                 revoked_keys: str | Path | None = None):
         self.ca = ca
         self.policy = policy
         self.hub_name = hub_name
         self.max_session = max_session
+        self.revoked_keys = Path(revoked_keys) if revoked_keys else None
 
     async def issue(self, principal, password, session_started):
         # Key generation and signing are CPU work of a millisecond or two; keep them off the loop anyway.
@@ -51,7 +57,17 @@ class LocalCAIssuer(Issuer):
         if self.max_session and time.time() - session_started > self.max_session:
             raise LoginRequired("your session has reached its maximum length; please log in again",
                                 f"session of {principal} started {session_started}, max_session {self.max_session}")
+        if self.revoked_keys is not None and await asyncio.to_thread(self._revoked, current):
+            raise LoginRequired("your certificate has been revoked: please log in again",
+                                f"{current.key_id} (serial {current.serial}) is in {self.revoked_keys}")
         return await self.issue(principal, None, session_started)
+
+    def _revoked(self, current: SSHCredential) -> bool:
+        """Whether the KRL revokes this certificate (by serial, key id or key): what sshd would say."""
+        with tempfile.NamedTemporaryFile("w", prefix="hpchub-renew-", suffix="-cert.pub") as cert_file:
+            cert_file.write(current.certificate + "\n")
+            cert_file.flush()
+            return is_revoked(self.revoked_keys, cert_file.name)
 
     async def issue_service_account(self, principal):
         return await self.issue(principal, None, int(time.time()))

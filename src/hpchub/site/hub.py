@@ -60,6 +60,8 @@ def hub_config(site: SiteLayout) -> str:
         "Authenticator.allowed_users": set(DEMO_USERS),
         "CredentialIssuingAuthenticator.ssh_ca_key": str(site.hub_ca_key),
         "CredentialIssuingAuthenticator.ssh_ca_ledger": str(site.hub_ca_ledger),
+        # The login nodes' KRL (world-readable): a revoked certificate is never renewed.
+        "CredentialIssuingAuthenticator.ssh_revoked_keys": str(site.revoked_keys),
         "CredentialIssuingAuthenticator.hub_name": f"{site.name}-hub",
         # Grid credentials too: an X.509 certificate from the site's MyProxy at each login,
         # delivered to the server as X509_USER_PROXY (site/grid.py).
