@@ -37,6 +37,8 @@ run in place of ``jupyterhub``; same options and configuration).
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from importlib import resources
 
 from jupyterhub import orm
@@ -141,6 +143,18 @@ class FormFirstSpawnHandler(SpawnHandler):
         return await super()._wrap_spawn_single_user(user, server_name, display_name, spawner, pending_url, options)
 
 
+def tied_to_this_hub(spec: dict) -> dict:
+    """A managed service's spec (one with a command), changed so that the service ends with
+    this hub (hpchub.lifeline) and carries the hub's HPCHUB_* markers (the demo site's instance
+    marker, by which `hpchub site down` and the tests find every process of an instance)."""
+    if not spec.get("command"):
+        return spec
+    command = [spec["command"]] if isinstance(spec["command"], str) else list(spec["command"])
+    markers = {key: value for key, value in os.environ.items() if key.startswith("HPCHUB_")}
+    return {**spec, "environment": {**markers, **spec.get("environment", {})},
+            "command": [sys.executable, "-m", "hpchub.lifeline", str(os.getpid()), "--", *command]}
+
+
 class QueueAwareUserDict(UserDict):
     def count_active_users(self):
         counts = super().count_active_users()
@@ -172,6 +186,10 @@ class HPCHub(JupyterHub):
     def _users_default(self):
         assert self.tornado_settings
         return QueueAwareUserDict(db_factory=lambda: self.db, settings=self.tornado_settings)
+
+    def init_services(self):
+        self.services = [tied_to_this_hub(spec) for spec in self.services]
+        super().init_services()
 
     def init_tornado_settings(self):
         super().init_tornado_settings()

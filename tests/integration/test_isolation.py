@@ -4,7 +4,9 @@ the login nodes and each other, never the hub side; login nodes reach both."""
 from __future__ import annotations
 
 import subprocess
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,61 @@ def test_login_nodes_do_not_forward(iso):
     for login in iso.layout.login_nodes:
         out = iso.in_node(login.name, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
         assert out == "0"
+
+
+# ----- servers in isolated mode: every way back to the hub they are given works -----------------
+ACTIVITY_EVERY_3_S = 'c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": "3"}\n'
+
+
+def server_environment(site, node: str, server_id: str) -> dict[str, str]:
+    """The environment of the server process carrying server_id, read inside its node (as root)."""
+    from hpchub.site.nodes import all_pids, namespace_id
+
+    mnt = namespace_id(site.site.nodes.holder(node).pid, "mnt")
+    marker = f"HPCHUB_SERVER_ID={server_id}".encode()
+    for pid in all_pids():
+        try:
+            if namespace_id(pid, "mnt") != mnt or b"jupyterhub-singleuser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if marker in environ:
+            return dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+    raise AssertionError(f"no server {server_id} on {node}")
+
+
+@pytest.mark.parametrize("target", ["login", "compute"])
+def test_every_hub_url_a_server_is_given_works_from_where_it_runs(iso, target):
+    import requests
+
+    from hpchub.site.system import demo_passwords
+
+    from ..site_handle import clean_hub, hub_settings, spawn, stop
+
+    with hub_settings(iso, ACTIVITY_EVERY_3_S):
+        for hub in clean_hub(iso):
+            hub.login("alice", demo_passwords()["alice"])
+            state = spawn(hub, "alice", options={"target": target})["state"]
+            node = state["host"] if target == "login" else state["node"]
+            env = server_environment(iso, node, state["server_id"])
+            urls = {key: value for key, value in env.items()
+                    if key.startswith("JUPYTERHUB_") and key.endswith("_URL") and value.startswith("http")
+                    and key not in ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_PUBLIC_HUB_URL")}
+            assert {"JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"} <= set(urls), env
+            for key, url in urls.items():  # each answers from the server's node (any HTTP status)
+                probe = ("import sys, urllib.request, urllib.error\n"
+                         "try: urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+                         "except urllib.error.HTTPError: pass\n")
+                reached = iso.in_node(node, [PYTHON, "-c", probe, url])
+                assert reached.returncode == 0, (key, url, reached.stderr[-500:])
+            # The server's own activity reports reach the hub: a request to the server, then its
+            # next report (every 3 s) moves the hub's record of the server's last activity.
+            before = hub.admin("GET", "/users/alice").json()["servers"][""]["last_activity"]
+            requests.get(f"{hub.url}/user/alice/api/status", timeout=30,
+                         headers={"Authorization": f"token {iso.site.hub.admin_token()}"}).raise_for_status()
+            deadline = time.monotonic() + 20
+            while hub.admin("GET", "/users/alice").json()["servers"][""]["last_activity"] == before:
+                assert time.monotonic() < deadline, f"no activity report from the {target} server reached the hub"
+                time.sleep(0.5)
+            stop(hub, "alice")

@@ -50,6 +50,26 @@ def test_up_from_nothing(life):
     assert set(report["slurm_nodes"].values()) == {"idle"}
 
 
+def test_up_restarts_the_hub_when_an_admins_config_d_changed(life):
+    import requests
+
+    layout = load_layout(life)
+    login_page = f"{layout.hub_url}/hub/login"
+    extra = layout.hub_config_dir / "50-announce.py"
+    extra.write_text('c.JupyterHub.template_vars = {"announcement_login": "config.d says hello"}\n')
+    try:
+        out = check(hpchub_site("up", life)).stdout
+        assert "configuration changed" in out, out
+        assert "config.d says hello" in requests.get(login_page, timeout=30).text
+        pid = records(life)["daemons"]["hub"]["pid"]
+        assert "configuration changed" not in check(hpchub_site("up", life)).stdout  # unchanged: left running
+        assert records(life)["daemons"]["hub"]["pid"] == pid
+    finally:
+        extra.unlink()
+    assert "configuration changed" in check(hpchub_site("up", life)).stdout
+    assert "config.d says hello" not in requests.get(login_page, timeout=30).text
+
+
 def test_second_up_changes_nothing(life):
     before = records(life)
     layout = load_layout(life)

@@ -58,3 +58,42 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
         log.seek(log_start)
         culled = log.read()
     assert "Culling server alice/l " in culled and "Culling server alice/j " in culled
+
+
+def culler_processes(site) -> list[int]:
+    """The idle culler's processes of this site's hub, found by the site's marker."""
+    from pathlib import Path
+
+    from hpchub.site.nodes import SITE_MARKER, all_pids
+
+    marker = f"{SITE_MARKER}={site.name}".encode()
+    found = []
+    for pid in all_pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            marked = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"jupyterhub_idle_culler" in cmdline and marked and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            found.append(pid)
+    return found
+
+
+def test_a_managed_service_dies_with_its_hub_and_the_next_hub_starts_one(loopback_site, culled_hub):
+    import os
+    import signal
+
+    site = loopback_site
+    first = culler_processes(site)
+    assert len(first) == 1, first  # carries the site's marker: `site down` and the suite's check find it
+    os.kill(site.site.nodes.daemon("hub").pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while culler_processes(site):
+        assert time.monotonic() < deadline, "the idle culler outlived its hub"
+        time.sleep(0.2)
+    site.site.hub.ensure()
+    deadline = time.monotonic() + 10
+    while len(culler_processes(site)) != 1:
+        assert time.monotonic() < deadline, culler_processes(site)
+        time.sleep(0.2)
+    assert culler_processes(site) != first

@@ -177,3 +177,18 @@ def test_cluster_side_names_take_only_safe_characters_whatever_the_hub_names_hol
         server_id = new_server_id(user, server)
         assert SERVER_ID.match(server_id) and len(server_id) <= 80, server_id
         assert NAME.fullmatch(f"jupyter-{cluster_label(server or 'default', 50)}")
+
+
+def test_every_url_of_the_hubs_api_moves_to_where_the_server_reaches_it():
+    from hpchub.spawners.remote import with_hub_api_at
+
+    env = {"JUPYTERHUB_API_URL": "http://10.0.0.1:8081/hub/api",
+           "JUPYTERHUB_ACTIVITY_URL": "http://10.0.0.1:8081/hub/api/users/alice/activity",
+           "JUPYTERHUB_SOME_FUTURE_URL": "http://10.0.0.1:8081/hub/api/x",
+           "JUPYTERHUB_PUBLIC_HUB_URL": "https://hub.example.org/hub/",
+           "JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:8888/user/alice/",
+           "OTHER": "http://10.0.0.1:8081/hub/api", "JUPYTERHUB_API_URLX": "http://10.0.0.1:8081/hub/apix"}
+    moved = with_hub_api_at(env, "http://127.0.0.1:40001/hub/api")
+    assert moved == {**env, "JUPYTERHUB_API_URL": "http://127.0.0.1:40001/hub/api",
+                     "JUPYTERHUB_ACTIVITY_URL": "http://127.0.0.1:40001/hub/api/users/alice/activity",
+                     "JUPYTERHUB_SOME_FUTURE_URL": "http://127.0.0.1:40001/hub/api/x"}

@@ -3,6 +3,7 @@ user on a host that is not a cluster member (no Slurm configuration, no munge ke
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 import urllib.error
@@ -157,8 +158,12 @@ class Hub:
         make_dir(site.hub_config_dir, 0o755)
         self._install_secrets()
         config = hub_dir / "jupyterhub_config.py"
-        changed = write_file(config, hub_config(site), 0o644)
-        if changed:
+        write_file(config, hub_config(site), 0o644)
+        # The hub reads its configuration at start only: a running hub whose configuration
+        # (the generated file or an admin's config.d) changed since it started is restarted.
+        fingerprint = self._config_fingerprint(config)
+        if self.running() and self._started_with() != fingerprint:
+            say("  hub: its configuration changed since it started; restarting it")
             self.nodes.stop_daemon("hub")
         proxy_token = (hub_dir / "proxy-token").read_text().strip()
         self._ensure_proxy(proxy_token)
@@ -173,7 +178,26 @@ class Hub:
             }
             self.nodes.start_process("hub", self.as_hub_user([str(jupyterhub), "-f", str(config)]),
                                      cwd=hub_dir, env=env)
+            write_file(self._fingerprint_file, fingerprint + "\n", 0o600)
         wait_for(f"the hub to answer at {self.health_url()}", self._alive_and_answering, timeout=90, interval=0.3)
+
+    @property
+    def _fingerprint_file(self) -> Path:
+        return self.site.run_dir / "hub.config-fingerprint"
+
+    def _config_fingerprint(self, config: Path) -> str:
+        """Of every file the hub's configuration is read from: the generated file, then config.d."""
+        digest = hashlib.sha256()
+        for path in [config, *sorted(self.site.hub_config_dir.glob("*.py"))]:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def _started_with(self) -> str:
+        """The fingerprint of the configuration the running hub started with ("" if unknown)."""
+        try:
+            return self._fingerprint_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
 
     def as_hub_user(self, argv: list[str]) -> list[str]:
         """argv run as the hub's user, where the hub runs (its network namespace when isolated)."""

@@ -40,7 +40,7 @@ from . import metrics
 from .options import FieldError, resolve
 from .targets import FIELDS, Target
 from .jobs import service_runner, watcher_for
-from .remote import RemoteSpawner, cluster_label, new_server_id, spawn_error
+from .remote import RemoteSpawner, cluster_label, new_server_id, spawn_error, with_hub_api_at
 
 DEFAULT_JOB_TEMPLATE = """\
 {% for line in setup_lines %}{{ line }}
@@ -289,8 +289,7 @@ class BatchSpawner(RemoteSpawner, Spawner):
         bind = node.get("cluster_address") or "127.0.0.1"
         opened = await self._tunnel("open", host=asdict(host), credential=credential.to_dict(),
                                     hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], bind=bind)
-        env["JUPYTERHUB_API_URL"] = f"http://{bind}:{opened['remote_port']}{hub_api.path}"
-        return env
+        return with_hub_api_at(env, f"http://{bind}:{opened['remote_port']}{hub_api.path}")
 
     async def _reachable_login_node(self, credential: SSHCredential) -> Host:
         failures = []

@@ -40,6 +40,20 @@ def new_server_id(user: str, server: str) -> str:
     return f"{label}-{secrets.token_hex(4)}"
 
 
+def with_hub_api_at(env: dict, api_url: str) -> dict:
+    """The server's environment with every URL of the hub's API moved to api_url, where the
+    server reaches the hub from where it runs (a forward on the login node): the API URL
+    itself, and every other JUPYTERHUB_* URL under it (the activity URL, ...) - not only the
+    one that happens to be known today. Pure."""
+    old = env["JUPYTERHUB_API_URL"].rstrip("/")
+    new = api_url.rstrip("/")
+    moved = dict(env)
+    for key, value in env.items():
+        if key.startswith("JUPYTERHUB_") and isinstance(value, str) and (value == old or value.startswith(old + "/")):
+            moved[key] = new + value[len(old):]
+    return moved
+
+
 def spawn_error(message: str, *, reason: str, log_message: str) -> SpawnException:
     """A SpawnException whose user message is what the user sees everywhere.
 

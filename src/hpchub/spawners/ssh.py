@@ -18,7 +18,7 @@ from traitlets import Integer, Unicode
 
 from ..credentials import SSHCredential
 from ..remote import Host, SSHError
-from .remote import RemoteSpawner, new_server_id, spawn_error
+from .remote import RemoteSpawner, new_server_id, spawn_error, with_hub_api_at
 from .targets import Target
 
 _servers_per_host: Counter = Counter()
@@ -107,8 +107,7 @@ class SSHSpawner(RemoteSpawner, Spawner):
         # The server reaches the hub's API through a forward on the login node's loopback.
         opened = await self._tunnel("open", host=asdict(host), credential=credential.to_dict(),
                                     hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port])
-        env = self.get_env()
-        env["JUPYTERHUB_API_URL"] = f"http://127.0.0.1:{opened['remote_port']}{hub_api.path}"
+        env = with_hub_api_at(self.get_env(), f"http://127.0.0.1:{opened['remote_port']}{hub_api.path}")
         # The server listens on a socket; the single-user extension still copies this URL's
         # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
         env["JUPYTERHUB_SERVICE_URL"] = f"http://127.0.0.1:8888{self.server.base_url}"
