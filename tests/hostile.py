@@ -50,11 +50,18 @@ _PATHS = [
     "batch/../debug", "debug/..", "a/b",
 ]
 _LONG = ["a" * 65, "a" * 256, "a" * 4096, "batch" * 2000, "x" * 100_000, "é" * 300, "\U0001f600" * 100]
+# Blank: a value of only whitespace (ASCII and Unicode) is "not given", never "no value".
+BLANK = [" ", "  ", "\t", "\n", "\r\n", " \t\n ", "\u00a0", "\u3000", "\u2003", "\u3000 \t", "\x0b", "\x0c",
+         "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028", "\u2029"]
+# Every C0 and C1 control character and DEL, and invisible format characters, inside a value.
+CONTROL = ([f"batch{chr(code)}x" for code in [*range(0x00, 0x20), 0x7f, *range(0x80, 0xa0)] if chr(code) not in "\t\n\r"]
+           + [f"batch{c}" for c in "\u200b\u200c\u200d\u200e\u200f\u202a\u202e\u2060\u2066\ufeff\ue000\U000e0001"]
+           + ["\x1b[31mbatch", "batch\x1b]0;title\x07", "\x00", "\x7f"])
 _TYPES_AS_TEXT = ["batch debug", "batch,debug", "batch&debug", "gpu|intel", "gpu&", "&gpu", "gpu&&intel", "!gpu",
                   "gpu*", "(gpu)", "[gpu]", "gpu,intel", "gpu intel"]
 
 HOSTILE_TEXT: list[str] = list(dict.fromkeys(
-    _SHELL + _LINES + _TEMPLATES + _NUMBERS + _TIMES + _UNICODE + _PATHS + _LONG + _TYPES_AS_TEXT))
+    _SHELL + _LINES + _TEMPLATES + _NUMBERS + _TIMES + _UNICODE + _PATHS + _LONG + _TYPES_AS_TEXT + BLANK + CONTROL))
 
 HOSTILE_JSON: list = [-1, 0, 10**30, -10**30, 2**63, 1.5, float("1e308"), True, False, None, [], ["batch"], {},
                       {"$gt": ""}, [1, 2]]

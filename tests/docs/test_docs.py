@@ -25,5 +25,6 @@ def test_the_docs_build_without_warnings_and_list_every_setting(tmp_path):
             assert f"c.{cls.__name__}.{name}" in reference, f"{cls.__name__}.{name} is not in the reference"
     for page in ("tutorial", "howto/ssh-ca", "howto/slurm", "howto/isolated-networks", "howto/production",
                  "howto/migrate-from-batchspawner", "reference/metrics", "reference/commands",
-                 "explanation/security", "explanation/hub-restart", "explanation/certificate-lifetime"):
+                 "explanation/security", "explanation/hub-restart", "explanation/certificate-lifetime",
+                 "explanation/upstream"):
         assert (tmp_path / f"{page}.html").exists(), page

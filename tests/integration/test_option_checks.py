@@ -11,6 +11,9 @@ import pytest
 
 from hpchub.site.system import demo_passwords
 
+from hpchub.spawners.targets import FIELDS
+
+from ..hostile import CONTROL
 from ..site_handle import check, clean_hub, hub_settings, spawn, stop
 from .test_slurm_spawner import queue
 
@@ -109,6 +112,21 @@ def test_user_text_in_refusals_is_quoted_and_cut_and_control_characters_are_refu
     assert not [c for c in (b"\x1b", b"\r", b"\x00", b"\x07", b"\x7f") if c in logged], logged[-2000:]
     assert max(len(line) for line in logged.splitlines()) < 2000
     assert queue(site, "alice") == {}
+
+
+def test_a_control_character_in_any_field_is_refused_naming_it(loopback_site, hub):
+    import requests
+
+    session = requests.Session()
+    headers = {"Authorization": f"token {loopback_site.site.hub.admin_token()}"}
+    for field in (*FIELDS, "target"):
+        for value in CONTROL:
+            response = session.post(f"{hub.url}/hub/api/users/alice/servers/ctl", headers=headers, timeout=30,
+                                    json={"user_options": {"target": "custom", field: value}})
+            assert response.status_code == 400, (field, value, response.status_code)
+            message = response.json()["message"]
+            assert message.startswith(f"{field}: may not contain control") and message.isprintable(), message
+    assert queue(loopback_site, "alice") == {}
 
 
 SLURM_PRESET = 'c.JupyterHub.spawner_class = "hpchub-slurm"\n'

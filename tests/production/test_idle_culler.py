@@ -72,7 +72,7 @@ def culler_processes(site) -> list[int]:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             marked = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
         if b"jupyterhub_idle_culler" in cmdline and marked and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
             found.append(pid)

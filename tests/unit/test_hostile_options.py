@@ -11,7 +11,7 @@ import pytest
 from hpchub.spawners.options import FieldError, resolve
 from hpchub.spawners.targets import FIELDS
 
-from ..hostile import HOSTILE_JSON, HOSTILE_TEXT
+from ..hostile import BLANK, CONTROL, HOSTILE_JSON, HOSTILE_TEXT
 from .test_targets import TARGETS, alice_choices
 
 CUSTOM = TARGETS["custom"]
@@ -25,9 +25,10 @@ def check_value(field: str, raw) -> None:
         assert refused.field == field, (field, raw, refused)
         return
     chosen = values.get(field)
-    if chosen is None:
-        assert raw is None or str(raw).strip() == "", (field, raw)  # blank: the target's default
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        assert chosen == CUSTOM.defaults.get(field), (field, raw, chosen)  # blank: the target's default
         return
+    assert chosen is not None, (field, raw)
     kind = "number" if isinstance(chosen, int) else "text"
     assert CLEAN[kind].fullmatch(str(chosen)), (field, raw, chosen)
     # Accepted only as sent, trimmed (or, for a walltime, as the same time in Slurm's form).
@@ -51,3 +52,17 @@ def test_hostile_option_names_are_refused_by_name():
         with pytest.raises(FieldError) as refused:
             resolve(CUSTOM, {name: "1"}, alice_choices(), "alice")
         assert refused.value.field == name
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_blank_value_is_the_targets_default_and_a_control_character_is_refused(field):
+    gpu = TARGETS["gpu"]
+    for blank in BLANK:
+        assert resolve(CUSTOM, {field: blank}, alice_choices(), "alice").get(field) == CUSTOM.defaults.get(field)
+        if field in gpu.choose:
+            assert resolve(gpu, {field: blank}, alice_choices(), "alice").get(field) == gpu.defaults.get(field)
+    for value in CONTROL:
+        with pytest.raises(FieldError) as refused:
+            resolve(CUSTOM, {field: value}, alice_choices(), "alice")
+        assert refused.value.field == field and "control or invisible characters" in refused.value.message
+        assert str(refused.value).isprintable()

@@ -188,7 +188,7 @@ class HPCSpawner(BatchSpawner, SSHSpawner):
             return dict(link)
         if self.orm_spawner is not None and stored_options(self.orm_spawner.user_options):
             return stored_options(self.orm_spawner.user_options)
-        spawners = [s for s in self.user.orm_user._orm_spawners if stored_options(s.user_options) and s.started]
+        spawners = [s for s in self.user.orm_spawners.values() if stored_options(s.user_options) and s.started]
         return stored_options(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
 
     async def render_form(self) -> str:
