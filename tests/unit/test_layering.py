@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,12 +19,15 @@ def test_module_does_not_import_jupyterhub(module):
 
 @pytest.mark.parametrize("name", ["node_launcher.py", "batch_launcher.py"])
 def test_the_launchers_need_only_the_standard_library(name):
-    launcher = Path(__file__).parents[2] / "src" / "hpchub" / "remote" / name
-    code = ("import sys, runpy; before = set(sys.modules); "
-            f"runpy.run_path({str(launcher)!r}, run_name='not_main'); "
+    """As sent to a node (the prelude's text in it), run by a Python with no hpchub on its path."""
+    from hpchub.remote.launcher import launcher_source
+
+    code = ("import sys; before = set(sys.modules); source = sys.stdin.read(); "
+            "exec(compile(source, 'launcher', 'exec'), {'__name__': 'not_main'}); "
             "print(sorted(m for m in set(sys.modules) - before if not m.startswith('_') and m.split('.')[0] not in "
             "sys.stdlib_module_names))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=launcher_source(name), capture_output=True,
+                         text=True, check=True).stdout
     assert out.strip() == "[]"
 
 

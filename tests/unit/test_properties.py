@@ -22,14 +22,13 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 @SETTINGS
 @given(name=TEXT, queue=MAYBE_TEXT, account=MAYBE_TEXT, qos=MAYBE_TEXT, constraint=MAYBE_TEXT,
        reservation=MAYBE_TEXT, output=MAYBE_TEXT, walltime=st.none() | NUMBER, nodes=NUMBER,
-       cores=st.none() | NUMBER, memory=st.none() | NUMBER, gpus=NUMBER,
-       env=st.dictionaries(TEXT, TEXT, max_size=3))
+       cores=st.none() | NUMBER, memory=st.none() | NUMBER, gpus=NUMBER)
 def test_a_job_script_is_refused_or_has_exactly_its_sbatch_lines(name, queue, account, qos, constraint, reservation,
-                                                                  output, walltime, nodes, cores, memory, gpus, env):
+                                                                  output, walltime, nodes, cores, memory, gpus):
     body = "exec jupyterhub-singleuser\n"
     request = JobRequest(name=name, script=body, queue=queue, account=account, qos=qos, walltime=walltime,
                          nodes=nodes, cores=cores, memory_mb=memory, gpus=gpus, constraint=constraint,
-                         reservation=reservation, output=output, extra_env=env)
+                         reservation=reservation, output=output)
     try:
         script = SLURM.job_script(request)
     except ValidationError:
@@ -38,15 +37,12 @@ def test_a_job_script_is_refused_or_has_exactly_its_sbatch_lines(name, queue, ac
     assert lines[0] == "#!/bin/bash" and script.endswith(body)
     header = lines[1:-2]  # before the body's line and the final empty string
     sbatch = [line for line in header if line.startswith("#SBATCH ")]
-    exports = [line for line in header if line.startswith("export ")]
-    assert len(sbatch) + len(exports) == len(header)  # nothing else before the body
+    assert len(sbatch) == len(header)  # nothing else before the body
     options = [shlex.split(line[len("#SBATCH "):]) for line in sbatch]
     assert all(len(words) == 1 and words[0].startswith("--") for words in options), options
     expected = 3 + sum(v is not None for v in (queue, account, qos, constraint, reservation, output, walltime,
                                                 memory)) + (2 if cores is not None else 0) + (1 if gpus else 0)
     assert len(sbatch) == expected
-    for line, (key, value) in zip(exports, sorted(env.items())):
-        assert shlex.split(line) == ["export", f"{key}={value}"]
 
 
 FIELD = st.text(alphabet=st.characters(blacklist_characters="\n\r|", blacklist_categories=("Cs",)), max_size=40)

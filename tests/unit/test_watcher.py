@@ -183,3 +183,37 @@ def test_wait_until_watches_closely_and_gives_up_at_its_timeout():
         assert await asyncio.wait_for(giving_up, 1) is False
 
     asyncio.run(go())
+
+
+def test_job_ids_are_opaque_strings_never_numbers():
+    """Other schedulers' ids ("123.server", "4711.1") poll like Slurm's."""
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock)
+        for job_id in ("123.server", "9", "4711.1"):
+            scheduler.queue[job_id] = squeue_line(job_id, "PENDING")
+            watcher.watch(job_id)
+        watcher.stop()
+        await watcher.poll_once()
+        assert scheduler.calls[0][-1] == "--jobs=123.server,9,4711.1"
+        assert {j.job_id: j.status.state for j in watcher.jobs.values()} == dict.fromkeys(
+            ("123.server", "9", "4711.1"), JobState.PENDING)
+
+    asyncio.run(go())
+
+
+def test_the_watcher_logs_through_the_logger_it_is_given(caplog):
+    import logging
+
+    async def go():
+        scheduler, clock = Scheduler(), [0.0]
+        watcher = make(scheduler, clock, log=logging.getLogger("the-hubs-log"))
+        watcher.watch("1")
+        watcher.stop()
+        scheduler.fail = True
+        with caplog.at_level(logging.WARNING, logger="the-hubs-log"):
+            await watcher.poll_once()
+        assert [r.name for r in caplog.records] == ["the-hubs-log"]
+        assert "connection reset" in caplog.records[0].getMessage()
+
+    asyncio.run(go())

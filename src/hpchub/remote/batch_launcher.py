@@ -37,43 +37,18 @@ import sys
 import tempfile
 import time
 
-SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}\Z")  # \Z, not $: "$" also matches before a final newline
-MARKER = "HPCHUB_SERVER_ID"
+from hpchub.remote.launcher_prelude import *  # noqa: F401,F403 - the prelude's text, when sent
+
 JOBS_DIR = os.path.join(".hpchub", "jobs")  # relative to the home directory
 KEEP_SECONDS = 7 * 86400  # finished jobs' directories (with their output) are kept this long
 
 
 def job_dir(server_id):
-    if not SERVER_ID.match(server_id):
-        raise ValueError("bad server id %r" % server_id)
-    return os.path.join(os.path.expanduser("~"), JOBS_DIR, server_id)
+    return os.path.join(os.path.expanduser("~"), JOBS_DIR, checked_server_id(server_id))
 
 
-def tail(path, lines=30):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 16384))
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-SECRET_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}\Z")
-
-
-def write_secret_files(directory, files, env):
-    """Secrets the server needs as files (an X.509 proxy for grid tools): written 0600 into
-    its own 0700 directory, their paths put in the environment variables named with them."""
-    for name, spec in files.items():
-        if not SECRET_FILE.match(name):
-            raise ValueError("bad file name %r" % name)
-        path = os.path.join(directory, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(spec["content"])
-        if spec.get("env"):
-            env[spec["env"]] = path
+def job_tail(path, lines=30):
+    return tail(path, lines, 16384)
 
 
 def read_json(path):
@@ -142,7 +117,7 @@ def await_report(request):
         ended = read_json(os.path.join(directory, "ended.json"))
         if ended is not None:
             ended["status"] = "ended"
-            ended["output_tail"] = tail(os.path.join(directory, "job.out"))
+            ended["output_tail"] = job_tail(os.path.join(directory, "job.out"))
             return ended
         ready = read_json(os.path.join(directory, "ready.json"))
         if ready is not None:
@@ -154,7 +129,7 @@ def await_report(request):
 
 
 def output_tail(request):
-    return {"status": "ok", "output_tail": tail(os.path.join(job_dir(request["server_id"]), "job.out"))}
+    return {"status": "ok", "output_tail": job_tail(os.path.join(job_dir(request["server_id"]), "job.out"))}
 
 
 def remove(request):
@@ -177,39 +152,6 @@ def answers(address, port):
         return True
     except OSError:
         return False
-
-
-def processes_of(server_id):
-    marker = ("%s=%s" % (MARKER, server_id)).encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            if os.stat("/proc/" + name).st_uid != os.getuid():
-                continue
-            with open("/proc/%s/environ" % name, "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
-def end_all(server_id, grace=5.0):
-    """Kernels run in sessions of their own: end every process carrying the marker."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        pids = processes_of(server_id)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        deadline = time.time() + wait
-        while processes_of(server_id) and time.time() < deadline:
-            time.sleep(0.1)
 
 
 def serve(config):
@@ -252,11 +194,11 @@ def serve(config):
                 code = proc.wait()
                 break
             code = proc.returncode
-            out = tail(os.path.join(directory, "job.out"), 5)
+            out = job_tail(os.path.join(directory, "job.out"), 5)
             if "already in use" not in out:
                 break
     finally:
-        end_all(server_id)
+        end_processes(server_id, 5.0, 2.0)  # kernels run in sessions of their own
         shutil.rmtree(runtime, ignore_errors=True)
         for name in os.environ.get("HPCHUB_SECRET_FILES", "").split():
             if SECRET_FILE.match(name):
@@ -272,13 +214,8 @@ def serve(config):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
         sys.exit(serve(json.loads(sys.argv[2])))
-    request = json.loads(sys.stdin.read())
-    actions = {"submit": submit, "await": await_report, "tail": output_tail, "remove": remove}
-    try:
-        result = actions[request["action"]](request)
-    except Exception as exc:  # report every failure as JSON; the hub turns it into a message
-        result = {"status": "error", "error": "%s: %s" % (type(exc).__name__, exc)}
-    sys.stdout.write(json.dumps(result) + "\n")
+    answer({"submit": submit, "await": await_report, "tail": output_tail, "remove": remove},
+           json.loads(sys.stdin.read()))
 
 
 if __name__ == "__main__":

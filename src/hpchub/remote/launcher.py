@@ -15,8 +15,19 @@ NODE = "node_launcher.py"
 BATCH = "batch_launcher.py"
 
 
+PRELUDE = "launcher_prelude.py"
+# The one line by which each launcher imports the prelude where hpchub is installed (tests);
+# what is sent has the prelude's text in its place, since the cluster has no hpchub.
+PRELUDE_IMPORT = "from hpchub.remote.launcher_prelude import *  # noqa: F401,F403 - the prelude's text, when sent\n"
+
+
 def launcher_source(module: str = NODE) -> str:
-    return resources.files("hpchub.remote").joinpath(module).read_text()
+    """The launcher's source as it is sent: standalone, the shared prelude in it."""
+    files = resources.files("hpchub.remote")
+    source = files.joinpath(module).read_text()
+    if source.count(PRELUDE_IMPORT) != 1:
+        raise RuntimeError(f"{module} must import the launcher prelude exactly once, as {PRELUDE_IMPORT!r}")
+    return source.replace(PRELUDE_IMPORT, files.joinpath(PRELUDE).read_text())
 
 
 def launcher_argv(python: str = "python3") -> list[str]:

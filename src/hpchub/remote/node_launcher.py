@@ -20,16 +20,13 @@ and stop find kernels, which Jupyter starts in sessions of their own.
 
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
 import time
 
-SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}\Z")  # \Z, not $: "$" also matches before a final newline
-MARKER = "HPCHUB_SERVER_ID"
+from hpchub.remote.launcher_prelude import *  # noqa: F401,F403 - the prelude's text, when sent
 
 
 def runtime_base():
@@ -46,36 +43,7 @@ def runtime_base():
 
 
 def server_dir(server_id):
-    if not SERVER_ID.match(server_id):
-        raise ValueError("bad server id %r" % server_id)
-    return os.path.join(runtime_base(), server_id)
-
-
-SECRET_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}\Z")
-
-
-def write_secret_files(directory, files, env):
-    """Secrets the server needs as files (an X.509 proxy for grid tools): written 0600 into
-    its own 0700 directory, their paths put in the environment variables named with them."""
-    for name, spec in files.items():
-        if not SECRET_FILE.match(name):
-            raise ValueError("bad file name %r" % name)
-        path = os.path.join(directory, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(spec["content"])
-        if spec.get("env"):
-            env[spec["env"]] = path
-
-
-def tail(path, lines=20):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    return os.path.join(runtime_base(), checked_server_id(server_id))
 
 
 def start(request):
@@ -127,24 +95,6 @@ def start(request):
     return {"status": state, "pid": pid, "socket": sock, "dir": directory, "hostname": socket.gethostname()}
 
 
-def processes_of(server_id):
-    """PIDs of this user's processes carrying the server's marker."""
-    marker = ("%s=%s" % (MARKER, server_id)).encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            if os.stat("/proc/" + name).st_uid != os.getuid():
-                continue
-            with open("/proc/%s/environ" % name, "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
 def poll(request):
     directory = server_dir(request["server_id"])
     pid = int(request["pid"])
@@ -157,31 +107,13 @@ def poll(request):
 def stop(request):
     server_id = request["server_id"]
     directory = server_dir(server_id)
-    for sig, grace in ((signal.SIGTERM, float(request.get("grace", 10))), (signal.SIGKILL, 5.0)):
-        pids = processes_of(server_id)
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        deadline = time.time() + grace
-        while processes_of(server_id) and time.time() < deadline:
-            time.sleep(0.1)
-    left = processes_of(server_id)
+    left = end_processes(server_id, float(request.get("grace", 10)), 5.0)
     shutil.rmtree(directory, ignore_errors=True)
     return {"status": "stopped" if not left else "stuck", "left": left}
 
 
 def main():
-    request = json.loads(sys.stdin.read())
-    action = {"start": start, "poll": poll, "stop": stop}[request["action"]]
-    try:
-        result = action(request)
-    except Exception as exc:  # report every failure as JSON; the hub turns it into a message
-        result = {"status": "error", "error": "%s: %s" % (type(exc).__name__, exc)}
-    sys.stdout.write(json.dumps(result) + "\n")
+    answer({"start": start, "poll": poll, "stop": stop}, json.loads(sys.stdin.read()))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 formats; they run nothing themselves. One small module per scheduler over base.py, shared
 by the batch spawner and the notebook magics. Imports no JupyterHub."""
 
-from .base import JobRequest, JobState, JobStatus, SchedulerError, ValidationError
+from .base import JobRequest, JobState, JobStatus, Scheduler, SchedulerError, ValidationError
 from .slurm import Slurm
 
-SCHEDULERS = {"slurm": Slurm}
-"""Adapters by name; a new scheduler is one module here and one entry in this table."""
+SCHEDULERS: dict[str, type[Scheduler]] = {"slurm": Slurm}
+"""Adapters by name; a new scheduler is one module here (on the contract of base.Scheduler)
+and one entry in this table."""
 
-__all__ = ["SCHEDULERS", "JobRequest", "JobState", "JobStatus", "SchedulerError", "ValidationError"]
+__all__ = ["SCHEDULERS", "JobRequest", "JobState", "JobStatus", "Scheduler", "SchedulerError", "ValidationError"]

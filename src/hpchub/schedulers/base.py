@@ -1,12 +1,14 @@
-"""What every scheduler adapter shares: a neutral job request, neutral job states, the
-one quoting filter for scripts, and validation of every value that reaches a script."""
+"""What every scheduler adapter shares: the contract an adapter fills (`Scheduler`), a neutral
+job request, neutral job states, the one quoting filter for scripts, and validation of every
+value that reaches a script."""
 
 from __future__ import annotations
 
+import abc
 import enum
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 CONSTRAINT = re.compile(r"[A-Za-z0-9_.&|()\[\]*,!-]{1,200}")
@@ -107,7 +109,6 @@ class JobRequest:
     constraint: str | None = None
     reservation: str | None = None
     output: str | None = None  # path of the output file
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> "JobRequest":
         for label, value in (("job name", self.name), ("queue", self.queue), ("account", self.account),
@@ -121,9 +122,6 @@ class JobRequest:
                                         ("GPUs", self.gpus, 0, 1024)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
                 raise ValidationError(f"the {label} {value!r} is out of range ({low}-{high})")
-        for key in self.extra_env:
-            if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", key):
-                raise ValidationError(f"{key!r} is not a valid environment variable name")
         if self.output is not None and ("\n" in self.output or "\0" in self.output):
             raise ValidationError("the output path may not contain a newline")
         return self
@@ -132,3 +130,93 @@ class JobRequest:
 def quote(value: str) -> str:
     """The one quoting filter for values in job scripts."""
     return shlex.quote(str(value))
+
+
+class Scheduler(abc.ABC):
+    """The contract of a scheduler adapter: everything the hub's job watcher, the batch spawner,
+    `hpchub check` and the notebook magics ask of a batch system, and nothing more. An adapter
+    is pure: it builds job scripts and argv and parses the commands' machine-readable output;
+    it runs nothing (the caller runs the argv, over SSH or locally). One small module per
+    scheduler (schedulers/slurm.py), registered in schedulers.SCHEDULERS.
+
+    Job ids are opaque strings ("123", "123.server", "4711.1"): compared for equality, never
+    parsed or ordered as numbers outside the adapter. Statuses are neutral (JobStatus with a
+    JobState) and keep the scheduler's own words (native_state, reason) for users.
+    """
+
+    name: str = ""
+
+    # ----- submitting -----------------------------------------------------------------
+    @abc.abstractmethod
+    def job_script(self, request: JobRequest) -> str:
+        """The whole batch script for a validated request: the scheduler's directives, every
+        value through `quote`, then request.script. Never a secret."""
+
+    @abc.abstractmethod
+    def submit_argv(self) -> list[str]:
+        """The submit command, reading the script on stdin and printing the job id."""
+
+    @abc.abstractmethod
+    def held_submit_argv(self) -> list[str]:
+        """As submit_argv, for a job that must not start (hpchub check's test job)."""
+
+    @abc.abstractmethod
+    def parse_submit(self, stdout: str) -> str:
+        """The job id from the submit command's output; SchedulerError if there is none."""
+
+    # ----- watching -------------------------------------------------------------------
+    @abc.abstractmethod
+    def status_argv(self, job_ids: list[str] | None = None, user: str | None = None,
+                    all_states: bool = True) -> list[str]:
+        """One status query for many jobs (or all of a user's); all_states includes jobs that
+        just ended, where the scheduler still lists them."""
+
+    @abc.abstractmethod
+    def parse_status(self, stdout: str) -> dict[str, JobStatus]:
+        """Job id -> status, from status_argv's output. Lines it cannot read are skipped."""
+
+    @abc.abstractmethod
+    def only_unknown_jobs(self, stderr: str) -> bool:
+        """Whether a failed status query failed only because it knew none of the jobs asked
+        about (they ended and were purged): an answer ("none of them"), not a failure."""
+
+    @abc.abstractmethod
+    def accounting_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
+        """The query of finished jobs (accounting), for jobs the status query no longer lists."""
+
+    @abc.abstractmethod
+    def parse_accounting(self, stdout: str) -> dict[str, JobStatus]:
+        """Job id -> final status, from accounting_argv's output."""
+
+    @abc.abstractmethod
+    def cancel_argv(self, job_ids: list[str]) -> list[str]:
+        """The cancel command for these jobs; SchedulerError for ids the scheduler cannot have made."""
+
+    @abc.abstractmethod
+    def error_message(self, stderr: str) -> str:
+        """The scheduler's own words from a failed command, for the user."""
+
+    # ----- what users may ask for (the spawn form's choices) -----------------------------
+    @abc.abstractmethod
+    def partitions_argv(self) -> list[str]:
+        """The query of the partitions (queues) and their limits."""
+
+    @abc.abstractmethod
+    def parse_partitions(self, stdout: str) -> dict[str, Partition]:
+        ...
+
+    @abc.abstractmethod
+    def associations_argv(self, user: str) -> list[str]:
+        """The query of the accounts (and their partitions and QOS) a user may charge."""
+
+    @abc.abstractmethod
+    def parse_associations(self, stdout: str) -> dict[str, Association]:
+        ...
+
+    @abc.abstractmethod
+    def reservations_argv(self) -> list[str]:
+        """The query of the reservations."""
+
+    @abc.abstractmethod
+    def parse_reservations(self, stdout: str) -> list[Reservation]:
+        ...

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .base import Association, JobRequest, JobState, JobStatus, Partition, Reservation, SchedulerError, quote
+from .base import (Association, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
+                   quote)
 
 # The job name last: users may put "|" in theirs, and split("|", 7) then keeps it whole.
 SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%u|%j"
@@ -94,8 +95,8 @@ def state_of(native: str) -> JobState:
     return _STATES.get(native.split()[0].rstrip("+") if native.strip() else "", JobState.UNKNOWN)
 
 
-class Slurm:
-    """The Slurm adapter."""
+class Slurm(Scheduler):
+    """The Slurm adapter (the contract: schedulers/base.py, Scheduler)."""
 
     name = "slurm"
 
@@ -122,7 +123,6 @@ class Slurm:
             options.append(f"--gres=gpu:{request.gpus}")
         lines = ["#!/bin/bash"]
         lines += [f"#SBATCH {quote(option)}" for option in options]
-        lines += [f"export {key}={quote(value)}" for key, value in sorted(request.extra_env.items())]
         lines.append(request.script.rstrip("\n"))
         return "\n".join(lines) + "\n"
 
@@ -172,17 +172,6 @@ class Slurm:
     def only_unknown_jobs(self, stderr: str) -> bool:
         """squeue exits 1 when every job asked about is unknown to it (ended and purged)."""
         return "Invalid job id specified" in stderr
-
-    def expected_start_argv(self, job_ids: list[str]) -> list[str]:
-        return ["squeue", "--noheader", "--start", "--format=%i|%T|%r|%S", "--jobs=" + ",".join(job_ids)]
-
-    def parse_expected_start(self, stdout: str) -> dict[str, str | None]:
-        starts = {}
-        for line in _lines(stdout):
-            if line.strip():
-                job_id, _state, _reason, start = line.split("|", 3)
-                starts[job_id] = _time(start)
-        return starts
 
     def accounting_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
         argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--format={SACCT_FORMAT}"]

@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from .base import JobState, JobStatus
-
-log = logging.getLogger("hpchub.watcher")
+from .base import JobState, JobStatus, Scheduler
 
 Runner = Callable[[list[str]], Awaitable[tuple[int, str, str]]]
 
@@ -40,10 +38,11 @@ class WatchedJob:
 
 
 class JobWatcher:
-    def __init__(self, adapter, run: Runner, *, interval: float = 30, urgent_interval: float = 2,
+    def __init__(self, adapter: Scheduler, run: Runner, *, interval: float = 30, urgent_interval: float = 2,
                  grace: float = 30, jitter: float = 0.2, slow_after: float = 10, max_interval: float = 300,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, log: logging.Logger | None = None):
         self.adapter = adapter
+        self.log = log or logging.getLogger("hpchub.watcher")  # the hub passes its own log
         self.run = run
         self.interval = interval
         self.urgent_interval = urgent_interval
@@ -125,7 +124,7 @@ class JobWatcher:
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the loop must survive anything; the next poll retries
-                    log.exception("job status poll failed")
+                    self.log.exception("job status poll failed")
             interval = self.current_interval()
             await self._sleep(interval * random.uniform(1 - self.jitter, 1 + self.jitter))
 
@@ -139,7 +138,7 @@ class JobWatcher:
 
     async def poll_once(self) -> None:
         """One query for all watched jobs; accounting only for jobs that ended or vanished."""
-        job_ids = sorted(self.jobs, key=int)
+        job_ids = list(self.jobs)  # in the order they were registered: ids are opaque ("123.server")
         if not job_ids:
             return
         started = self.clock()
@@ -199,20 +198,20 @@ class JobWatcher:
             exit_status, stdout, stderr = await self.run(argv)
         except Exception as exc:  # transport failures: unsure, never "gone"
             self.last_error = f"{argv[0]}: {exc!r}"
-            log.warning("scheduler query failed: %s", self.last_error)
+            self.log.warning("scheduler query failed: %s", self.last_error)
             return None
         if exit_status != 0:
             if missing_ok and self.adapter.only_unknown_jobs(stderr):
                 return {}
             self.last_error = f"{' '.join(argv)} exited {exit_status}: {stderr.strip()[-500:]}"
-            log.warning("scheduler query failed: %s", self.last_error)
+            self.log.warning("scheduler query failed: %s", self.last_error)
             return None
         self.last_error = ""
         try:
             return parse(stdout)
         except ValueError as exc:
             self.last_error = f"unreadable output of {argv[0]}: {exc}"
-            log.warning("%s", self.last_error)
+            self.log.warning("%s", self.last_error)
             return None
 
     def _notify(self) -> None:
