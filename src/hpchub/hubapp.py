@@ -5,11 +5,11 @@ run in place of ``jupyterhub``; same options and configuration).
    has a server record (`init_spawners` -> `check_spawner` in jupyterhub/app.py): it polls
    it and, if it claims to be running, waits `http_timeout` for it to answer, then stops it.
    A job still waiting in the queue cannot answer, so it would be cancelled by every restart.
-   Here such spawners (state `phase == "queued"`, written by the batch spawner as soon as
-   the scheduler accepted the job) are taken out of that check and their spawn is resumed:
-   the user sees the pending page with its Stop button again, and `start()` follows the same
-   job instead of submitting a new one (BatchSpawner._resume). Everything else goes through
-   JupyterHub's own check unchanged.
+   Here such spawners (those whose saved state `spawners.state.is_resumable` accepts: a batch
+   job the scheduler accepted and whose server has not answered yet) are taken out of that
+   check and their spawn is resumed: the user sees the pending page with its Stop button
+   again, and `start()` follows the same job instead of submitting a new one
+   (HPCSpawner.resume_from). Everything else goes through JupyterHub's own check unchanged.
 
 2. **Queued jobs do not count against `concurrent_spawn_limit`.** The limit protects the hub
    from many spawns doing work at once; a job waiting in the queue costs the hub nothing, and
@@ -52,7 +52,11 @@ from tornado.httpclient import HTTPClientError
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float, default
 
+from jupyterhub.metrics import RUNNING_SERVERS
+
 from .spawners.options import shown, stored_options
+from .spawners.spawner import HPCSpawner
+from .spawners.state import is_resumable
 
 # The query arguments of /hub/spawn that JupyterHub reserves for itself (not options).
 RESERVED_QUERY = ("next", "display_name")
@@ -159,7 +163,7 @@ class QueueAwareUserDict(UserDict):
     def count_active_users(self):
         counts = super().count_active_users()
         queued = sum(1 for user in self.values() for spawner in user.spawners.values()
-                     if spawner.pending == "spawn" and getattr(spawner, "waiting_in_queue", False))
+                     if spawner.pending == "spawn" and isinstance(spawner, HPCSpawner) and spawner.waiting_in_queue)
         counts["spawn_pending"] -= queued
         counts["queued"] = queued
         return counts
@@ -231,31 +235,42 @@ class HPCHub(JupyterHub):
         """Spawners with a job still in the queue, taken out of JupyterHub's start-up check."""
         queued = []
         for orm_spawner in self.db.query(orm.Spawner).filter(orm.Spawner.server != None):  # noqa: E711
-            state = orm_spawner.state or {}
-            if state.get("phase") != "queued" or not state.get("job_id"):
+            if not is_resumable(orm_spawner.state):
                 continue
             user = self.users[orm_spawner.user]
-            self.log.info("%s:%s has job %s in the queue; resuming its spawn", user.name, orm_spawner.name,
-                          state["job_id"])
+            self.log.info("%s:%s has a job in the queue; resuming its spawn", user.name, orm_spawner.name)
             # The server record was made for the interrupted spawn; the resumed spawn makes its own.
             server = orm_spawner.server
             orm_spawner.server = None
             self.db.delete(server)
-            queued.append((user, orm_spawner.name, dict(state)))
+            queued.append((user, orm_spawner.name, dict(orm_spawner.state)))
         self.db.commit()
         return queued
 
     def _resume_spawn(self, user, name: str, state: dict) -> None:
-        """What the spawn handler does for a new spawn, with the saved job handed to start()."""
+        """What JupyterHub's spawn handler does for a new spawn (BaseHandler.spawn_single_user
+        and its finish_user_spawn), with the saved job handed to start().
+
+        A copy, because that code is a request handler's method (it refreshes the user's login,
+        applies the limits meant for users' requests, and reads the request) and cannot run at
+        start-up without one; docs/explanation/upstream.md proposes the hook that would make
+        this unnecessary. Kept in step with JupyterHub 6.1: the spawner's pending flags, the
+        proxy route, the poll callback, the event log and the running-servers metric."""
         spawner = user.spawners[name]
-        spawner.resume_state = state
+        if not isinstance(spawner, HPCSpawner):
+            self.log.warning("%s has a queued job but is no hpchub spawner; not resumed", spawner._log_name)
+            return
+        spawner.resume_from(state)
         spawner._spawn_pending = True
 
         async def resume():
             await user.spawn(name)  # the saved user_options are used again
+            self.eventlog.emit(schema_id="https://schema.jupyter.org/jupyterhub/events/server-action",
+                               data={"action": "start", "username": user.name, "servername": name})
             spawner._proxy_pending = True
             try:
                 await self.proxy.add_user(user, name)
+                RUNNING_SERVERS.inc()
             except Exception:
                 self.log.exception("Failed to add %s to the proxy; stopping it", spawner._log_name)
                 await user.stop(name)
@@ -276,7 +291,8 @@ class HPCHub(JupyterHub):
         future.add_done_callback(done)
 
     async def _server_stopped(self, user, name: str) -> None:
-        """A server found stopped by polling (as the spawn handler's callback does)."""
+        """A server found stopped by polling: as the poll callback of JupyterHub's start-up check
+        (init_spawners' user_stopped, a closure there, so not callable from here)."""
         status = await user.spawners[name].poll()
         self.log.warning("%s:%s stopped with exit code %s", user.name, name, status)
         await self.proxy.delete_user(user, name)

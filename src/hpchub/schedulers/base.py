@@ -15,7 +15,12 @@ CONSTRAINT = re.compile(r"[A-Za-z0-9_.&|()\[\]*,!-]{1,200}")
 
 
 class ValidationError(ValueError):
-    """A value that may not reach a job script; the message says which and why."""
+    """A value that may not reach a job script; the message says which and why, `field` names
+    the JobRequest field ("queue", "walltime", ...)."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
 
 
 class SchedulerError(RuntimeError):
@@ -111,19 +116,22 @@ class JobRequest:
     output: str | None = None  # path of the output file
 
     def validate(self) -> "JobRequest":
-        for label, value in (("job name", self.name), ("queue", self.queue), ("account", self.account),
-                             ("QOS", self.qos), ("reservation", self.reservation)):
+        for field, label, value in (("name", "job name", self.name), ("queue", "queue", self.queue),
+                                    ("account", "account", self.account), ("qos", "QOS", self.qos),
+                                    ("reservation", "reservation", self.reservation)):
             if value is not None and not NAME.fullmatch(value):
-                raise ValidationError(f"the {label} {value!r} is not a valid name")
+                raise ValidationError(f"the {label} {value!r} is not a valid name", field)
         if self.constraint is not None and not CONSTRAINT.fullmatch(self.constraint):
-            raise ValidationError(f"the constraint {self.constraint!r} has characters that are not allowed")
-        for label, value, low, high in (("walltime", self.walltime, 60, 366 * 86400), ("nodes", self.nodes, 1, 100000),
-                                        ("cores", self.cores, 1, 100000), ("memory", self.memory_mb, 1, 1 << 40),
-                                        ("GPUs", self.gpus, 0, 1024)):
+            raise ValidationError(f"the constraint {self.constraint!r} has characters that are not allowed", "constraint")
+        for field, label, value, low, high in (("walltime", "walltime", self.walltime, 60, 366 * 86400),
+                                               ("nodes", "nodes", self.nodes, 1, 100000),
+                                               ("cores", "cores", self.cores, 1, 100000),
+                                               ("memory_mb", "memory", self.memory_mb, 1, 1 << 40),
+                                               ("gpus", "GPUs", self.gpus, 0, 1024)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
-                raise ValidationError(f"the {label} {value!r} is out of range ({low}-{high})")
+                raise ValidationError(f"the {label} {value!r} is out of range ({low}-{high})", field)
         if self.output is not None and ("\n" in self.output or "\0" in self.output):
-            raise ValidationError("the output path may not contain a newline")
+            raise ValidationError("the output path may not contain a newline", "output")
         return self
 
 

@@ -10,7 +10,9 @@ a restart - its options go through `resolve` and nothing else:
     _checked(target, values, …)  the target's `choose` and `limits`, then what the scheduler
                                  lets this user ask for (when the spawner asks it)
 
-and the result is the job's values, each field checked, or a FieldError naming the field.
+and the result is the job's values, each field checked, or a FieldError naming the field:
+`job_request` gives them as the neutral JobRequest the batch launch submits (None for a login
+node), `resolve` as values for people (a walltime as [D-]HH:MM:SS). The walltime is parsed once.
 User text never reaches a message, a log line or an HTTP answer raw: `shown` quotes and cuts it.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..schedulers.base import CONSTRAINT, NAME
+from ..schedulers.base import CONSTRAINT, NAME, JobRequest, ValidationError
 from ..schedulers.slurm import format_walltime, parse_walltime
 from .targets import FIELDS, Choices, Target
 
@@ -93,9 +95,34 @@ def stored_options(raw) -> dict[str, str]:
 
 
 def resolve(target: Target, options, choices: Choices | None, user: str = "") -> dict:
-    """The job's values for this target and these options, every one checked. Without choices
-    (None), values are checked for their form and against the target only, and the scheduler
-    judges them (the Slurm spawner alone, as `hpchub-slurm` always did)."""
+    """The job's values for this target and these options, every one checked ({} for a login
+    node). Without choices (None), values are checked for their form and against the target
+    only, and the scheduler judges them (the Slurm spawner alone, as `hpchub-slurm` always did)."""
+    values = _resolved(target, options, choices, user)
+    if "walltime" in values:
+        values["walltime"] = format_walltime(values["walltime"])
+    return values
+
+
+def job_request(target: Target, options, choices: Choices | None, user: str = "") -> JobRequest | None:
+    """The checked job, in the scheduler-neutral terms the adapters take (a partition is a
+    `queue` there); None for a login-node target (whose options are checked all the same).
+    Its name, script and output file are the batch launch's to fill in."""
+    values = _resolved(target, options, choices, user)
+    if target.kind == "login":
+        return None
+    request = JobRequest(name="jupyter", script="", queue=values.get("partition"), account=values.get("account"),
+                         qos=values.get("qos"), walltime=values.get("walltime"), nodes=values.get("nodes", 1),
+                         cores=values.get("cores"), memory_mb=values.get("memory_mb"), gpus=values.get("gpus", 0),
+                         constraint=values.get("constraint"), reservation=values.get("reservation"))
+    try:  # what the adapters would refuse is refused here, naming the option (not at submission)
+        return request.validate()
+    except ValidationError as exc:
+        field = {"queue": "partition"}.get(exc.field, exc.field)
+        raise FieldError(field, str(exc)) from None  # (values that got here are short and typed)
+
+
+def _resolved(target: Target, options, choices: Choices | None, user: str) -> dict:
     values = dict(target.defaults)
     for key, raw in normalise(options).items():
         if key == "target":
@@ -150,9 +177,9 @@ def _checked(target: Target, values: dict, choices: Choices | None, user: str) -
             raise FieldError("walltime", "must be at least one minute")
         if limit is not None and seconds > limit:
             raise FieldError("walltime", f"can be at most {format_walltime(limit)} here")
-        values["walltime"] = format_walltime(seconds)
+        values["walltime"] = seconds
     elif "max_walltime" in target.limits:
-        values["walltime"] = format_walltime(limit)
+        values["walltime"] = limit
 
     for key, (low, label) in NUMBERS.items():
         if key not in values:

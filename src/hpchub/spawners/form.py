@@ -1,0 +1,63 @@
+"""The spawn page's form: rendering it (pure, from the targets, the scheduler's choices and what
+to start from) and reading what it posts. Checking is not done here: every option goes through
+the one path of options.py, by the spawner's check_user_options.
+
+A batch target's fields are posted as "TARGET.FIELD", so that only the chosen card's values are
+sent; hpchub's page that confirms a spawn link (for a spawner without a form) posts "opt-FIELD".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+
+from .targets import Choices, Target
+
+
+@dataclass
+class Refusal:
+    """A refused form, shown again with the error next to its field (kept on the server's own
+    spawner, so that server A's refusal never shows on server B's form)."""
+
+    options: dict
+    errors: dict
+
+
+def _template(name: str) -> jinja2.Template:
+    text = resources.files("hpchub").joinpath("templates", name).read_text()
+    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(text)
+
+
+def render(targets: list[Target], choices: Choices | None, *, last: dict, refusal: Refusal | None, user: str,
+           unavailable: str = "") -> str:
+    """The form's HTML: one card per target, the chosen one open with the values to start from
+    (a refusal's, else `last`: a spawn link's, or the server's last options)."""
+    choices = choices or Choices({}, {})
+    last = refusal.options if refusal else last
+    errors = refusal.errors if refusal else {}
+    chosen = last.get("target") if any(t.name == last.get("target") for t in targets) else targets[0].name
+    return _template("spawn_form.html").render(
+        targets=targets, choices=choices, last=last, chosen=chosen, errors=errors, user=user,
+        unavailable=unavailable, qos_by_account={a: choices.qos_for(a) for a in choices.associations},
+        all_qos=choices.qos_for(None), reservations=choices.reservations_for(user))
+
+
+def options_from(formdata: dict) -> dict:
+    """The options a form posted (values as sent; the check trims and types them)."""
+    if any(key.startswith("opt-") for key in formdata):  # the confirmation page of a spawn link
+        return {key[4:]: values[0] for key, values in formdata.items() if key.startswith("opt-") and values}
+    target = (formdata.get("target") or [""])[0]
+    prefix = f"{target}."
+    options = {"target": target} if target else {}
+    for key, values in formdata.items():
+        if key.startswith(prefix) and values and values[0].strip():
+            options[key[len(prefix):]] = values[0]
+    return options
+
+
+def refusal_of(options: dict, message: str) -> Refusal:
+    """A refusal from the check's message ("field: why")."""
+    field, _, why = message.partition(": ")
+    return Refusal(options, {field: why})

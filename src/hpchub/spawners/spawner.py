@@ -1,0 +1,363 @@
+"""hpchub's spawner: Jupyter on an HPC site, on a login node or in a batch job, chosen per server
+by its target (entry point ``hpchub``: the admin's targets on one spawn page).
+
+One class. What runs the server is an object it holds, made for the chosen target - a
+LoginLaunch (login.py) or a BatchLaunch (batch.py) - which owns start, poll, stop and its part of
+the saved state (state.py). The spawner checks options on the one path of options.py (for the
+REST API, the form and the spawn alike), renders the form (form.py), and keeps the state.
+
+hpchub-ssh and hpchub-slurm are presets of this class with one implicit target each, so that
+their configurations (sections RemoteSpawner, SSHSpawner, BatchSpawner, SlurmSpawner) keep
+working: see settings.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+import time
+
+from jupyterhub.spawner import Spawner
+from tornado import web
+from traitlets import default
+
+from . import metrics
+from .batch import BatchLaunch
+from .cluster import CONTEXTS, Cluster, ClusterKey, SchedulerUnavailable, TunnelService
+from .form import Refusal, options_from, refusal_of, render
+from .launch import Launch, spawn_error
+from .login import LoginLaunch
+from .options import FieldError, job_request, normalise, shown, stored_options
+from .settings import LEGACY_SECTIONS, HPCSettings
+from .state import BatchServer, LoginServer, SpawnerState, dump, load
+from .targets import FIELDS, Choices, Target, TargetConfigError
+
+DEFAULT_TARGETS = [
+    {"name": "login", "title": "Login node", "kind": "login",
+     "description": "Shared with other users; starts at once. For editing, small analyses and job control."},
+    {"name": "compute", "title": "Compute node", "kind": "batch",
+     "description": "A node of your own from the batch queue, up to 4 hours; may wait in the queue.",
+     "defaults": {"nodes": 1, "walltime": "01:00:00"}, "choose": ["partition", "account", "qos", "walltime"],
+     "limits": {"max_walltime": "04:00:00", "max_nodes": 1}},
+]
+
+
+class HPCSpawner(HPCSettings, Spawner):
+    """Login node or compute nodes, chosen per server by its target."""
+
+    @classmethod
+    def section_names(cls) -> list[str]:
+        # c.HPCSpawner.*, with hpchub 0.1's sections before it (see settings.py); HPCSettings
+        # is where the settings are declared, not a section of its own.
+        names = [name for name in super().section_names() if name != "HPCSettings"]
+        at = names.index("HPCSpawner")
+        return [*names[:at], *(n for n in LEGACY_SECTIONS if n not in names), *names[at:]]
+
+    @default("targets")
+    def _default_targets(self):
+        return DEFAULT_TARGETS
+
+    def __init__(self, **kwargs):
+        self.launch: Launch | None = None  # what runs the current server
+        self.target_name = ""
+        self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
+        self.refusal: Refusal | None = None  # this server's last refused form
+        self._resuming = False
+        self._events: list[dict] = []
+        self._new_event = asyncio.Event()
+        super().__init__(**kwargs)
+
+    # ----- the cluster ---------------------------------------------------------------------
+    @property
+    def cluster(self) -> Cluster:
+        key = ClusterKey(self.scheduler, self.known_hosts, tuple(Launch.host(n) for n in self.login_nodes))
+        return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log,
+                                service_credential=self.authenticator.service_account_credential)
+
+    @property
+    def tunnels(self) -> TunnelService:
+        return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log)
+
+    @property
+    def kind(self) -> str:
+        return self.launch.kind if self.launch else ""
+
+    # ----- targets and the one check of options ---------------------------------------------
+    def all_targets(self) -> list[Target]:
+        try:
+            return [Target.from_config(spec) for spec in self.targets]
+        except TargetConfigError as exc:
+            raise spawn_error("the hub's targets are misconfigured; the administrators have been told",
+                              reason="config", log_message=f"HPCSpawner.targets: {exc}") from None
+
+    def _needs_scheduler(self, target: Target) -> bool:
+        return bool(target.accounts) or (target.kind == "batch" and self.check_against_scheduler)
+
+    def unix_groups(self) -> set[str]:
+        try:
+            entry = pwd.getpwnam(self.user.name)
+        except KeyError:
+            return set()
+        return {grp.getgrgid(gid).gr_name for gid in os.getgrouplist(entry.pw_name, entry.pw_gid)}
+
+    async def choices(self) -> Choices:
+        try:
+            return await self.cluster.choices(self.user.name, self.choices_ttl)
+        except SchedulerUnavailable as exc:
+            self.log.error("Asking the scheduler for the spawn page: %s", exc.log_detail)
+            raise web.HTTPError(503, exc.user_message) from None
+
+    def visible_targets(self, choices: Choices | None) -> list[Target]:
+        """The targets this user may use. Without the scheduler's answer (choices None), only
+        those that need nothing from it (login nodes not limited by account, ...)."""
+        groups, visible = self.unix_groups(), []
+        for target in self.all_targets():
+            if choices is None:
+                if not self._needs_scheduler(target) and target.visible_to(groups, ()):
+                    visible.append(target)
+            elif target.visible_to(groups, choices.associations) and (
+                    target.kind == "login" or choices.partitions_for(target)):
+                visible.append(target)
+        return visible
+
+    async def check_user_options(self, options):
+        """(target, job request or None) for these options, or HTTP 400 naming the field. The one
+        check of every request: the REST API (hpchub.hubapp, before a spawn), the form, the spawn.
+        Targets that need nothing from the scheduler are checked without asking it, so that
+        logins to a login node work while the scheduler is down."""
+        try:
+            options = normalise(options)
+        except FieldError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        name = options.get("target")
+        if name is not None and not isinstance(name, str):
+            raise web.HTTPError(400, "target: must be the name of a target")  # not [] or 0 taken for "none"
+        plain = self.visible_targets(None)
+        # Without a target: the first one this user may use (API callers who name none).
+        target = next((t for t in plain if t.name == name), None) if name else (plain[0] if plain else None)
+        choices = None
+        if target is None or self._needs_scheduler(target):
+            choices = await self.choices()
+        if target is None:
+            targets = self.visible_targets(choices)
+            wanted = name or (targets[0].name if targets else "")
+            target = next((t for t in targets if t.name == wanted), None)
+            if target is None:
+                raise web.HTTPError(400, f"target: {shown(wanted)} is not a place you can start a server "
+                                         f"({', '.join(t.name for t in targets)})")
+        try:
+            return target, job_request(target, options, choices, self.user.name)
+        except FieldError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+
+    # ----- JupyterHub's option hooks --------------------------------------------------------
+    @default("options_form")
+    def _default_options_form(self):
+        return lambda spawner: spawner.render_form()
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return self.form_options
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return lambda spawner, options: spawner.apply_options(options)
+
+    async def form_options(self, formdata: dict) -> dict:
+        options = options_from(formdata)
+        try:
+            await self.check_user_options(options)
+        except web.HTTPError as exc:
+            self.refusal = refusal_of(options, exc.log_message or "")
+            raise
+        return options
+
+    async def apply_options(self, options) -> None:
+        """The launch for these (checked) options; a spawn resumed after a restart keeps its job."""
+        target, request = await self.check_user_options(options or {})
+        self.target_name = target.name
+        self.start_timeout = (int(self.login_start_timeout) if target.kind == "login"
+                              else int(self.max_queue_wait + self.ready_timeout + 600))
+        if not self._resuming:
+            self.launch = LoginLaunch(self) if target.kind == "login" else BatchLaunch(self, request=request)
+
+    def resume_from(self, saved: dict) -> None:
+        """Follow the queued job of this saved state when the spawn starts (hpchub.hubapp, at
+        start-up, for states that state.is_resumable accepts), instead of submitting a new one."""
+        state = load(saved)
+        self.target_name = state.target
+        self.launch = BatchLaunch(self, server=state.server)
+        self.launch.resume()
+        self._resuming = True
+
+    # ----- the form --------------------------------------------------------------------------
+    def last_options(self) -> dict:
+        """What the form starts from: a spawn link's options (hpchub.hubapp), else this server's
+        last options, else those of the user's most recently started server (saved options are
+        read through stored_options: JupyterHub keeps whatever a PUT sent)."""
+        link = getattr(self.handler, "link_options", None)  # the handler of this page, if hpchub-hub's
+        if link:
+            return dict(link)
+        if self.orm_spawner is not None and stored_options(self.orm_spawner.user_options):
+            return stored_options(self.orm_spawner.user_options)
+        spawners = [s for s in self.user.orm_spawners.values() if stored_options(s.user_options) and s.started]
+        return stored_options(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
+
+    async def render_form(self) -> str:
+        try:
+            choices, unavailable = await self.choices(), ""
+        except web.HTTPError as exc:
+            choices, unavailable = None, exc.log_message or "the scheduler cannot be reached just now"
+        targets = self.visible_targets(choices)
+        if not targets:
+            raise web.HTTPError(503, unavailable or "there is no place you may start a server; ask the centre's staff")
+        refusal, self.refusal = self.refusal, None
+        return render(targets, choices, last=self.last_options(), refusal=refusal, user=self.user.name,
+                      unavailable=unavailable)
+
+    # ----- the Spawner contract ---------------------------------------------------------------
+    async def start(self):
+        metrics.ACTIVE_SERVERS.track(self)
+        began = time.monotonic()
+        self._events = []
+        try:
+            if self.launch is None:  # e.g. apply_user_options replaced by the configuration
+                await self.apply_options(self.user_options or {})
+            self._resuming = False
+            url = await self.launch.start()
+        except BaseException as exc:  # counted, then raised unchanged (cancellation included)
+            metrics.SPAWN_FAILURES.labels(kind=self.kind or "unknown", reason=metrics.failure_reason(exc)).inc()
+            raise
+        metrics.SPAWN_DURATION.labels(kind=self.kind, target=self.target_name).observe(time.monotonic() - began)
+        return url
+
+    async def poll(self):
+        return 0 if self.launch is None else await self.launch.poll()
+
+    async def stop(self, now=False):
+        if self.launch is not None:
+            await self.launch.stop()
+        self.launch = None
+
+    def get_state(self):
+        server = self.launch.saved() if self.launch is not None else None
+        state = SpawnerState(self.kind, self.target_name, server if server and server.server_id else None,
+                             self.last_outcome)
+        return {**super().get_state(), **dump(state)}
+
+    def load_state(self, state):
+        super().load_state(state)
+        saved = load(state)
+        self.target_name, self.last_outcome = saved.target, saved.last_outcome
+        if isinstance(saved.server, LoginServer):
+            self.launch = LoginLaunch(self, saved.server)
+        elif isinstance(saved.server, BatchServer):
+            self.launch = BatchLaunch(self, server=saved.server)
+        if self.launch is not None:
+            metrics.ACTIVE_SERVERS.track(self)  # a server taken up again after a hub restart
+
+    def clear_state(self):
+        super().clear_state()
+        if not self._resuming:  # (JupyterHub clears the state before every start)
+            self.launch = None
+
+    # ----- what launches tell the spawner -------------------------------------------------------
+    def event(self, message: str, progress: int, **fields) -> None:
+        self._events.append({"progress": progress, "message": message, **fields})
+        self._new_event.set()  # wake progress() at once: JupyterHub stops reading when the spawn ends
+        self.log.info("%s: %s", self._log_name, message)
+
+    def save_state(self) -> None:
+        """Write the state to the hub's database now (JupyterHub itself does so only after
+        start() returns, which for a queued job may be hours away)."""
+        if self.orm_spawner is not None:
+            self.orm_spawner.state = self.get_state()
+            self.db.commit()
+
+    def record_outcome(self, message: str, **fields) -> None:
+        self.last_outcome = {"message": message, **fields}
+
+    async def progress(self):
+        sent = 0
+        while True:
+            while sent < len(self._events):
+                yield self._events[sent]
+                sent += 1
+            if self._spawn_future is not None and self._spawn_future.done():
+                break
+            self._new_event.clear()
+            try:
+                await asyncio.wait_for(self._new_event.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+
+    # ----- for the pages ---------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """Where the server runs: a login node, or the job's first node."""
+        return self.launch.where if self.launch else ""
+
+    @property
+    def job_id(self) -> str:
+        return self.launch.job_id if self.launch else ""
+
+    @property
+    def end_time(self) -> str:
+        return self.launch.end_time if self.launch else ""
+
+    @property
+    def waiting_in_queue(self) -> bool:
+        """A batch job waiting in the queue (hpchub.hubapp: it does not count as a spawn in progress)."""
+        return bool(self.launch and self.launch.waiting_in_queue)
+
+    @property
+    def seconds_left(self) -> int | None:
+        if not self.end_time:
+            return None
+        end = time.mktime(time.strptime(self.end_time, "%Y-%m-%dT%H:%M:%S"))
+        return max(0, int(end - time.time()))
+
+
+class SSHSpawner(HPCSpawner):
+    """Jupyter on a login node over SSH (entry point ``hpchub-ssh``): HPCSpawner with one
+    implicit login-node target and no form."""
+
+    @default("targets")
+    def _default_targets(self):
+        return [{"name": "login", "title": "Login node", "kind": "login"}]
+
+    @default("options_form")
+    def _default_options_form(self):
+        return ""
+
+    @default("start_timeout")
+    def _default_start_timeout(self):
+        return 60  # JupyterHub's own default: no batch queue to wait for
+
+    @default("login_start_timeout")
+    def _default_login_start_timeout(self):
+        return float(self.start_timeout)  # hpchub-ssh always took JupyterHub's start_timeout
+
+
+class SlurmSpawner(HPCSpawner):
+    """Jupyter in a Slurm job (entry point ``hpchub-slurm``): HPCSpawner with one implicit
+    batch target made of the job settings (partition, walltime, ...) and no form; users may
+    change any job field, and Slurm judges the values."""
+
+    @default("check_against_scheduler")
+    def _default_check_against_scheduler(self):
+        return False
+
+    @default("targets")
+    def _default_targets(self):
+        settings = {"partition": self.partition, "account": self.account, "qos": self.qos, "walltime": self.walltime,
+                    "nodes": self.nodes, "cores": self.cores, "memory_mb": self.memory_mb, "gpus": self.gpus,
+                    "constraint": self.constraint, "reservation": self.reservation}
+        return [{"name": "job", "title": "this server", "kind": "batch", "choose": list(FIELDS),
+                 "defaults": {key: value for key, value in settings.items() if value not in ("", 0)}}]
+
+    @default("options_form")
+    def _default_options_form(self):
+        return ""

@@ -1,0 +1,147 @@
+"""The one spawner class and its presets, without a site: their configuration sections (hpchub
+0.1's keep working), the one check of options through every entry point, the job request and
+the saved state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tornado import web
+from traitlets.config import Config
+
+from hpchub.schedulers.base import JobRequest
+from hpchub.spawners import HPCSpawner, SlurmSpawner, SSHSpawner
+from hpchub.spawners.batch import BatchLaunch
+from hpchub.spawners.login import LoginLaunch
+from hpchub.spawners.state import VERSION, BatchServer
+
+from ..hostile import HOSTILE_JSON, HOSTILE_TEXT
+
+
+class User:
+    """What the spawner reads of JupyterHub's user before a spawn."""
+
+    name = "nosuchuser-hpchub-test"  # not a Unix user: no groups
+
+    def __init__(self):
+        self.orm_spawners = {}
+
+
+def make(cls, config: Config | None = None, **settings):
+    return cls(config=config or Config(), user=User(), **settings)
+
+
+NO_SCHEDULER = {"check_against_scheduler": False}
+TARGETS = [{"name": "login", "title": "Login node", "kind": "login"},
+           {"name": "custom", "title": "Custom", "kind": "batch", "defaults": {"partition": "batch", "walltime": "01:00:00"},
+            "choose": ["partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
+                       "constraint"], "limits": {"max_walltime": "04:00:00"}}]
+
+
+def check(spawner, options):
+    return asyncio.run(spawner.check_user_options(options))
+
+
+def test_hpchub_0_1_configuration_sections_apply_in_their_old_order():
+    config = Config()
+    config.RemoteSpawner.login_nodes = [{"name": "login1"}]
+    config.RemoteSpawner.launcher_python = "/usr/bin/python3"
+    config.SSHSpawner.known_hosts = "/etc/ssh/known"
+    config.BatchSpawner.partition = "batch"
+    config.BatchSpawner.launcher_python = "/opt/python3"  # a later section wins
+    config.SlurmSpawner.walltime = "02:00:00"
+    config.HPCSpawner.choices_ttl = 60
+    hpc, ssh, slurm = make(HPCSpawner, config), make(SSHSpawner, config), make(SlurmSpawner, config)
+    for spawner in (hpc, ssh, slurm):
+        assert spawner.login_nodes == [{"name": "login1"}] and spawner.known_hosts == "/etc/ssh/known"
+        assert spawner.launcher_python == "/opt/python3" and spawner.choices_ttl == 60
+        assert spawner.partition == "batch"
+    assert slurm.walltime == "02:00:00" and hpc.walltime == "01:00:00"  # SlurmSpawner: its own section only
+    assert "HPCSettings" not in HPCSpawner.section_names()
+
+
+def test_the_presets_are_one_implicit_target_each_without_a_form():
+    slurm = make(SlurmSpawner, partition="debug", walltime="00:30:00", gpus=1)
+    (job,) = slurm.all_targets()
+    assert job.kind == "batch" and job.defaults == {"partition": "debug", "walltime": "00:30:00", "nodes": 1, "gpus": 1}
+    assert not slurm.check_against_scheduler and slurm.options_form == ""
+    (login,) = make(SSHSpawner).all_targets()
+    assert login.kind == "login" and make(SSHSpawner).options_form == ""
+    assert make(SSHSpawner).login_start_timeout == 60 and make(HPCSpawner).login_start_timeout == 120
+    assert make(HPCSpawner).check_against_scheduler and callable(make(HPCSpawner).options_form)
+
+
+@pytest.mark.parametrize("value", ["²", "١", "１", "0x10", "1e3", "-1", "two", True, 1.5, [], {}])
+@pytest.mark.parametrize("cls", [SlurmSpawner, SSHSpawner, HPCSpawner], ids=["hpchub-slurm", "hpchub-ssh", "hpchub"])
+def test_a_bad_number_is_http_400_naming_the_field_through_every_spawner(cls, value):
+    spawner = make(cls, **(NO_SCHEDULER | {"targets": TARGETS} if cls is HPCSpawner else {}))
+    options = {"nodes": value} if cls is not HPCSpawner else {"target": "custom", "nodes": value}
+    with pytest.raises(web.HTTPError) as refused:
+        check(spawner, options)
+    assert refused.value.status_code == 400 and refused.value.log_message.startswith("nodes: ")
+
+
+def test_every_hostile_value_is_refused_or_clean_through_the_slurm_preset():
+    spawner = make(SlurmSpawner, partition="batch")
+    for value in HOSTILE_TEXT + HOSTILE_JSON:
+        for field in ("partition", "account", "qos", "walltime", "nodes", "constraint", "reservation"):
+            try:
+                _, request = check(spawner, {field: value})
+            except web.HTTPError as refused:
+                assert refused.status_code == 400 and refused.log_message.startswith(f"{field}: "), (field, value)
+                assert refused.log_message.isprintable() and len(refused.log_message) < 300
+                continue
+            request.validate()  # what is accepted is a valid job
+
+
+def test_the_slurm_preset_makes_the_job_of_its_settings_and_the_users_choices():
+    spawner = make(SlurmSpawner, partition="batch", walltime="01:00:00", account="physics")
+    _, request = check(spawner, {"nodes": "2", "walltime": " 00:30 ", "qos": "high"})
+    assert request == JobRequest(name="jupyter", script="", queue="batch", account="physics", qos="high",
+                                 walltime=30 * 60, nodes=2)
+    _, request = check(spawner, {"walltime": "  ", "account": "\t"})  # blank: the settings' values
+    assert (request.walltime, request.account) == (3600, "physics")
+
+
+def test_a_login_target_makes_no_job_and_refuses_job_fields():
+    target, request = check(make(SSHSpawner), {})
+    assert target.kind == "login" and request is None
+    with pytest.raises(web.HTTPError, match="partition: cannot be changed"):
+        check(make(SSHSpawner), {"partition": "batch"})
+
+
+def test_the_target_chooses_the_launch_and_the_timeout():
+    spawner = make(HPCSpawner, targets=TARGETS, **NO_SCHEDULER)
+    asyncio.run(spawner.apply_options({"target": "login"}))
+    assert isinstance(spawner.launch, LoginLaunch) and spawner.start_timeout == 120
+    asyncio.run(spawner.apply_options({"target": "custom", "walltime": "02:00:00"}))
+    assert isinstance(spawner.launch, BatchLaunch) and spawner.launch.request.walltime == 7200
+    assert spawner.start_timeout > 7 * 86400  # the queue may take a week: max_queue_wait bounds it
+    assert spawner.target_name == "custom" and spawner.kind == "batch"
+
+
+def test_the_state_saved_is_versioned_and_found_again():
+    spawner = make(HPCSpawner)
+    spawner.target_name = "compute"
+    spawner.launch = BatchLaunch(spawner, server=BatchServer(job_id="42", server_id="alice-x-1", phase="queued",
+                                                             submit_host="login1"))
+    spawner.last_outcome = {"message": "job 41 reached its time limit"}
+    saved = spawner.get_state()
+    assert saved["version"] == VERSION and saved["job_id"] == "42" and saved["kind"] == "batch"
+    again = make(HPCSpawner)
+    again.load_state(saved)
+    assert isinstance(again.launch, BatchLaunch) and again.launch.server == spawner.launch.server
+    assert again.job_id == "42" and again.target_name == "compute" and again.last_outcome == spawner.last_outcome
+    again.clear_state()
+    assert again.launch is None and again.get_state() == {"version": VERSION, "last_outcome": spawner.last_outcome}
+
+
+def test_a_resumed_spawn_keeps_its_job_through_jupyterhubs_clear_and_options():
+    saved = {"version": VERSION, "kind": "batch", "target": "custom", "job_id": "42", "server_id": "alice-x-1",
+             "phase": "queued", "submit_host": "login1"}
+    spawner = make(HPCSpawner, targets=TARGETS, **NO_SCHEDULER)
+    spawner.resume_from(saved)
+    spawner.clear_state()  # JupyterHub, before every start
+    asyncio.run(spawner.apply_options({"target": "custom"}))  # JupyterHub's apply_user_options
+    assert isinstance(spawner.launch, BatchLaunch) and spawner.launch.resuming and spawner.job_id == "42"
