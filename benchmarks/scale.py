@@ -179,7 +179,7 @@ def configure(site: SiteHandle, users: list[str], cmd: str, memory_mb: int) -> N
     targets[1]["defaults"]["memory_mb"] = memory_mb
     (site.layout.hub_config_dir / "40-scale.py").write_text(
         f"c.Authenticator.allowed_users = {set(users)!r}\n"
-        f"c.RemoteSpawner.cmd = [{cmd!r}]\n"
+        f"c.HPCSpawner.cmd = [{cmd!r}]\n"
         f"c.HPCSpawner.targets = {targets!r}\n")
     site.site.hub.restart()
 

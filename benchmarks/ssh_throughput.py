@@ -186,7 +186,7 @@ def run(runs: int = 20) -> dict:
                                      "status=none"], node="login1"))
             login1 = [n for n in site.info["login_nodes"] if n["name"] == "login1"]
             override = site.layout.hub_config_dir / "50-bench.py"
-            override.write_text(f"c.SSHSpawner.login_nodes = {login1!r}\n")
+            override.write_text(f"c.HPCSpawner.login_nodes = {login1!r}\n")
             site.site.hub.restart()
             spawn(hub, "alice")
             client_source = (Path(__file__).parent.parent / "tests" / "kernel_client.py").read_text()

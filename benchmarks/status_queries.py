@@ -53,8 +53,8 @@ def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -
         # hpchub, at its defaults (one query per 30 s for all jobs).
         (site.layout.hub_config_dir / "40-bench.py").write_text(
             'c.JupyterHub.spawner_class = "hpchub-slurm"\n'
-            f"c.RemoteSpawner.cmd = [{stand_in!r}]\n"
-            'c.BatchSpawner.partition = "shared"\nc.BatchSpawner.memory_mb = 64\n')
+            f"c.HPCSpawner.cmd = [{stand_in!r}]\n"
+            'c.HPCSpawner.partition = "shared"\nc.HPCSpawner.memory_mb = 64\n')
         site.site.hub.restart()
         hub.login("alice", demo_passwords()["alice"])
         running: list[str] = []

@@ -74,12 +74,12 @@ else:
 
 # Spawning: one page, a login node at once or compute nodes through Slurm.
 c.JupyterHub.spawner_class = "hpchub"
-c.RemoteSpawner.login_nodes = json.loads(env("HPCHUB_LOGIN_NODES", "[]"))
-c.RemoteSpawner.known_hosts = env("HPCHUB_KNOWN_HOSTS", "/etc/hpchub/known_hosts")
-c.RemoteSpawner.tunnel_socket = str(state / "tunnels.sock")
-c.RemoteSpawner.cmd = [env("HPCHUB_JUPYTER_CMD", "jupyterhub-singleuser")]
-c.BatchSpawner.partition = env("HPCHUB_PARTITION")
-c.BatchSpawner.walltime = env("HPCHUB_WALLTIME", "01:00:00")
+c.HPCSpawner.login_nodes = json.loads(env("HPCHUB_LOGIN_NODES", "[]"))
+c.HPCSpawner.known_hosts = env("HPCHUB_KNOWN_HOSTS", "/etc/hpchub/known_hosts")
+c.HPCSpawner.tunnel_socket = str(state / "tunnels.sock")
+c.HPCSpawner.cmd = [env("HPCHUB_JUPYTER_CMD", "jupyterhub-singleuser")]
+c.HPCSpawner.partition = env("HPCHUB_PARTITION")
+c.HPCSpawner.walltime = env("HPCHUB_WALLTIME", "01:00:00")
 c.Spawner.hub_connect_url = env("HPCHUB_HUB_CONNECT_URL")
 c.Spawner.default_url = "/lab"
 targets_file = env("HPCHUB_TARGETS_FILE", "/etc/hpchub/targets.json")

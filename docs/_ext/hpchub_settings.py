@@ -12,19 +12,19 @@ from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-# The configurable classes, in the order an admin meets them.
+# The configurable classes, in the order an admin meets them, each with the section its settings
+# are set in (HPCSpawner's settings are declared in HPCSettings).
 CLASSES = [
-    ("hpchub.auth", "CredentialIssuingAuthenticator"),
-    ("hpchub.spawners.remote", "RemoteSpawner"),
-    ("hpchub.spawners.batch", "BatchSpawner"),
-    ("hpchub.spawners.hpc", "HPCSpawner"),
-    ("hpchub.hubapp", "HPCHub"),
-    ("hpchub.credentials.service", "CAService"),
+    ("hpchub.auth", "CredentialIssuingAuthenticator", "CredentialIssuingAuthenticator"),
+    ("hpchub.spawners.settings", "HPCSettings", "HPCSpawner"),
+    ("hpchub.hubapp", "HPCHub", "HPCHub"),
+    ("hpchub.credentials.service", "CAService", "CAService"),
 ]
 
 
-def configurable_classes():
-    return [getattr(importlib.import_module(module), name) for module, name in CLASSES]
+def configurable_classes() -> list[tuple[str, type]]:
+    """(section, class) of each configurable class."""
+    return [(section, getattr(importlib.import_module(module), name)) for module, name, section in CLASSES]
 
 
 def _literals(text: str) -> str:
@@ -32,8 +32,8 @@ def _literals(text: str) -> str:
     return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
 
 
-def settings_rst(cls) -> list[str]:
-    lines = [cls.__name__, "-" * len(cls.__name__), ""]
+def settings_rst(section: str, cls) -> list[str]:
+    lines = [section, "-" * len(section), ""]
     doc = inspect.getdoc(cls) or ""
     if doc:
         lines += [_literals(doc.split("\n\n")[0]), ""]
@@ -41,7 +41,7 @@ def settings_rst(cls) -> list[str]:
         default = trait.default_value_repr()
         if len(default) > 70:
             default = default[:67] + "..."
-        lines += [f".. describe:: c.{cls.__name__}.{name}", "",
+        lines += [f".. describe:: c.{section}.{name}", "",
                   f"   *{type(trait).__name__}*, default ``{default}``", ""]
         help_text = inspect.cleandoc(trait.help or "(no help)")
         lines += ["   " + line if line else "" for line in _literals(help_text).splitlines()]
@@ -54,8 +54,8 @@ class SettingsDirective(SphinxDirective):
 
     def run(self):
         text = []
-        for cls in configurable_classes():
-            text += settings_rst(cls)
+        for section, cls in configurable_classes():
+            text += settings_rst(section, cls)
         container = nodes.section()
         container.document = self.state.document
         self.state.nested_parse(StringList(text, source="hpchub-settings"), self.content_offset, container,

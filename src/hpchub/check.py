@@ -92,11 +92,11 @@ def _me() -> str:
 
 
 _SSH_FIXES = {
-    "host-key": "compare the node's host key (ssh-keyscan -p PORT HOST) with RemoteSpawner.known_hosts; "
+    "host-key": "compare the node's host key (ssh-keyscan -p PORT HOST) with HPCSpawner.known_hosts; "
                 "update known_hosts only if the change is expected",
     "auth": "the login node must trust the CA: its sshd_config needs TrustedUserCAKeys with the CA's public "
             "key, and the account must exist there",
-    "unreachable": "check the address and port in RemoteSpawner.login_nodes, that sshd runs, and that "
+    "unreachable": "check the address and port in HPCSpawner.login_nodes, that sshd runs, and that "
                    "the hub host may connect (firewall)",
 }
 
@@ -117,8 +117,7 @@ class SiteSettings:
 
     @classmethod
     def from_config(cls, config) -> "SiteSettings":
-        from .spawners.batch import SlurmSpawner
-        from .spawners.hpc import HPCSpawner
+        from .spawners import HPCSpawner, SlurmSpawner
 
         def setting(section: str, key: str, default=None):
             value = config[section].get(key) if section in config else None
@@ -126,7 +125,7 @@ class SiteSettings:
 
         # The hub's spawner, made from the configuration, reads its settings as in the hub:
         # traitlets applies the sections (Spawner ... HPCSpawner) and the defaults.
-        slurm_only = setting("JupyterHub", "spawner_class") in ("hpchub-slurm", "hpchub.spawners.batch.SlurmSpawner")
+        slurm_only = setting("JupyterHub", "spawner_class") in ("hpchub-slurm", "hpchub.spawners.SlurmSpawner")
         spawner = (SlurmSpawner if slurm_only else HPCSpawner)(config=config)
         hub_bind = setting("JupyterHub", "hub_bind_url") or (
             f"http://{setting('JupyterHub', 'hub_ip') or '127.0.0.1'}:{setting('JupyterHub', 'hub_port') or 8081}")
@@ -189,8 +188,8 @@ class SiteCheck:
             return
         self.add(Result(OK, f"certificate for {self.account}", f"issued by {s.credential_issuer}: {credential.key_id}"))
         if not s.login_nodes:
-            self.add(Result(FAIL, "login nodes", "RemoteSpawner.login_nodes is empty",
-                            'set c.RemoteSpawner.login_nodes = [{"name": ..., "address": ..., "port": 22}]'))
+            self.add(Result(FAIL, "login nodes", "HPCSpawner.login_nodes is empty",
+                            'set c.HPCSpawner.login_nodes = [{"name": ..., "address": ..., "port": 22}]'))
             return
         reachable = [node for node in s.login_nodes if await self._check_node(node, credential)]
         if not reachable:
@@ -244,7 +243,7 @@ class SiteCheck:
         except SSHError as exc:
             self.add(Result(FAIL, name, exc.log_detail,
                             "the account needs an association (sacctmgr) and the partition must accept it; "
-                            "set BatchSpawner.partition if the default partition is not the one to use"))
+                            "set HPCSpawner.partition if the default partition is not the one to use"))
             return False
         if not seen:
             self.add(Result(FAIL, name, f"job {job_id} was submitted but the queue does not list it",

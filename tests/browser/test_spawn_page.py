@@ -143,7 +143,7 @@ def test_a_target_for_another_group_is_neither_shown_nor_accepted(loopback_site,
 def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
     site = loopback_site
     path = site.layout.hub_config_dir / "50-walltime-notice.py"
-    path.write_text("c.BatchSpawner.walltime_warning_minutes = 15\n")
+    path.write_text("c.HPCSpawner.walltime_warning_minutes = 15\n")
     site.site.hub.restart()
     try:
         log_in(page, hub, "alice")

@@ -20,9 +20,9 @@ def test_the_docs_build_without_warnings_and_list_every_setting(tmp_path):
     finally:
         sys.path.pop(0)
     reference = (tmp_path / "reference" / "settings.html").read_text()
-    for cls in configurable_classes():
+    for section, cls in configurable_classes():
         for name in cls.class_own_traits(config=True):
-            assert f"c.{cls.__name__}.{name}" in reference, f"{cls.__name__}.{name} is not in the reference"
+            assert f"c.{section}.{name}" in reference, f"{section}.{name} is not in the reference"
     for page in ("tutorial", "howto/ssh-ca", "howto/slurm", "howto/isolated-networks", "howto/production",
                  "howto/migrate-from-batchspawner", "reference/metrics", "reference/commands",
                  "explanation/security", "explanation/hub-restart", "explanation/certificate-lifetime",

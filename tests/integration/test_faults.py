@@ -17,9 +17,9 @@ from .test_credentials import login_ok
 from .test_slurm_spawner import answers, block_debug_partition, queue, request_spawn, wait_ready
 
 FAULTS_HUB = """\
-c.BatchSpawner.status_interval = 3
-c.BatchSpawner.spawn_status_interval = 1
-c.BatchSpawner.gone_grace = 4
+c.HPCSpawner.status_interval = 3
+c.HPCSpawner.spawn_status_interval = 1
+c.HPCSpawner.gone_grace = 4
 c.Spawner.poll_interval = 2
 c.HPCHub.route_check_interval = 2
 """

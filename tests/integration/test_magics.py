@@ -5,7 +5,6 @@ server spawned by the hub."""
 from __future__ import annotations
 
 import json
-import shlex
 
 import nbformat
 

@@ -19,9 +19,9 @@ from .test_ssh_spawner import run_in_kernel
 SLURM_HUB = """\
 c.JupyterHub.spawner_class = "hpchub-slurm"
 # Short intervals, so that the tests see scheduler-side changes quickly.
-c.BatchSpawner.status_interval = 3
-c.BatchSpawner.spawn_status_interval = 1
-c.BatchSpawner.gone_grace = 4
+c.HPCSpawner.status_interval = 3
+c.HPCSpawner.spawn_status_interval = 1
+c.HPCSpawner.gone_grace = 4
 c.Spawner.poll_interval = 2
 """
 CONFIG_NAME = "40-slurm-spawner.py"
@@ -287,7 +287,7 @@ def test_slurm_refusals_reach_the_user_in_slurms_words(loopback_site, loop_hub, 
 
 def test_a_job_that_dies_before_its_server_answers_ends_the_spawn_with_its_output(loopback_site, loop_hub):
     site, hub = loopback_site, loop_hub
-    use_slurm_spawner(site, "c.BatchSpawner.setup_lines = ['echo the module system is broken >&2', 'exit 3']\n")
+    use_slurm_spawner(site, "c.HPCSpawner.setup_lines = ['echo the module system is broken >&2', 'exit 3']\n")
     login_ok(hub, "alice")
     started = time.monotonic()
     final = request_spawn(hub, "alice").final()

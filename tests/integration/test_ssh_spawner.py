@@ -132,7 +132,7 @@ def test_a_wrong_host_key_stops_the_spawn_with_a_clear_message(loopback_site):
     wrong.chmod(0o644)
     hub = HubClient(site)
     try:
-        with hub_settings(site, f"c.SSHSpawner.known_hosts = {str(wrong)!r}\n"):
+        with hub_settings(site, f"c.HPCSpawner.known_hosts = {str(wrong)!r}\n"):
             login_ok(hub, "alice")
             final: dict = {}
             for _attempt in range(3):
@@ -160,7 +160,7 @@ def test_ten_servers_on_one_node_at_once_within_debians_ssh_limits(loopback_site
     try:
         # login2 keeps Debian's MaxStartups 10:30:100 and MaxSessions 10.
         login2 = [n for n in site.info["login_nodes"] if n["name"] == "login2"]
-        with hub_settings(site, f"c.SSHSpawner.login_nodes = {login2!r}\n"):
+        with hub_settings(site, f"c.HPCSpawner.login_nodes = {login2!r}\n"):
             login_ok(hub, "alice")
             with concurrent.futures.ThreadPoolExecutor(10) as pool:
                 models = list(pool.map(lambda n: spawn(hub, "alice", n, timeout=180), names))
@@ -211,7 +211,7 @@ def test_setup_lines_run_first_and_kernels_use_ipc_in_a_fresh_runtime_dir(loopba
     site = loopback_site
     hub = HubClient(site)
     try:
-        with hub_settings(site, "c.SSHSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"):
+        with hub_settings(site, "c.HPCSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"):
             login_ok(hub, "bob")
             model = spawn(hub, "bob")
             code = ("import os, json; from ipykernel.connect import get_connection_file; "

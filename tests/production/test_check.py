@@ -81,7 +81,7 @@ def test_a_changed_host_key_is_refused_and_named_with_its_fix(loopback_site, scr
     known = scratch / "known_hosts"
     known.write_text("".join(f"[{address}]:{port} {other[0]} {other[1]}\n"
                              for address, port in (site.login_address("login1"), site.login_address("login2"))))
-    config = variant(scratch, site, f"c.RemoteSpawner.known_hosts = {str(known)!r}\n")
+    config = variant(scratch, site, f"c.HPCSpawner.known_hosts = {str(known)!r}\n")
     proc = run_check(site, config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout

@@ -40,7 +40,7 @@ def test_check_with_a_broken_config_file_says_so_without_a_traceback(tmp_path, c
     from hpchub.cli import main
 
     config = tmp_path / "jupyterhub_config.py"
-    config.write_text("c = get_config()\nc.RemoteSpawner.login_nodes = [undefined_name]\n")
+    config.write_text("c = get_config()\nc.HPCSpawner.login_nodes = [undefined_name]\n")
     assert main(["check", "-f", str(config)]) == 2
     err = capsys.readouterr().err
     assert "cannot load" in err and "undefined_name" in err and "Traceback" not in err

@@ -60,3 +60,14 @@ def test_the_spawner_and_user_internals_hpchub_reads_and_sets():
     assert dict.get(spawners, "x") is None and "x" not in spawners
     assert spawners["x"] == "made x" and "x" in spawners
     assert callable(UserDict.count_active_users)
+
+
+def test_hpchub_hub_refuses_to_start_when_a_handler_it_replaces_is_missing(monkeypatch):
+    import pytest
+
+    def handlers_without_the_spawn_page(app):
+        app.handlers = [("/hub/api/users/([^/]+)/server", UserServerAPIHandler)]
+
+    monkeypatch.setattr(JupyterHub, "init_handlers", handlers_without_the_spawn_page)
+    with pytest.raises(RuntimeError, match="has no SpawnHandler"):
+        HPCHub().init_handlers()

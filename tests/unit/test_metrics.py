@@ -37,7 +37,7 @@ def test_the_gauge_is_in_the_registry_that_jupyterhub_serves():
 
 
 def test_the_servers_own_start_time_is_taken_off_the_queue_wait():
-    from hpchub.spawners.batch import server_start_seconds
+    from hpchub.spawners.following import server_start_seconds
 
     assert server_start_seconds({"job_began": 100.0, "started": 103.5}) == 3.5
     assert server_start_seconds({"started": 103.5}) == 0.0  # a launcher from before this field

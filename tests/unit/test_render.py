@@ -31,7 +31,7 @@ def test_slurm_conf_is_shaped_like_a_centres():
 
 
 def test_slurm_conf_points_at_the_head_node_address():
-    assert f"SlurmctldHost=head(127.0.0.1)" in render.slurm_conf(LOOP)
+    assert "SlurmctldHost=head(127.0.0.1)" in render.slurm_conf(LOOP)
     assert f"SlurmctldHost=head({ISO.head.address})" in render.slurm_conf(ISO)
     assert f"NodeAddr={ISO.node('c2').address} " in render.slurm_conf(ISO)
 

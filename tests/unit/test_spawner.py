@@ -97,7 +97,7 @@ def test_every_hostile_value_is_refused_or_clean_through_the_slurm_preset():
 
 def test_the_slurm_preset_makes_the_job_of_its_settings_and_the_users_choices():
     spawner = make(SlurmSpawner, partition="batch", walltime="01:00:00", account="physics")
-    _, request = check(spawner, {"nodes": "2", "walltime": " 00:30 ", "qos": "high"})
+    _, request = check(spawner, {"nodes": "2", "walltime": " 00:30:00 ", "qos": "high"})
     assert request == JobRequest(name="jupyter", script="", queue="batch", account="physics", qos="high",
                                  walltime=30 * 60, nodes=2)
     _, request = check(spawner, {"walltime": "  ", "account": "\t"})  # blank: the settings' values

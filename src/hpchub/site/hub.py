@@ -69,7 +69,7 @@ def hub_config(site: SiteLayout) -> str:
         "CredentialIssuingAuthenticator.myproxy_server": "127.0.0.1",
         "CredentialIssuingAuthenticator.myproxy_port": site.myproxy_port,
         "CredentialIssuingAuthenticator.myproxy_ca_certs": str(site.grid_trust_dir / "ca-bundle.pem"),
-        "RemoteSpawner.x509_cert_dir": str(site.grid_trust_dir),
+        "HPCSpawner.x509_cert_dir": str(site.grid_trust_dir),
         # Servers on the login nodes, over SSH with the user's certificate; tunnels held by
         # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
         # One spawn page: a login node at once, or compute nodes through the queue.
@@ -77,21 +77,21 @@ def hub_config(site: SiteLayout) -> str:
         "HPCSpawner.targets": DEMO_TARGETS,
         "JupyterHub.cleanup_servers": False,
         # Settings shared by the SSH spawner and the Slurm spawner (hpchub-slurm).
-        "RemoteSpawner.login_nodes": [
+        "HPCSpawner.login_nodes": [
             {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name),
              # where compute nodes reach this login node (for the hub API forward of batch jobs)
              "cluster_address": n.address}
             for n in site.login_nodes
         ],
-        "RemoteSpawner.known_hosts": str(site.known_hosts),
-        "RemoteSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
-        "RemoteSpawner.launcher_python": "/usr/bin/python3",
-        "RemoteSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
+        "HPCSpawner.known_hosts": str(site.known_hosts),
+        "HPCSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
+        "HPCSpawner.launcher_python": "/usr/bin/python3",
+        "HPCSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
         # Loopback: the hub shares the nodes' network, as a hub inside the cluster network
         # would. Isolated: compute nodes have no route from the hub; go through a login node.
-        "BatchSpawner.connect_to_server": "via-login-node" if site.isolated else "direct",
-        "BatchSpawner.partition": "batch",
-        "BatchSpawner.walltime": "01:00:00",
+        "HPCSpawner.connect_to_server": "via-login-node" if site.isolated else "direct",
+        "HPCSpawner.partition": "batch",
+        "HPCSpawner.walltime": "01:00:00",
         "Spawner.default_url": "/lab",
         "JupyterHub.allow_named_servers": True,
         # Show the progress page at once: a remote start has steps worth seeing.

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import render
 from .layout import DEMO_USERS, SERVICE_ACCOUNT, SiteLayout
 from .nodes import Nodes
-from .system import CommandError, SiteError, make_dir, run, say, wait_for, write_file
+from .system import CommandError, make_dir, run, say, wait_for, write_file
 
 # Accounts: alice is in both, bob in one. QOS: "normal" for everyone, "high" for alice only.
 ACCOUNTS = {"physics": "Physics department", "chemistry": "Chemistry department"}

@@ -145,6 +145,8 @@ class LoginLaunch(Launch):
     async def stop(self):
         host = self.host_named(self.server.host)
         if host is None or not self.server_id:
+            if self.server_id:  # a spawn that failed before its server started: its tunnels only
+                await self.close_tunnels()
             return
         credential = await self.credential_or_none()
         try:

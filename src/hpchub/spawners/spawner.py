@@ -44,6 +44,11 @@ DEFAULT_TARGETS = [
 ]
 
 
+async def no_service_account():
+    raise RuntimeError("hpchub's spawners need hpchub's authenticator (a CredentialIssuingAuthenticator), which "
+                       "holds the service account's certificate for the scheduler's queries")
+
+
 class HPCSpawner(HPCSettings, Spawner):
     """Login node or compute nodes, chosen per server by its target."""
 
@@ -73,8 +78,9 @@ class HPCSpawner(HPCSettings, Spawner):
     @property
     def cluster(self) -> Cluster:
         key = ClusterKey(self.scheduler, self.known_hosts, tuple(Launch.host(n) for n in self.login_nodes))
-        return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log,
-                                service_credential=self.authenticator.service_account_credential)
+        # The hub's one authenticator holds the service account's certificate.
+        credential = getattr(self.authenticator, "service_account_credential", None) or no_service_account
+        return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log, service_credential=credential)
 
     @property
     def tunnels(self) -> TunnelService:
@@ -138,8 +144,8 @@ class HPCSpawner(HPCSettings, Spawner):
         # Without a target: the first one this user may use (API callers who name none).
         target = next((t for t in plain if t.name == name), None) if name else (plain[0] if plain else None)
         choices = None
-        if target is None or self._needs_scheduler(target):
-            choices = await self.choices()
+        if (target is None or self._needs_scheduler(target)) and any(map(self._needs_scheduler, self.all_targets())):
+            choices = await self.choices()  # (not for a hub whose targets never need the scheduler)
         if target is None:
             targets = self.visible_targets(choices)
             wanted = name or (targets[0].name if targets else "")

@@ -1,5 +1,5 @@
-"""The batch spawner's pure parts (options, job script, messages) and the batch launcher run
-locally with a stand-in server (a few lines of Python that listen where they are told)."""
+"""The batch launch's pure parts (options, job script, messages, state) and the batch launcher
+run locally with a stand-in server (a few lines of Python that listen where they are told)."""
 
 from __future__ import annotations
 
@@ -15,22 +15,27 @@ import pytest
 from hpchub.remote.launcher import BATCH, launcher_source
 from hpchub.schedulers.base import JobState, JobStatus, ValidationError
 from hpchub.schedulers.slurm import Slurm
-from hpchub.spawners.batch import BatchSpawner, outcome_message, pending_message
-from hpchub.spawners.options import FieldError
+from hpchub.spawners import HPCSpawner, SlurmSpawner
+from hpchub.spawners.batch import BatchLaunch
+from hpchub.spawners.login import LoginLaunch
+from hpchub.spawners.messages import outcome_message, pending_message
+from hpchub.spawners.options import FieldError, job_request, resolve
+from hpchub.spawners.state import BatchServer, LoginServer
 
 
-def spawner(**settings) -> BatchSpawner:
-    s = BatchSpawner(**settings)
-    s.server_id = "alice-default-0a1b2c3d"
-    s.cmd = ["/opt/jupyter/bin/jupyterhub-singleuser"]
-    return s
+def launch(options: dict | None = None, **settings) -> BatchLaunch:
+    """hpchub-slurm's launch for these options, its server named as after a submission."""
+    s = SlurmSpawner(cmd=["/opt/jupyter/bin/jupyterhub-singleuser"], **settings)
+    (target,) = s.all_targets()
+    batch = BatchLaunch(s, server=BatchServer(server_id="alice-default-0a1b2c3d"),
+                        request=job_request(target, options or {}, None))
+    return batch
 
 
 def test_options_are_typed_and_unknown_ones_refused():
     def values(options):
-        s = spawner(partition="batch")
-        s.user_options = options
-        return s.user_job_values()
+        (target,) = SlurmSpawner(partition="batch").all_targets()
+        return resolve(target, options, None)
 
     assert values({"nodes": "2", "partition": " debug "}) == {
         "nodes": 2, "partition": "debug", "walltime": "01:00:00"}
@@ -45,20 +50,17 @@ def test_options_are_typed_and_unknown_ones_refused():
 
 
 def test_a_hostile_value_never_reaches_the_script():
-    s = spawner()
-    s.user_options = {"account": "physics\n#SBATCH --uid=0"}
     with pytest.raises((ValidationError, FieldError), match="account"):
-        s.job_request()
-    s.user_options = {"walltime": "soon"}
+        launch({"account": "physics\n#SBATCH --uid=0"})
     with pytest.raises((ValidationError, FieldError), match="walltime"):
-        s.job_request()
+        launch({"walltime": "soon"})
 
 
 def test_the_job_script_has_quoted_directives_setup_lines_and_the_launcher_but_no_secret():
-    s = spawner(partition="batch", walltime="00:30:00", setup_lines=["module load python"])
-    s.user_options = {"nodes": 2, "account": "physics", "constraint": "gpu&fast"}
-    s.environment = {"JUPYTERHUB_API_TOKEN": "secret-token"}
-    script = Slurm().job_script(s.job_request())
+    batch = launch({"nodes": 2, "account": "physics", "constraint": "gpu&fast"}, partition="batch",
+                   walltime="00:30:00", setup_lines=["module load python"])
+    batch.owner.environment = {"JUPYTERHUB_API_TOKEN": "secret-token"}
+    script = Slurm().job_script(batch.job_request())
     lines = script.splitlines()
     assert lines[0] == "#!/bin/bash"
     assert "#SBATCH --partition=batch" in lines and "#SBATCH --nodes=2" in lines
@@ -142,33 +144,32 @@ def test_a_server_that_exits_at_once_is_reported_with_its_code(tmp_path):
 
 
 def test_the_combined_spawner_keeps_each_kinds_state_apart():
-    from hpchub.spawners.hpc import HPCSpawner
-
     batch = HPCSpawner()
-    batch.kind, batch.target_name, batch.job_id, batch.server_id = "batch", "gpu", "42", "alice-gpu-1"
-    batch.submit_host, batch.phase, batch.node = "login1", "ready", "c4"
+    batch.target_name = "gpu"
+    batch.launch = BatchLaunch(batch, server=BatchServer(job_id="42", server_id="alice-gpu-1", submit_host="login1",
+                                                         phase="ready", node="c4"))
     state = batch.get_state()
     assert state["kind"] == "batch" and state["submit_host"] == "login1" and state["job_id"] == "42"
     again = HPCSpawner()
     again.load_state(state)
-    assert (again.kind, again.job_id, again.node, again.host_name) == ("batch", "42", "c4", "")
+    assert (again.kind, again.job_id, again.launch.server.node) == ("batch", "42", "c4")
     assert again.where == "c4"
 
     login = HPCSpawner()
-    login.kind, login.target_name, login.server_id, login.host_name, login.remote_pid = \
-        "login", "login", "bob-default-2", "login2", 77
+    login.target_name = "login"
+    login.launch = LoginLaunch(login, LoginServer(host="login2", server_id="bob-default-2", pid=77))
     state = login.get_state()
     assert "job_id" not in state and state["host"] == "login2" and state["pid"] == 77
     again = HPCSpawner()
     again.load_state(state)
-    assert (again.kind, again.host_name, again.remote_pid, again.job_id) == ("login", "login2", 77, "")
+    assert (again.kind, again.launch.server.host, again.launch.server.pid, again.job_id) == ("login", "login2", 77, "")
     assert again.where == "login2"
 
 
 def test_cluster_side_names_take_only_safe_characters_whatever_the_hub_names_hold():
     from hpchub.remote.node_launcher import SERVER_ID
     from hpchub.schedulers.base import NAME
-    from hpchub.spawners.remote import cluster_label, new_server_id
+    from hpchub.spawners.launch import cluster_label, new_server_id
 
     from ..hostile import HOSTILE_TEXT
 
@@ -180,7 +181,7 @@ def test_cluster_side_names_take_only_safe_characters_whatever_the_hub_names_hol
 
 
 def test_every_url_of_the_hubs_api_moves_to_where_the_server_reaches_it():
-    from hpchub.spawners.remote import with_hub_api_at
+    from hpchub.spawners.launch import with_hub_api_at
 
     env = {"JUPYTERHUB_API_URL": "http://10.0.0.1:8081/hub/api",
            "JUPYTERHUB_ACTIVITY_URL": "http://10.0.0.1:8081/hub/api/users/alice/activity",
