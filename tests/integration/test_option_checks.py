@@ -13,7 +13,7 @@ from hpchub.site.system import demo_passwords
 
 from hpchub.spawners.targets import FIELDS
 
-from ..hostile import CONTROL
+from ..hostile import CONTROL, HOSTILE_JSON, HOSTILE_TEXT
 from ..site_handle import check, clean_hub, hub_settings, spawn, stop
 from .test_slurm_spawner import queue
 
@@ -149,3 +149,48 @@ def test_the_slurm_spawner_refuses_what_the_one_page_spawner_refuses(loopback_si
 def slurm_preset_hub(loopback_site):
     with hub_settings(loopback_site, SLURM_PRESET):
         yield from logged_in(loopback_site)
+
+
+def preset_refuses(site, hub, field: str, value) -> None:
+    """Refused with 400 naming the field, through the REST API and through the form's POST."""
+    import re
+
+    refused(post(hub, "alice", "", {field: value}), field)
+    if not isinstance(value, str) or "\0" in value:
+        return  # (a form posts text only)
+    session = hub.sessions[0]
+    xsrf = re.search(r'xsrf_token: "([^"]+)"', session.get(f"{hub.url}/hub/home", timeout=30).text).group(1)
+    form = session.post(f"{hub.url}/hub/spawn/alice", data={"_xsrf": xsrf, f"opt-{field}": value}, timeout=30)
+    assert form.status_code == 400 and f"{field}: " in form.text, (field, value, form.status_code)
+
+
+def beyond_any_scheduler(value, field: str) -> bool:
+    """Hostile for this field under every scheduler: text with a character no name, time or
+    number has (for a constraint: none of the operators Slurm's syntax has either) - a shell
+    metacharacter, a space or line inside, a control, a non-ASCII look-alike - or JSON of
+    another type. (Plain names - "BATCH", "EOF" - and constraint expressions - "gpu|intel" -
+    the Slurm spawner leaves to Slurm to judge, as it always has; its unit test checks them.)"""
+    import re
+
+    allowed = r"[A-Za-z0-9_.+:&|()\[\]*,!-]*" if field == "constraint" else r"[A-Za-z0-9_.+:&-]*"
+    if isinstance(value, str):
+        return not re.fullmatch(allowed, value.strip())
+    return value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100)
+
+
+@pytest.mark.parametrize("preset", ["hpchub-slurm", "hpchub-ssh"])
+def test_hostile_values_are_refused_naming_the_field_by_every_preset(loopback_site, preset):
+    from hpchub.site.system import demo_passwords
+
+    site = loopback_site
+    fields = ("partition", "account", "qos", "walltime", "nodes", "constraint", "reservation")
+    cases = [(fields[index % len(fields)], value) for index, value in enumerate(HOSTILE_TEXT + HOSTILE_JSON)]
+    cases = [(field, value) for field, value in cases if beyond_any_scheduler(value, field)]
+    assert len(cases) > 150
+    with hub_settings(site, f'c.JupyterHub.spawner_class = "{preset}"\n', name="55-preset"):
+        for hub in clean_hub(site):
+            hub.login("alice", demo_passwords()["alice"])
+            for field, value in cases:
+                preset_refuses(site, hub, field, value)
+            assert not hub.admin("GET", "/users/alice").json()["servers"]
+    assert queue(site, "alice") == {}

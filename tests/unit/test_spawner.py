@@ -145,3 +145,11 @@ def test_a_resumed_spawn_keeps_its_job_through_jupyterhubs_clear_and_options():
     spawner.clear_state()  # JupyterHub, before every start
     asyncio.run(spawner.apply_options({"target": "custom"}))  # JupyterHub's apply_user_options
     assert isinstance(spawner.launch, BatchLaunch) and spawner.launch.resuming and spawner.job_id == "42"
+
+
+def test_the_presets_keep_their_implicit_target_when_the_one_page_spawners_targets_are_configured():
+    config = Config()
+    config.HPCSpawner.targets = TARGETS  # the demo and most sites set this, for hpchub
+    assert [t.name for t in make(SlurmSpawner, config).all_targets()] == ["job"]
+    assert [t.name for t in make(SSHSpawner, config).all_targets()] == ["login"]
+    assert [t.name for t in make(HPCSpawner, config).all_targets()] == ["login", "custom"]

@@ -104,8 +104,8 @@ class HPCSettings(LoggingConfigurable):
         `limits` (`partitions`: allowed names; `max_walltime`, `max_nodes`, `max_cores`,
         `max_memory_mb`, `max_gpus`), and optionally `groups` (Unix groups) or `accounts`
         (Slurm accounts) to offer it only to their members. Values are checked again against
-        what the scheduler allows each user. hpchub-ssh and hpchub-slurm have one implicit
-        target each (a login node; a job with the settings below).""",
+        what the scheduler allows each user. hpchub-ssh and hpchub-slurm do not read it: they
+        have one implicit target each (a login node; a job with the settings below).""",
     )
 
     choices_ttl = Float(300, config=True, help="""Seconds the scheduler's partitions, the users'

@@ -91,9 +91,13 @@ class HPCSpawner(HPCSettings, Spawner):
         return self.launch.kind if self.launch else ""
 
     # ----- targets and the one check of options ---------------------------------------------
+    def target_specs(self) -> list[dict]:
+        """The targets as configured (the presets have one implicit target instead)."""
+        return self.targets
+
     def all_targets(self) -> list[Target]:
         try:
-            return [Target.from_config(spec) for spec in self.targets]
+            return [Target.from_config(spec) for spec in self.target_specs()]
         except TargetConfigError as exc:
             raise spawn_error("the hub's targets are misconfigured; the administrators have been told",
                               reason="config", log_message=f"HPCSpawner.targets: {exc}") from None
@@ -330,8 +334,8 @@ class SSHSpawner(HPCSpawner):
     """Jupyter on a login node over SSH (entry point ``hpchub-ssh``): HPCSpawner with one
     implicit login-node target and no form."""
 
-    @default("targets")
-    def _default_targets(self):
+    def target_specs(self) -> list[dict]:
+        # Implicit, whatever c.HPCSpawner.targets says (that setting is the one-page spawner's).
         return [{"name": "login", "title": "Login node", "kind": "login"}]
 
     @default("options_form")
@@ -356,8 +360,8 @@ class SlurmSpawner(HPCSpawner):
     def _default_check_against_scheduler(self):
         return False
 
-    @default("targets")
-    def _default_targets(self):
+    def target_specs(self) -> list[dict]:
+        # Implicit, whatever c.HPCSpawner.targets says (that setting is the one-page spawner's).
         settings = {"partition": self.partition, "account": self.account, "qos": self.qos, "walltime": self.walltime,
                     "nodes": self.nodes, "cores": self.cores, "memory_mb": self.memory_mb, "gpus": self.gpus,
                     "constraint": self.constraint, "reservation": self.reservation}
