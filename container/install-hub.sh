@@ -26,5 +26,5 @@ ln -sf ../node/node_modules/.bin/configurable-http-proxy "$prefix/bin/configurab
 "$prefix/bin/hpchub-hub" --version >/dev/null
 "$prefix/bin/configurable-http-proxy" --version >/dev/null
 "$prefix/bin/traefik" version >/dev/null
-"$prefix/bin/python" -c "import psycopg2, jupyterhub_traefik_proxy, jupyterhub_idle_culler, hpchub.spawners.hpc"
+"$prefix/bin/python" -c "import psycopg2, jupyterhub_traefik_proxy, jupyterhub_idle_culler, hpchub.spawners"
 echo "install-hub: the hub's environment is ready in $prefix"
