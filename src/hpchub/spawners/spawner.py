@@ -69,6 +69,7 @@ class HPCSpawner(HPCSettings, Spawner):
         self.target_name = ""
         self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
         self.refusal: Refusal | None = None  # this server's last refused form
+        self.trouble = ""  # what keeps a running server from being reached, for the pages
         self._resuming = False
         self._events: list[dict] = []
         self._new_event = asyncio.Event()
@@ -288,6 +289,13 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def record_outcome(self, message: str, **fields) -> None:
         self.last_outcome = {"message": message, **fields}
+
+    def moved_to(self, local_port: int) -> None:
+        """The tunnel to the server was rebuilt on another port: the proxy's route follows at
+        the hub's next check of its routes."""
+        if self.server is not None:
+            self.server.port = local_port
+        self.save_state()
 
     async def progress(self):
         sent = 0
