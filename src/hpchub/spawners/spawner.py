@@ -85,7 +85,7 @@ class HPCSpawner(HPCSettings, Spawner):
 
     @property
     def tunnels(self) -> TunnelService:
-        return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log)
+        return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log, self.start_tunnel_service)
 
     @property
     def kind(self) -> str:
