@@ -6,6 +6,7 @@
 # Required:
 #   JUPYTERHUB_CRYPT_KEY        the auth_state key (openssl rand -hex 32); keep it
 #   HPCHUB_LOGIN_NODES          JSON: [{"name": "login1", "address": "login1.example.org", "port": 22}, ...]
+#   CONFIGPROXY_AUTH_TOKEN      the proxy's API token, the same for the hub and the proxy (openssl rand -hex 32)
 # Optional (default):
 #   HPCHUB_STATE_DIR            the hub's own files: database, cookie secret, tunnel socket (/srv/jupyterhub)
 #   HPCHUB_PUBLIC_URL           where users connect (http://0.0.0.0:8000)

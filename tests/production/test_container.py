@@ -197,7 +197,7 @@ def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, imag
 def test_the_compose_file_agrees_with_the_image():
     compose = yaml.safe_load((CONTAINER / "compose.yaml").read_text())
     header = [line for line in (CONTAINER / "jupyterhub_config.py").read_text().splitlines() if line.startswith("#")]
-    documented = set(re.findall(r"\b(?:HPCHUB|JUPYTERHUB)_[A-Z_]+\b", "\n".join(header)))
+    documented = set(re.findall(r"\b(?:HPCHUB|JUPYTERHUB|CONFIGPROXY)_[A-Z_]+\b", "\n".join(header)))
     used = set(re.findall(r'env\("(HPCHUB_[A-Z_]+)"', (CONTAINER / "jupyterhub_config.py").read_text()))
     assert used <= documented, used - documented  # every setting the image reads is documented in it
     hub = compose["services"]["hub"]
