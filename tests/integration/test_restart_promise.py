@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpchub.site.nodes import SITE_MARKER, all_pids
-from hpchub.site.system import demo_passwords
-
-from ..site_handle import check, clean_hub, hpchub_site, hub_settings, stop
+from ..site_handle import check, clean_hub, hpchub_site, hub_settings, opens_to_a_fresh_login, stop
 from .test_credentials import login_ok
 from .test_slurm_spawner import block_debug_partition, request_spawn, wait_ready
 
@@ -55,20 +53,6 @@ def tunnel_service_pids(site) -> list[int]:
         if b"tunnels\0serve" in cmdline and marker in environ:
             found.append(pid)
     return found
-
-
-def opens_to_a_fresh_login(hub, user: str, server: str) -> bool:
-    """A new browser session logs in and opens the server: the hub's proxy reaches the server
-    through its tunnel, and the server completes the OAuth login with the hub's API through the
-    forward on its node (a fresh login: no token the server had cached)."""
-    session, _ = hub.login(user, demo_passwords()[user])
-    try:
-        lab = session.get(f"{hub.url}/user/{user}/{server}/lab", timeout=15)
-    except OSError:
-        return False
-    finally:
-        session.close()
-    return lab.status_code == 200 and lab.url.startswith(f"{hub.url}/user/{user}/{server}/")
 
 
 def all_answer_within(hub, servers, seconds: float) -> float:
