@@ -25,6 +25,8 @@
 #   HPCHUB_PROXY                chp (the hub starts configurable-http-proxy), chp-service (the proxy runs as
 #                               a service of its own: compose's `proxy`, hpchub-proxy.service) or traefik
 #   HPCHUB_PROXY_API_URL        the proxy's API with chp-service (http://127.0.0.1:8001)
+#   HPCHUB_TLS_CERT, HPCHUB_TLS_KEY   the public certificate and key, for TLS at the proxy (with an
+#                               https HPCHUB_PUBLIC_URL)
 #   HPCHUB_TUNNEL_SERVICE       the socket of a tunnel service run as a service of its own (compose's
 #                               `tunnels`, hpchub-tunnels.service); "": the hub starts it (in HPCHUB_STATE_DIR)
 #   HPCHUB_ADMIN_USERS, HPCHUB_ALLOWED_USERS   comma-separated user names
@@ -48,6 +50,9 @@ def names(variable):
 
 
 c.JupyterHub.bind_url = env("HPCHUB_PUBLIC_URL", "http://0.0.0.0:8000")
+if env("HPCHUB_TLS_CERT"):
+    c.JupyterHub.ssl_cert = env("HPCHUB_TLS_CERT")
+    c.JupyterHub.ssl_key = env("HPCHUB_TLS_KEY")
 c.JupyterHub.hub_bind_url = env("HPCHUB_HUB_BIND_URL", "http://127.0.0.1:8081")
 state = Path(env("HPCHUB_STATE_DIR", "/srv/jupyterhub"))
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
