@@ -23,7 +23,7 @@ from hpchub.site.layout import HUB_OS_USER
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..site_handle import HubClient, spawn, stop, wait_for_hub
-from .image import CONTAINER, ROOT, image_env, tracked_files
+from .image import ROOT, image_env, tracked_files
 
 PLANTED = ["container/secrets/ca_token", "container/secrets/db_password", "container/site/ca-service/user_ca",
            "container/hub.env", "container/proxy.env", ".venv/lib/secret.py", "id_ed25519", "src/hpchub/user_ca"]
