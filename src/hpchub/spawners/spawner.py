@@ -233,6 +233,7 @@ class HPCSpawner(HPCSettings, Spawner):
         metrics.ACTIVE_SERVERS.track(self)
         began = time.monotonic()
         self._events = []
+        self.last_outcome = {}  # (how the previous server ended no longer applies)
         try:
             if self.launch is None:  # e.g. apply_user_options replaced by the configuration
                 await self.apply_options(self.user_options or {})
@@ -248,6 +249,9 @@ class HPCSpawner(HPCSettings, Spawner):
         return 0 if self.launch is None else await self.launch.poll()
 
     async def stop(self, now=False):
+        if self._check_pending and self.launch is not None and not self.last_outcome:
+            # JupyterHub's start-up check stops a server that did not answer: say so on the pages.
+            self.record_outcome("your server did not answer when the hub restarted, and was stopped")
         if self.launch is not None:
             await self.launch.stop()
         self.launch = None
