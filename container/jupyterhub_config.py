@@ -6,6 +6,7 @@
 # Required:
 #   JUPYTERHUB_CRYPT_KEY        the auth_state key (openssl rand -hex 32); keep it
 #   HPCHUB_LOGIN_NODES          JSON: [{"name": "login1", "address": "login1.example.org", "port": 22}, ...]
+#   CONFIGPROXY_AUTH_TOKEN      the proxy's API token, the same for the hub and the proxy (openssl rand -hex 32)
 # Optional (default):
 #   HPCHUB_STATE_DIR            the hub's own files: database, cookie secret, tunnel socket (/srv/jupyterhub)
 #   HPCHUB_PUBLIC_URL           where users connect (http://0.0.0.0:8000)
@@ -21,7 +22,13 @@
 #   HPCHUB_TARGETS_FILE         JSON list of the spawn page's targets (/etc/hpchub/targets.json if present)
 #   HPCHUB_JUPYTER_CMD          the server command on the cluster (jupyterhub-singleuser)
 #   HPCHUB_PARTITION, HPCHUB_WALLTIME   batch defaults ("" : Slurm's default partition; 01:00:00)
-#   HPCHUB_PROXY                chp (the hub starts configurable-http-proxy) or traefik
+#   HPCHUB_PROXY                chp (the hub starts configurable-http-proxy), chp-service (the proxy runs as
+#                               a service of its own: compose's `proxy`, hpchub-proxy.service) or traefik
+#   HPCHUB_PROXY_API_URL        the proxy's API with chp-service (http://127.0.0.1:8001)
+#   HPCHUB_TLS_CERT, HPCHUB_TLS_KEY   the public certificate and key, for TLS at the proxy (with an
+#                               https HPCHUB_PUBLIC_URL)
+#   HPCHUB_TUNNEL_SERVICE       the socket of a tunnel service run as a service of its own (compose's
+#                               `tunnels`, hpchub-tunnels.service); "": the hub starts it (in HPCHUB_STATE_DIR)
 #   HPCHUB_ADMIN_USERS, HPCHUB_ALLOWED_USERS   comma-separated user names
 #   HPCHUB_CONFIG_D             the directory of extra configuration files (/etc/jupyterhub/config.d)
 #   HPCHUB_IDLE_TIMEOUT         seconds after which idle servers are stopped (0: never; 0)
@@ -43,6 +50,9 @@ def names(variable):
 
 
 c.JupyterHub.bind_url = env("HPCHUB_PUBLIC_URL", "http://0.0.0.0:8000")
+if env("HPCHUB_TLS_CERT"):
+    c.JupyterHub.ssl_cert = env("HPCHUB_TLS_CERT")
+    c.JupyterHub.ssl_key = env("HPCHUB_TLS_KEY")
 c.JupyterHub.hub_bind_url = env("HPCHUB_HUB_BIND_URL", "http://127.0.0.1:8081")
 state = Path(env("HPCHUB_STATE_DIR", "/srv/jupyterhub"))
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
@@ -76,7 +86,10 @@ else:
 c.JupyterHub.spawner_class = "hpchub"
 c.HPCSpawner.login_nodes = json.loads(env("HPCHUB_LOGIN_NODES", "[]"))
 c.HPCSpawner.known_hosts = env("HPCHUB_KNOWN_HOSTS", "/etc/hpchub/known_hosts")
-c.HPCSpawner.tunnel_socket = str(state / "tunnels.sock")
+# The tunnel service: a service of its own (supervised there; the hub never starts a second one),
+# or started by the hub, detached, beside it.
+c.HPCSpawner.tunnel_socket = env("HPCHUB_TUNNEL_SERVICE") or str(state / "tunnels.sock")
+c.HPCSpawner.start_tunnel_service = not env("HPCHUB_TUNNEL_SERVICE")
 c.HPCSpawner.cmd = [env("HPCHUB_JUPYTER_CMD", "jupyterhub-singleuser")]
 c.HPCSpawner.partition = env("HPCHUB_PARTITION")
 c.HPCSpawner.walltime = env("HPCHUB_WALLTIME", "01:00:00")
@@ -86,7 +99,10 @@ targets_file = env("HPCHUB_TARGETS_FILE", "/etc/hpchub/targets.json")
 if Path(targets_file).exists():
     c.HPCSpawner.targets = json.loads(Path(targets_file).read_text())
 
-if env("HPCHUB_PROXY", "chp") == "traefik":
+if env("HPCHUB_PROXY", "chp") == "chp-service":  # its routes and websockets outlive the hub
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = env("HPCHUB_PROXY_API_URL", "http://127.0.0.1:8001")
+elif env("HPCHUB_PROXY", "chp") == "traefik":
     c.JupyterHub.proxy_class = "traefik_file"
     c.TraefikProxy.should_start = True
     c.TraefikProxy.traefik_api_url = "http://127.0.0.1:8099"

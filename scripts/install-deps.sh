@@ -10,7 +10,9 @@ fi
 
 packages=(python3 python3-venv python3-dev gcc chromium chromium-driver fonts-dejavu-core
           openssh-client util-linux iproute2 ca-certificates
-          postgresql)  # the PostgreSQL tests start a server of their own from its binaries
+          postgresql   # the PostgreSQL tests start a server of their own from its binaries
+          podman buildah debootstrap   # the image test builds container/Dockerfile and runs its hub
+          systemd)     # systemd-analyze, for the tests of the units in systemd/
 command -v npm >/dev/null || packages+=(npm)
 
 missing=()

@@ -291,6 +291,23 @@ def progress_events(hub: HubClient, user: str, server: str = "") -> list[dict]:
                 if line and line.startswith("data:")]
 
 
+def opens_to_a_fresh_login(hub, user: str, server: str) -> bool:
+    """A new browser session logs in and opens the server: the hub's proxy reaches the server
+    through its tunnel, and the server completes the OAuth login with the hub's API through the
+    forward on its node (a fresh login: no token the server had cached)."""
+    from hpchub.site.system import demo_passwords
+
+    base = f"{hub.url}/user/{user}/" + (f"{server}/" if server else "")
+    session, _ = hub.login(user, demo_passwords()[user])
+    try:
+        lab = session.get(f"{base}lab", timeout=15)
+    except OSError:
+        return False
+    finally:
+        session.close()
+    return lab.status_code == 200 and lab.url.startswith(base)
+
+
 def stop(hub: HubClient, user: str, server: str = "", timeout: float = 60) -> None:
     response = hub.admin("DELETE", _server_path(user, server))
     assert response.status_code in (202, 204), response.text

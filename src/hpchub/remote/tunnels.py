@@ -6,15 +6,25 @@ the proxy, reached on a Unix socket that only the hub's user can open, speaking 
 object per line:
 
     {"op": "open", "id": ID, "host": {...}, "credential": {...}, "hub_api": [HOST, PORT],
-     "bind": ADDRESS}
+     "bind": ADDRESS, "remote_port": N}
         -> {"remote_port": N}   a forward on the node to the hub's API, listening on the node's
                                 loopback, or on `bind` (its cluster-side address, for servers
-                                on compute nodes; sshd needs `GatewayPorts clientspecified`)
-    {"op": "forward", "id": ID, "remote_socket": PATH}  or  "remote_address": [HOST, PORT]
+                                on compute nodes; sshd needs `GatewayPorts clientspecified`);
+                                on the port asked for if any (a tunnel rebuilt: the server was
+                                given that port)
+    {"op": "forward", "id": ID, "remote_socket": PATH}  or  "remote_address": [HOST, PORT],
+     "local_port": N
         -> {"local_port": N}    a listener on the hub side's loopback to the server's socket
-                                on the login node, or to a TCP port the login node reaches
+                                on the login node, or to a TCP port the login node reaches (on
+                                the port asked for if any: the proxy routes to it)
     {"op": "status", "id": ID}  -> {"local_port": N, "remote_port": M, "connected": BOOL}
-                                   or {"missing": true}; connected: its SSH connection is open
+                                   or {"missing": true}; connected: its SSH connection is open.
+                                   Every status answer carries "started": when this service
+                                   started, so that the hub notices a service that restarted
+
+An `open` for a tunnel whose SSH connection has closed (its node rebooted, say) rebuilds it.
+The service keeps nothing on disk: after a restart it holds no tunnel, and the hub rebuilds
+them from its own records (each server's saved ports) with its users' credentials.
     {"op": "close", "id": ID}   -> {"closed": true}
     {"op": "exec", "id": ID, "argv": [...], "input": TEXT}
         -> {"exit_status": N, "stdout": ..., "stderr": ...}: a command over the tunnel's own
@@ -30,6 +40,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -48,6 +59,10 @@ class Tunnel:
     local: asyncssh.SSHListener | None = None
     keepalive: asyncssh.SSHClientProcess | None = field(default=None, repr=False)
 
+    def connected(self, pool: SSHPool) -> bool:
+        conn = pool.existing(self.credential.principal, self.host)
+        return conn is not None and not conn.is_closed()
+
     def close(self) -> None:
         for listener in (self.reverse, self.local):
             if listener is not None:
@@ -61,6 +76,7 @@ class TunnelService:
         self.socket_path = socket_path
         self.pool = SSHPool(known_hosts)
         self.tunnels: dict[str, Tunnel] = {}
+        self.started = time.time()
 
     async def serve(self) -> None:
         if os.path.exists(self.socket_path):
@@ -92,34 +108,27 @@ class TunnelService:
             writer.close()
 
     async def dispatch(self, request: dict) -> dict:
+        reply = await self._dispatch(request)
+        if request["op"] == "status":
+            reply["started"] = self.started
+        return reply
+
+    async def _dispatch(self, request: dict) -> dict:
         op, tunnel_id = request["op"], request.get("id", "")
         if op == "open":
-            host = Host(**request["host"])
-            credential = SSHCredential.from_dict(request["credential"])
-            tunnel = self.tunnels.get(tunnel_id)
-            if tunnel is None or tunnel.reverse is None:
-                conn = await self.pool.connection(host, credential)
-                hub_host, hub_port = request["hub_api"]
-                tunnel = Tunnel(host, credential)
-                bind = request.get("bind") or "127.0.0.1"
-                tunnel.reverse = await conn.forward_remote_port(bind, 0, hub_host, int(hub_port))
-                # Some session must stay open on a connection that carries forwards: without one,
-                # sshd leaves Nagle on and every kernel round trip stalls by about 40 ms.
-                tunnel.keepalive = await conn.create_process("cat")
-                self.tunnels[tunnel_id] = tunnel
-                log.info("opened %s: %s reverse port %d", tunnel_id, host.name, tunnel.reverse.get_port())
-            return {"remote_port": tunnel.reverse.get_port()}
+            return await self._open(tunnel_id, request)
         tunnel = self.tunnels.get(tunnel_id)
         if op == "forward":
             if tunnel is None:
                 return {"error": "no such tunnel", "detail": tunnel_id}
             if tunnel.local is None:
                 conn = await self.pool.connection(tunnel.host, tunnel.credential)
+                port = int(request.get("local_port") or 0)
                 if "remote_address" in request:
                     dest_host, dest_port = request["remote_address"]
-                    tunnel.local = await conn.forward_local_port("127.0.0.1", 0, dest_host, int(dest_port))
+                    tunnel.local = await conn.forward_local_port("127.0.0.1", port, dest_host, int(dest_port))
                 else:
-                    tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", 0, request["remote_socket"])
+                    tunnel.local = await conn.forward_local_port_to_path("127.0.0.1", port, request["remote_socket"])
             return {"local_port": tunnel.local.get_port()}
         if op == "exec":
             if tunnel is None:
@@ -134,10 +143,9 @@ class TunnelService:
         if op == "status":
             if tunnel is None:
                 return {"missing": True}
-            conn = self.pool.existing(tunnel.credential.principal, tunnel.host)
             return {"local_port": tunnel.local.get_port() if tunnel.local else None,
                     "remote_port": tunnel.reverse.get_port() if tunnel.reverse else None,
-                    "connected": conn is not None and not conn.is_closed()}
+                    "connected": tunnel.connected(self.pool)}
         if op == "close":
             if tunnel is not None:
                 tunnel.close()
@@ -145,6 +153,28 @@ class TunnelService:
                 log.info("closed %s", tunnel_id)
             return {"closed": True}
         raise ValueError(f"unknown op {op!r}")
+
+    async def _open(self, tunnel_id: str, request: dict) -> dict:
+        tunnel = self.tunnels.get(tunnel_id)
+        if tunnel is not None and tunnel.reverse is not None and tunnel.connected(self.pool):
+            return {"remote_port": tunnel.reverse.get_port()}
+        host = Host(**request["host"])
+        credential = SSHCredential.from_dict(request["credential"])
+        conn = await self.pool.connection(host, credential)  # (unreachable: the old entry stays, disconnected)
+        if tunnel is not None:  # its connection had closed: rebuilt on the same ports
+            tunnel.close()
+            del self.tunnels[tunnel_id]
+        hub_host, hub_port = request["hub_api"]
+        tunnel = Tunnel(host, credential)
+        bind = request.get("bind") or "127.0.0.1"
+        tunnel.reverse = await conn.forward_remote_port(bind, int(request.get("remote_port") or 0), hub_host,
+                                                        int(hub_port))
+        # Some session must stay open on a connection that carries forwards: without one,
+        # sshd leaves Nagle on and every kernel round trip stalls by about 40 ms.
+        tunnel.keepalive = await conn.create_process("cat")
+        self.tunnels[tunnel_id] = tunnel
+        log.info("opened %s: %s reverse port %d", tunnel_id, host.name, tunnel.reverse.get_port())
+        return {"remote_port": tunnel.reverse.get_port()}
 
 
 class TunnelClient:

@@ -148,8 +148,18 @@ class BatchLaunch(Launch):
         owner.save_state()  # now, not when start() returns: the job may wait for hours
         owner.event(f"Submitted job {self.job_id}", 20, job_id=self.job_id)
 
+    def tunnel_plan(self):
+        host = self.host_named(self.server.submit_host)
+        if host is None or not self.server.remote_port:
+            return None  # (compute nodes reach the hub directly: no tunnel)
+        bind = (self.login_node(host.name) or {}).get("cluster_address") or "127.0.0.1"
+        forward = {"remote_address": [self.server.address, self.server.port], "local_port": self.server.local_port} \
+            if self.server.local_port else None
+        return host, {"remote_port": self.server.remote_port, "bind": bind}, forward
+
     async def _resume(self) -> None:
         """Take up a queued job again after a hub restart (see hpchub.hubapp)."""
+        await self.ensure_tunnels()  # the job, when it starts, reaches the hub on its saved port
         token = await unseal(self.server.sealed_token)
         if token:
             # JupyterHub sees a token it did not make, keeps this one (which the queued job
@@ -168,6 +178,7 @@ class BatchLaunch(Launch):
         bind = (self.login_node(host.name) or {}).get("cluster_address") or "127.0.0.1"
         opened = await self.tunnel("open", host=asdict(host), credential=credential.to_dict(),
                                    hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], bind=bind)
+        self.server.remote_port = opened["remote_port"]
         return with_hub_api_at(env, f"http://{bind}:{opened['remote_port']}{hub_api.path}")
 
     # ----- following the job (the decisions are JobFollower's) -----------------------------
@@ -241,7 +252,8 @@ class BatchLaunch(Launch):
             url = (server.address, server.port)
         else:
             forwarded = await self.tunnel("forward", remote_address=[server.address, server.port])
-            url = ("127.0.0.1", forwarded["local_port"])
+            server.local_port = forwarded["local_port"]
+            url = ("127.0.0.1", server.local_port)
         server.phase = "ready"
         self.owner.save_state()
         if not server.end_time:
@@ -291,6 +303,9 @@ class BatchLaunch(Launch):
         if watched.status is not None and watched.status.end and watched.status.end != self.server.end_time:
             self.server.end_time = watched.status.end  # e.g. first known, or changed by an admin's scontrol
             self.owner.save_state()
+        # Not ended: its tunnels held (rebuilt if the tunnel service restarted) - at a hub start,
+        # before JupyterHub's check asks the server to answer.
+        await self.ensure_tunnels()
         return None
 
     async def stop(self):

@@ -121,10 +121,11 @@ class TunnelService:
     users' servers outside the hub process, so that a hub restart does not cut open notebooks.
     Started by the hub when nothing answers on its socket, in a session of its own."""
 
-    def __init__(self, socket_path: str, known_hosts: str, log: logging.Logger):
+    def __init__(self, socket_path: str, known_hosts: str, log: logging.Logger, start: bool = True):
         self.socket_path = os.path.abspath(socket_path)
         self.known_hosts = known_hosts
         self.log = log
+        self.start = start  # False: a supervisor runs it (a unit, a container); it is waited for
         self.client = TunnelClient(self.socket_path)
         self._lock = asyncio.Lock()
 
@@ -136,6 +137,8 @@ class TunnelService:
         async with self._lock:
             if await self.client.alive():
                 return True
+            if not self.start:
+                return await self._answers_within(timeout)
             command = [str(Path(sys.executable).with_name("hpchub")), "tunnels", "serve",
                        "--socket", self.socket_path, "--known-hosts", self.known_hosts]
             self.log.info("Starting the tunnel service: %s", " ".join(command))
@@ -143,12 +146,15 @@ class TunnelService:
             env = {k: v for k, v in os.environ.items()
                    if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") or k.startswith("HPCHUB_")}
             spawn_detached(command, self.socket_path + ".log", env)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if await self.client.alive():
-                    return True
-                await asyncio.sleep(0.1)
-            return False
+            return await self._answers_within(timeout)
+
+    async def _answers_within(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.client.alive():
+                return True
+            await asyncio.sleep(0.1)
+        return False
 
 
 class Contexts:
@@ -163,10 +169,11 @@ class Contexts:
             self.clusters[key] = Cluster(key, **settings)
         return self.clusters[key]
 
-    def tunnel_service(self, socket_path: str, known_hosts: str, log: logging.Logger) -> TunnelService:
+    def tunnel_service(self, socket_path: str, known_hosts: str, log: logging.Logger, start: bool = True
+                       ) -> TunnelService:
         path = os.path.abspath(socket_path)
         if path not in self.tunnel_services:
-            self.tunnel_services[path] = TunnelService(path, known_hosts, log)
+            self.tunnel_services[path] = TunnelService(path, known_hosts, log, start)
         return self.tunnel_services[path]
 
 

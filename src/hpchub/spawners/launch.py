@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import asdict
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from jupyterhub.spawner import SpawnException
 
@@ -197,6 +199,55 @@ class Launch:
             await self.owner.tunnels.call("close", id=self.server_id)
         except SSHError as exc:
             self.log.warning("%s: closing its tunnels: %s", self.owner._log_name, exc.log_detail)
+
+    def tunnel_plan(self) -> tuple[Host, dict, dict | None] | None:
+        """The tunnels this server uses, from its saved state: the login node, the `open`
+        (the forward to the hub's API, on the port the server was given) and the `forward`
+        (to the server, on the port the proxy routes to), or None (no tunnel yet)."""
+        return None
+
+    async def ensure_tunnels(self) -> bool:
+        """This server's tunnels held by the tunnel service: rebuilt on their saved ports when
+        the service has restarted (it keeps nothing on disk) or their SSH connection closed.
+        False when they cannot be rebuilt now (no usable credential, or the node refused):
+        unsure, never "gone" - the next check tries again."""
+        plan = self.tunnel_plan()
+        if plan is None:
+            return True
+        try:
+            status = await self.owner.tunnels.call("status", id=self.server_id)
+        except SSHError:  # the service itself is gone: start it again, then rebuild
+            if not await self.owner.tunnels.ensure():
+                return False
+            status = {"missing": True}
+        if status.get("connected"):
+            return True
+        credential = await self.credential_or_none()
+        if credential is None:
+            self.owner.trouble = "your server cannot be reached until you log in again"
+            return False
+        host, opening, forwarding = plan
+        hub_api = urlparse(self.owner.hub.api_url)
+        try:
+            await self.owner.tunnels.call("open", id=self.server_id, host=asdict(host), credential=credential.to_dict(),
+                                          hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], **opening)
+            if forwarding is not None:
+                await self._forward_again(forwarding)
+        except SSHError as exc:
+            self.log.warning("%s: rebuilding its tunnels: %s", self.owner._log_name, exc.log_detail)
+            self.owner.trouble = "the hub's connection to your server is being rebuilt"
+            return False
+        self.owner.trouble = ""
+        self.log.info("%s: rebuilt its tunnels through %s", self.owner._log_name, host.name)
+        return True
+
+    async def _forward_again(self, forwarding: dict) -> None:
+        try:
+            await self.owner.tunnels.call("forward", id=self.server_id, **forwarding)
+        except SSHError:  # its port was taken meanwhile: another one, and the proxy is told
+            answer = await self.owner.tunnels.call("forward", id=self.server_id, **{**forwarding, "local_port": 0})
+            self.saved().local_port = answer["local_port"]
+            self.owner.moved_to(answer["local_port"])
 
     async def reachable_login_node(self, credential: SSHCredential) -> Host:
         """The first login node that takes a connection (in the configured order)."""

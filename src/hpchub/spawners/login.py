@@ -86,6 +86,7 @@ class LoginLaunch(Launch):
         # The server reaches the hub's API through a forward on the login node's loopback.
         opened = await self.tunnel("open", host=asdict(host), credential=credential.to_dict(),
                                    hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port])
+        self.server.remote_port = opened["remote_port"]
         env = with_hub_api_at(owner.get_env(), f"http://127.0.0.1:{opened['remote_port']}{hub_api.path}")
         # The server listens on a socket; the single-user extension still copies this URL's
         # port into ServerApp.port, which jupyter_server accepts beside --sock only as 8888.
@@ -100,9 +101,10 @@ class LoginLaunch(Launch):
             detail = answer.get("log_tail") or answer.get("error") or str(answer)
             raise spawn_error(f"your server on {host.name} stopped right after starting: {detail[-500:]}",
                               reason="exited", log_message=f"launcher on {host.name}: {answer}")
-        self.server.host, self.server.pid = host.name, int(answer["pid"])
+        self.server.host, self.server.pid, self.server.socket = host.name, int(answer["pid"]), answer["socket"]
         self._count(+1)
         forwarded = await self.tunnel("forward", remote_socket=answer["socket"])
+        self.server.local_port = forwarded["local_port"]
         owner.event(f"Server started on {host.name} (pid {self.server.pid}); waiting for it to answer", 70)
         return ("127.0.0.1", forwarded["local_port"])
 
@@ -112,6 +114,14 @@ class LoginLaunch(Launch):
             # The admin's lines, then exec of the server with its arguments passed as "$@" (never spliced).
             argv = ["/bin/bash", "-c", "\n".join([*self.owner.setup_lines, 'exec "$@"']), "hpchub-setup", *argv]
         return argv
+
+    def tunnel_plan(self):
+        host = self.host_named(self.server.host)
+        if host is None or not self.server.remote_port:
+            return None
+        forward = {"remote_socket": self.server.socket, "local_port": self.server.local_port} \
+            if self.server.local_port else None
+        return host, {"remote_port": self.server.remote_port}, forward
 
     # ----- poll and stop ----------------------------------------------------------------
     async def poll(self):
@@ -131,7 +141,12 @@ class LoginLaunch(Launch):
             # Unsure is not gone: a failed check never drops a live server.
             self.log.warning("%s: poll inconclusive: %s", self.owner._log_name, exc.log_message)
             return None
-        return None if answer.get("status") == "running" else 1
+        if answer.get("status") != "running":
+            return 1
+        # It runs: its tunnels too (rebuilt if the tunnel service restarted, or their connection
+        # closed) - at a hub start, before JupyterHub's check asks the server to answer.
+        await self.ensure_tunnels()
+        return None
 
     async def _node_down(self) -> bool:
         """The node cannot be reached now, and the tunnel service's connection to it, which

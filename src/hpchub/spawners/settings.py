@@ -56,6 +56,16 @@ class HPCSettings(LoggingConfigurable):
         answers there, the hub starts the service itself, detached, beside the proxy.""",
     )
 
+    start_tunnel_service = Bool(
+        True,
+        config=True,
+        help="""Whether the hub starts the tunnel service itself when nothing answers on
+        `tunnel_socket` (detached, in a session of its own, so that a hub restart leaves it).
+        False where a supervisor runs it as a service of its own (`systemd/hpchub-tunnels.service`,
+        compose's `tunnels` service): the hub then waits for it to come back and never starts
+        a second one beside it.""",
+    )
+
     setup_lines = List(
         Unicode(),
         config=True,

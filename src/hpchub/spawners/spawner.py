@@ -69,6 +69,7 @@ class HPCSpawner(HPCSettings, Spawner):
         self.target_name = ""
         self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
         self.refusal: Refusal | None = None  # this server's last refused form
+        self.trouble = ""  # what keeps a running server from being reached, for the pages
         self._resuming = False
         self._events: list[dict] = []
         self._new_event = asyncio.Event()
@@ -84,7 +85,7 @@ class HPCSpawner(HPCSettings, Spawner):
 
     @property
     def tunnels(self) -> TunnelService:
-        return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log)
+        return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log, self.start_tunnel_service)
 
     @property
     def kind(self) -> str:
@@ -232,6 +233,7 @@ class HPCSpawner(HPCSettings, Spawner):
         metrics.ACTIVE_SERVERS.track(self)
         began = time.monotonic()
         self._events = []
+        self.last_outcome = {}  # (how the previous server ended no longer applies)
         try:
             if self.launch is None:  # e.g. apply_user_options replaced by the configuration
                 await self.apply_options(self.user_options or {})
@@ -247,6 +249,9 @@ class HPCSpawner(HPCSettings, Spawner):
         return 0 if self.launch is None else await self.launch.poll()
 
     async def stop(self, now=False):
+        if self._check_pending and self.launch is not None and not self.last_outcome:
+            # JupyterHub's start-up check stops a server that did not answer: say so on the pages.
+            self.record_outcome("your server did not answer when the hub restarted, and was stopped")
         if self.launch is not None:
             await self.launch.stop()
         self.launch = None
@@ -288,6 +293,13 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def record_outcome(self, message: str, **fields) -> None:
         self.last_outcome = {"message": message, **fields}
+
+    def moved_to(self, local_port: int) -> None:
+        """The tunnel to the server was rebuilt on another port: the proxy's route follows at
+        the hub's next check of its routes."""
+        if self.server is not None:
+            self.server.port = local_port
+        self.save_state()
 
     async def progress(self):
         sent = 0

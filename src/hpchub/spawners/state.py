@@ -24,6 +24,9 @@ class LoginServer:
     host: str = ""  # the login node's name
     server_id: str = ""  # its name on the cluster: directory, process marker, tunnels
     pid: int = 0
+    socket: str = ""  # the server's Unix socket on the node
+    remote_port: int = 0  # the forward to the hub's API on the node (the server was given it)
+    local_port: int = 0  # the hub side's end of the tunnel to the socket (the proxy routes to it)
 
 
 @dataclass
@@ -39,6 +42,8 @@ class BatchServer:
     port: int = 0
     end_time: str = ""  # the job's end as the scheduler has it, ISO, the cluster's local time
     sealed_token: str = ""  # the server's API token, encrypted with the hub's crypt key
+    remote_port: int = 0  # the forward to the hub's API on the submit host (the job was given it)
+    local_port: int = 0  # the hub side's end of the tunnel to the server (via-login-node)
 
 
 @dataclass
