@@ -68,7 +68,11 @@ def start_the_servers(site, hub):
     login_ok(hub, "alice")
     login_ok(hub, "bob")
     blocker = block_debug_partition(site)
-    for user, name, options in RUNNING:
+    # One login-node server first: the hub puts the next one on the other login node.
+    user, name, options = RUNNING[0]
+    request_spawn(hub, user, name, options)
+    wait_ready(hub, user, name, timeout=120)
+    for user, name, options in RUNNING[1:]:
         request_spawn(hub, user, name, options)
     user, name, options = QUEUED
     request_spawn(hub, user, name, options).wait_for("waiting in the queue", timeout=60)
