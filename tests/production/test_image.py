@@ -7,7 +7,9 @@ the container as read-only files - and starts a server on the test site."""
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import secrets
 import shutil
 import signal
@@ -113,10 +115,13 @@ def test_the_images_hub_logs_in_over_pam_and_spawns_on_the_site(loopback_site, b
     env.update(HPCHUB_CONFIG_D=str(state / "config.d"), PATH=f"{IMAGE_PREFIX}/bin:/usr/bin:/bin")
     container = subprocess.run(["buildah", "from", tag], capture_output=True, text=True, check=True).stdout.strip()
     # The site's accounts reach the container as read-only files (or through sssd/LDAP, or OIDC):
-    # PAM checks alice's password there, and the hub's user reads the shadow file through its group.
+    # PAM checks alice's password there.
     mounts = [f"--volume={path}:{path}:ro" for path in ("/etc/passwd", "/etc/group", "/etc/shadow")]
     mounts += [f"--volume={state}:{state}", f"--volume={site.layout.known_hosts}:{site.layout.known_hosts}:ro"]
-    argv = ["buildah", "run", "--isolation", "chroot", "--user", HUB_OS_USER, f"--workingdir={state}", *mounts,
+    # The hub's user with group shadow, to read it (`docker run --group-add shadow` elsewhere;
+    # buildah run sets no supplementary groups). Numeric: the image's own passwd has other ids.
+    user = f"{pwd.getpwnam(HUB_OS_USER).pw_uid}:{grp.getgrnam('shadow').gr_gid}"
+    argv = ["buildah", "run", "--isolation", "chroot", "--user", user, f"--workingdir={state}", *mounts,
             *[f"--env={k}={v}" for k, v in env.items()], container, "--",
             f"{IMAGE_PREFIX}/bin/hpchub-hub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]
     log = open(state / "hub.log", "w")
