@@ -112,9 +112,9 @@ class UnitProcesses:
 
     def start(self, unit: str) -> None:
         argv, env, cwd = self.command(unit)
-        log = open(self.state / f"{unit}.log", "a")
-        self.processes[unit] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+        with open(self.state / f"{unit}.log", "a") as log:  # (the process keeps its own descriptor)
+            self.processes[unit] = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
 
     def kill_all(self) -> None:
         for proc in self.processes.values():
