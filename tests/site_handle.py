@@ -291,6 +291,35 @@ def progress_events(hub: HubClient, user: str, server: str = "") -> list[dict]:
                 if line and line.startswith("data:")]
 
 
+QUICK_POLLS = """\
+c.HPCSpawner.status_interval = 3
+c.HPCSpawner.spawn_status_interval = 1
+c.HPCSpawner.gone_grace = 4
+c.Spawner.poll_interval = 2
+c.HPCHub.route_check_interval = 2
+"""
+"""Hub settings for tests that watch the hub notice changes: short poll and check intervals."""
+
+
+def site_processes(site: "SiteHandle", command_part: bytes) -> list[int]:
+    """Live processes of this site (its marker in their environment) whose command line holds
+    command_part (arguments separated by NUL bytes, as /proc has them)."""
+    from hpchub.site.nodes import SITE_MARKER, all_pids
+
+    marker = f"{SITE_MARKER}={site.name}".encode()
+    found = []
+    for pid in all_pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            marked = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            alive = Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if command_part in cmdline and marked and alive:
+            found.append(pid)
+    return found
+
+
 def opens_to_a_fresh_login(hub, user: str, server: str) -> bool:
     """A new browser session logs in and opens the server: the hub's proxy reaches the server
     through its tunnel, and the server completes the OAuth login with the hub's API through the

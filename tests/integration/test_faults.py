@@ -12,17 +12,11 @@ import time
 import pytest
 import requests
 
-from ..site_handle import check, clean_hub, hpchub_site, stop
+from ..site_handle import QUICK_POLLS, check, clean_hub, hpchub_site, stop
 from .test_credentials import login_ok
 from .test_slurm_spawner import answers, block_debug_partition, queue, request_spawn, wait_ready
 
-FAULTS_HUB = """\
-c.HPCSpawner.status_interval = 3
-c.HPCSpawner.spawn_status_interval = 1
-c.HPCSpawner.gone_grace = 4
-c.Spawner.poll_interval = 2
-c.HPCHub.route_check_interval = 2
-"""
+FAULTS_HUB = QUICK_POLLS
 CONFIG = "40-faults.py"
 QUEUED = {"target": "custom", "partition": "debug", "walltime": "00:10:00"}
 SHARED = {"target": "custom", "partition": "shared", "cores": "1", "memory_mb": "600", "walltime": "00:10:00"}

@@ -9,23 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from hpchub.site.nodes import SITE_MARKER, all_pids
-from ..site_handle import check, clean_hub, hpchub_site, hub_settings, opens_to_a_fresh_login, stop
+from ..site_handle import (QUICK_POLLS, check, clean_hub, hpchub_site, hub_settings, opens_to_a_fresh_login,
+                           site_processes, stop)
 from .test_credentials import login_ok
 from .test_slurm_spawner import block_debug_partition, request_spawn, wait_ready
 
-QUICK = """\
-c.HPCSpawner.status_interval = 3
-c.HPCSpawner.spawn_status_interval = 1
-c.HPCSpawner.gone_grace = 4
-c.Spawner.poll_interval = 5
-c.HPCHub.route_check_interval = 2
-c.HPCHub.tunnel_check_interval = 2
-"""
+QUICK = QUICK_POLLS + "c.HPCHub.tunnel_check_interval = 2\n"
 RUNNING = [("alice", "l", {"target": "login"}), ("bob", "l", {"target": "login"}),
            ("alice", "j", {"target": "compute", "walltime": "00:10:00"}),
            ("bob", "j", {"target": "compute", "walltime": "00:10:00"})]
@@ -42,17 +34,7 @@ def hub(site):
 
 
 def tunnel_service_pids(site) -> list[int]:
-    marker = f"{SITE_MARKER}={site.name}".encode()
-    found = []
-    for pid in all_pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if b"tunnels\0serve" in cmdline and marker in environ:
-            found.append(pid)
-    return found
+    return site_processes(site, b"tunnels\0serve")
 
 
 def all_answer_within(hub, servers, seconds: float) -> float:

@@ -69,3 +69,24 @@ def image_env(site, state: Path, prefix: Path) -> dict:
     }
 
 
+
+
+def image_hub_state(site, name: str, proxy_api_port: int | None = None) -> Path:
+    """A state directory for a hub run from the image's build or the image itself: its config.d
+    (an admin service with the site's admin token, which the tests' API client uses; the
+    proxy's API beside the site's own) and its copy of the CA key, the hub's user's."""
+    from hpchub.site.layout import HUB_OS_USER
+
+    state = Path("/var/lib/hpchub-tests") / f"{name}-{site.name}"
+    shutil.rmtree(state, ignore_errors=True)
+    (state / "config.d").mkdir(parents=True)
+    shutil.copy(site.layout.hub_ca_key, state / "user_ca")
+    text = (f'c.JupyterHub.services = [{{"name": "test-admin", "api_token": {site.site.hub.admin_token()!r}}}]\n'
+            'c.JupyterHub.load_roles = [{"name": "test-admin", "services": ["test-admin"],\n'
+            '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n')
+    if proxy_api_port is not None:
+        text += f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"\n'
+    (state / "config.d" / "50-test.py").write_text(text)
+    subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
+    (state / "user_ca").chmod(0o600)
+    return state

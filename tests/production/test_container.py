@@ -10,18 +10,16 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from hpchub.site.layout import HUB_OS_USER
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..site_handle import HubClient, spawn, stop, wait_for_hub
 
-from .image import CONTAINER, ROOT, build_context, image_env, tracked_files
+from .image import CONTAINER, ROOT, build_context, image_env, image_hub_state, tracked_files
 
 # Files a checkout may hold beside the image's sources (compose's secrets and site files, a
 # developer's environment and keys), planted into a copy of the repository by the context test.
@@ -52,19 +50,7 @@ def test_the_build_context_holds_no_key_token_or_environment(tmp_path):
 @pytest.fixture(scope="module")
 def image_hub(loopback_site, image_prefix):
     site = loopback_site
-    state = Path("/var/lib/hpchub-tests") / f"image-hub-{site.name}"
-    shutil.rmtree(state, ignore_errors=True)
-    (state / "config.d").mkdir(parents=True)
-    shutil.copy(site.layout.hub_ca_key, state / "user_ca")
-    # What a site would add in config.d: here the proxy's API port beside the test site's own,
-    # and an admin service with the test site's admin token (the tests' API client uses it).
-    (state / "config.d" / "50-test.py").write_text(
-        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{site.layout.port_base + 95}"\n'
-        f'c.JupyterHub.services = [{{"name": "test-admin", "api_token": {site.site.hub.admin_token()!r}}}]\n'
-        'c.JupyterHub.load_roles = [{"name": "test-admin", "services": ["test-admin"],\n'
-        '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n')
-    subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
-    (state / "user_ca").chmod(0o600)
+    state = image_hub_state(site, "image-hub", proxy_api_port=site.layout.port_base + 95)
     env = image_env(site, state, image_prefix)
     as_hub = site.site.hub.as_hub_user
     log = open(state / "hub.log", "w")

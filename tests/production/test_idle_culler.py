@@ -11,7 +11,7 @@ from hpchub.site.hub import HUB_ENV
 
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import queue
-from ..site_handle import clean_hub, hub_settings, spawn
+from ..site_handle import clean_hub, hub_settings, site_processes, spawn
 
 IDLE_TIMEOUT = 20  # seconds; a site would use hours
 
@@ -62,21 +62,7 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
 
 def culler_processes(site) -> list[int]:
     """The idle culler's processes of this site's hub, found by the site's marker."""
-    from pathlib import Path
-
-    from hpchub.site.nodes import SITE_MARKER, all_pids
-
-    marker = f"{SITE_MARKER}={site.name}".encode()
-    found = []
-    for pid in all_pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            marked = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if b"jupyterhub_idle_culler" in cmdline and marked and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
-            found.append(pid)
-    return found
+    return site_processes(site, b"jupyterhub_idle_culler")
 
 
 def test_a_managed_service_dies_with_its_hub_and_the_next_hub_starts_one(loopback_site, culled_hub):

@@ -25,7 +25,7 @@ from hpchub.site.layout import HUB_OS_USER
 from ..integration.test_credentials import login_ok
 from ..integration.test_slurm_spawner import answers
 from ..site_handle import HubClient, spawn, stop, wait_for_hub
-from .image import ROOT, image_env, tracked_files
+from .image import ROOT, image_env, image_hub_state, tracked_files
 
 PLANTED = ["container/secrets/ca_token", "container/secrets/db_password", "container/site/ca-service/user_ca",
            "container/hub.env", "container/proxy.env", ".venv/lib/secret.py", "id_ed25519", "src/hpchub/user_ca"]
@@ -100,17 +100,7 @@ def test_the_images_own_programs_are_there_with_node_20(built_image):
 def test_the_images_hub_logs_in_over_pam_and_spawns_on_the_site(loopback_site, built_image):
     site = loopback_site
     tag, _ = built_image
-    state = Path(f"/var/lib/hpchub-tests/image-run-{site.name}")
-    shutil.rmtree(state, ignore_errors=True)
-    (state / "config.d").mkdir(parents=True)
-    shutil.copy(site.layout.hub_ca_key, state / "user_ca")
-    (state / "config.d" / "50-test.py").write_text(
-        f'c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{site.layout.port_base + 95}"\n'
-        f'c.JupyterHub.services = [{{"name": "test-admin", "api_token": {site.site.hub.admin_token()!r}}}]\n'
-        'c.JupyterHub.load_roles = [{"name": "test-admin", "services": ["test-admin"],\n'
-        '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n')
-    subprocess.run(["chown", "-R", f"{HUB_OS_USER}:{HUB_OS_USER}", str(state)], check=True)
-    (state / "user_ca").chmod(0o600)
+    state = image_hub_state(site, "image-run", proxy_api_port=site.layout.port_base + 95)
     env = image_env(site, state, Path(IMAGE_PREFIX))
     env.update(HPCHUB_CONFIG_D=str(state / "config.d"), PATH=f"{IMAGE_PREFIX}/bin:/usr/bin:/bin")
     container = subprocess.run(["buildah", "from", tag], capture_output=True, text=True, check=True).stdout.strip()

@@ -21,7 +21,7 @@ from hpchub.site.nodes import SITE_MARKER
 from hpchub.site.system import demo_passwords
 
 from ..site_handle import HubClient, opens_to_a_fresh_login, spawn, stop, wait_for_hub
-from .image import CONTAINER, ROOT, image_env
+from .image import CONTAINER, ROOT, image_env, image_hub_state
 
 UNITS = ROOT / "systemd"
 
@@ -67,22 +67,17 @@ class UnitProcesses:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def prepare(self) -> dict:
-        for path in (self.runtime, self.state):
-            shutil.rmtree(path, ignore_errors=True)
-            path.mkdir(parents=True, mode=0o700)
-        (self.state / "config.d").mkdir()
+        image_hub_state(self.site, "units")
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        self.runtime.mkdir(parents=True, mode=0o700)
         self.etc.mkdir()
-        shutil.copy(self.site.layout.hub_ca_key, self.state / "user_ca")
         env = {**image_env(self.site, self.state, self.prefix),
                "HPCHUB_PUBLIC_URL": f"http://127.0.0.1:{self.public}",
                "HPCHUB_HUB_BIND_URL": f"http://127.0.0.1:{self.hub_api}",
                "HPCHUB_PROXY": "chp-service", "HPCHUB_PROXY_API_URL": f"http://127.0.0.1:{self.proxy_api}",
                "HPCHUB_TUNNEL_SERVICE": f"{self.runtime}/tunnels.sock"}
-        (self.state / "config.d" / "50-test.py").write_text(
-            f'c.JupyterHub.services = [{{"name": "test-admin", "api_token": {self.site.site.hub.admin_token()!r}}}]\n'
-            'c.JupyterHub.load_roles = [{"name": "test-admin", "services": ["test-admin"],\n'
-            '                            "scopes": ["admin:users", "admin:servers", "access:servers"]}]\n'
-            'c.HPCHub.tunnel_check_interval = 1\n')
+        with open(self.state / "config.d" / "50-test.py", "a") as extra:
+            extra.write("c.HPCHub.tunnel_check_interval = 1\n")
         (self.etc / "hub.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         (self.etc / "proxy.env").write_text(f"CONFIGPROXY_AUTH_TOKEN={env['CONFIGPROXY_AUTH_TOKEN']}\n")
         for path in (self.runtime, self.state):
