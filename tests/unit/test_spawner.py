@@ -153,3 +153,83 @@ def test_the_presets_keep_their_implicit_target_when_the_one_page_spawners_targe
     assert [t.name for t in make(SlurmSpawner, config).all_targets()] == ["job"]
     assert [t.name for t in make(SSHSpawner, config).all_targets()] == ["login"]
     assert [t.name for t in make(HPCSpawner, config).all_targets()] == ["login", "custom"]
+
+
+class TunnelServiceStandIn:
+    """The tunnel service's answers (the I/O boundary): a service that restarted holds nothing."""
+
+    def __init__(self, holds: bool):
+        self.holds = holds
+        self.calls: list[tuple[str, dict]] = []
+
+    async def call(self, op: str, **fields) -> dict:
+        self.calls.append((op, fields))
+        if op == "status":
+            return {"connected": True} if self.holds else {"missing": True}
+        return {"remote_port": fields.get("remote_port"), "local_port": fields.get("local_port")}
+
+    async def ensure(self) -> bool:
+        return True
+
+
+class LoginServerSpawner(SSHSpawner):
+    """hpchub-ssh holding a running login-node server, its tunnel service a stand-in."""
+
+    tunnel_stand_in = None
+
+    @property
+    def tunnels(self):
+        return self.tunnel_stand_in
+
+
+def login_server_spawner(tunnels, credential=None):
+    from hpchub.spawners.login import LoginLaunch
+    from hpchub.spawners.state import LoginServer
+
+    spawner = make(LoginServerSpawner, login_nodes=[{"name": "login1", "address": "127.0.0.1", "port": 2201}])
+    spawner.tunnel_stand_in = tunnels
+    spawner.hub = type("Hub", (), {"api_url": "http://127.0.0.1:8081/hub/api/"})()
+    spawner.launch = LoginLaunch(spawner, LoginServer("login1", "alice-default-1", 42, "/tmp/s", 40001, 40002))
+
+    async def users_credential():
+        return credential
+
+    spawner.launch.credential_or_none = users_credential  # (auth_state: JupyterHub's, not here)
+    return spawner
+
+
+def test_tunnels_lost_with_their_service_are_rebuilt_on_their_saved_ports():
+    from hpchub.credentials import SSHCredential
+
+    credential = SSHCredential(private_key="k", certificate="c", principal="alice", serial=1, key_id="id",
+                               valid_after=0, valid_before=2**31, issuer="test")
+    tunnels = TunnelServiceStandIn(holds=False)
+    spawner = login_server_spawner(tunnels, credential)
+    assert asyncio.run(spawner.launch.ensure_tunnels()) is True
+    ops = {op: fields for op, fields in tunnels.calls}
+    assert ops["open"]["remote_port"] == 40001 and ops["open"]["hub_api"] == ["127.0.0.1", 8081]
+    assert ops["forward"] == {"id": "alice-default-1", "remote_socket": "/tmp/s", "local_port": 40002}
+    assert spawner.trouble == ""
+    held = TunnelServiceStandIn(holds=True)  # a service that holds them: nothing is rebuilt
+    assert asyncio.run(login_server_spawner(held, credential).launch.ensure_tunnels()) is True
+    assert [op for op, _ in held.calls] == ["status"]
+
+
+def test_a_server_whose_tunnels_cannot_be_rebuilt_says_why_and_is_not_stopped():
+    spawner = login_server_spawner(TunnelServiceStandIn(holds=False), credential=None)
+    assert asyncio.run(spawner.launch.ensure_tunnels()) is False
+    assert spawner.trouble == "your server cannot be reached until you log in again"
+    assert spawner.launch is not None  # nothing was stopped
+
+
+def test_a_server_stopped_by_jupyterhubs_start_up_check_says_why():
+    from hpchub.spawners.launch import Launch
+
+    class Stopped(Launch):
+        async def stop(self):
+            pass
+
+    spawner = make(HPCSpawner)
+    spawner.launch, spawner._check_pending = Stopped(spawner), True
+    asyncio.run(spawner.stop())
+    assert spawner.last_outcome == {"message": "your server did not answer when the hub restarted, and was stopped"}
