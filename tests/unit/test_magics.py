@@ -37,3 +37,17 @@ def test_records_render_as_an_escaped_html_table():
 
 def test_a_job_prints_as_slurm_magic_did():
     assert repr(Job("42")) == "Submitted batch job 42" and Job("42").id == "42"
+
+
+def test_nerscs_extension_name_answers_with_hpchubs_magics_and_never_shadows_nerscs(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import importlib, sys, hpchub.magics as m; m.answer_for_slurm_magic(); "
+             "print(importlib.import_module('slurm_magic').__name__)")
+    alone = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert alone.stdout.strip() == "hpchub.magics"
+    (tmp_path / "slurm_magic.py").write_text("NERSC = True\n")  # NERSC's package, where a site has it
+    beside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert beside.stdout.strip() == "slurm_magic"

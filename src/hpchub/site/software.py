@@ -15,20 +15,26 @@ from .layout import SOFTWARE_ROOT
 from .system import make_dir, python_for_sites, run, say, write_file
 
 JUPYTER_ENV = SOFTWARE_ROOT / "jupyter"
-REQUIREMENTS = (
-    "jupyterhub>=6.0",  # provides jupyterhub-singleuser
-    "jupyterlab>=4.2",
-    "ipykernel>=6.29",
-    "pandas>=2.0",  # optional for hpchub's magics (tables as DataFrames); users expect it
-    # Big work from a notebook (hpchub.cluster): dask on Slurm, its dashboard through the
-    # user's server (jupyter-server-proxy 4.2 fixed unauthenticated websockets), ipyparallel.
-    "dask[distributed]>=2024.1",
-    "dask-jobqueue>=0.9",
-    "jupyter-server-proxy>=4.2",
-    "ipyparallel>=8.8",
-    "pyspark>=3.5",  # a standalone Spark cluster inside one Slurm allocation (Java from Debian)
-    "yt>=4.3",  # volume rendering; the demo's example notebook
-)
+
+
+def node_requirements() -> tuple[str, ...]:
+    """hpchub's `node` extra (pyproject.toml): what the site's Jupyter environment holds."""
+    from importlib.metadata import requires
+    from packaging.requirements import Requirement
+
+    found = []
+    for line in requires("hpchub") or ():
+        requirement = Requirement(line)
+        if requirement.marker is not None and requirement.marker.evaluate({"extra": "node"}) \
+                and not requirement.marker.evaluate({"extra": ""}):
+            requirement.marker = None
+            found.append(str(requirement))
+    if not found:
+        raise RuntimeError("hpchub's metadata has no `node` extra: reinstall hpchub (make install)")
+    return tuple(found)
+
+
+REQUIREMENTS = node_requirements()
 IPYTHON_CONFIG = JUPYTER_ENV / "etc" / "ipython" / "ipython_config.py"
 _SOURCE_STAMP = JUPYTER_ENV / ".hpchub-source"
 _STAMP = JUPYTER_ENV / ".hpchub-requirements"
