@@ -5,13 +5,14 @@ that is not UTF-8 is refused with 400 rather than a server error."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from hpchub.site.system import demo_passwords
 
 from ..hostile import HOSTILE_JSON
-from ..site_handle import clean_hub, hub_settings
+from ..site_handle import clean_hub, hub_settings, spawn
 from .test_slurm_spawner import queue
 
 # What a PUT to the server API may store as user_options (JupyterHub keeps it unchecked).
@@ -94,3 +95,21 @@ def test_text_that_is_not_utf8_is_refused_with_400(loopback_site, hub):
         assert response.status_code == 400, (response.status_code, response.text[-500:])
         assert "is not UTF-8 text" in response.text
     assert "bytes" not in hub.admin("GET", "/users/alice").json()["servers"]
+
+
+def test_the_time_left_on_a_job_is_right_with_the_cluster_in_another_time_zone(loopback_site, hub):
+    site = loopback_site
+    assert site.in_hub_side(["date", "+%Z"]).stdout.strip() == "UTC"
+    assert site.ssh("alice", ["date", "+%Z"]).stdout.strip() in ("CET", "CEST")  # the demo cluster's zone
+    session = logged_in_session(hub, "alice")
+    spawn(hub, "alice", "timed", options={"target": "compute", "walltime": "00:20:00"})
+    deadline = time.monotonic() + 60
+    while True:  # (the job's end is learnt from the next status query if it answered first)
+        home = session.get(f"{hub.url}/hub/home", timeout=30).text
+        row = re.search(r'data-server-name="timed".*?class="hpchub-left">([^<]*)<', home, re.S)
+        if row and row.group(1).strip():
+            break
+        assert time.monotonic() < deadline, home[-2000:]
+        time.sleep(1)
+    assert row.group(1).strip() in ("0 h 19 min", "0 h 20 min"), row.group(1)
+    hub.admin("DELETE", "/users/alice/servers/timed")

@@ -80,7 +80,7 @@ def test_the_job_script_has_quoted_directives_setup_lines_and_the_launcher_but_n
 def test_pending_and_outcome_messages_use_the_schedulers_words():
     pending = JobStatus("42", JobState.PENDING, "PENDING", reason="Resources", start="2026-11-25T14:00:00")
     assert pending_message(pending, 75) == ("Job 42 is waiting in the queue (pending, reason: Resources); "
-                                            "expected start 2026-11-25 14:00:00; waited 1 min 15 s")
+                                            "expected start 2026-11-25 14:00:00 UTC; waited 1 min 15 s")
     assert outcome_message(JobStatus("42", JobState.CANCELLED, "CANCELLED by 0")) == "job 42 was cancelled (by uid 0)"
     assert outcome_message(JobStatus("42", JobState.TIMEOUT, "TIMEOUT")) == "job 42 reached its time limit"
     failed = JobStatus("42", JobState.FAILED, "NODE_FAIL", reason="NodeDown", exit_code=1)

@@ -32,9 +32,9 @@ def test_a_pending_job_says_why_once_per_change_and_waits_for_the_queue():
     assert f.on_queue(PENDING, None, 1010) == WaitForQueue() and f.waiting_in_queue
     (event,) = f.events()
     assert event.progress == 30 and event.message == ("Job 7 is waiting in the queue (pending, reason: Resources); "
-                                                      "expected start 2026-12-01 09:00:00; waited 10 s")
+                                                      "expected start 2026-12-01 09:00:00 UTC; waited 10 s")
     assert event.fields == {"job_id": "7", "state": "PENDING", "reason": "Resources",
-                            "expected_start": "2026-12-01T09:00:00"}
+                            "expected_start": "2026-12-01T09:00:00Z"}
     assert f.on_queue(PENDING, None, 1020) == WaitForQueue() and f.events() == []  # nothing new to say
     priority = JobStatus("7", JobState.PENDING, "PENDING", reason="Priority")
     f.on_queue(priority, None, 1030)

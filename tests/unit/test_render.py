@@ -53,6 +53,10 @@ def test_sshd_config_accepts_only_ca_certificates():
     assert any(line.startswith("TrustedUserCAKeys ") for line in lines)
 
 
+def test_the_login_nodes_sessions_are_in_the_clusters_time_zone_not_the_hubs():
+    assert "SetEnv TZ=Europe/Berlin" in conf_lines(render.sshd_config(LOOP, "login1"))
+
+
 def test_only_login1_raises_the_connection_limits():
     assert "MaxStartups 200:30:400" in render.sshd_config(LOOP, "login1")
     assert "MaxStartups" not in "\n".join(conf_lines(render.sshd_config(LOOP, "login2")))

@@ -233,3 +233,19 @@ def test_a_server_stopped_by_jupyterhubs_start_up_check_says_why():
     spawner.launch, spawner._check_pending = Stopped(spawner), True
     asyncio.run(spawner.stop())
     assert spawner.last_outcome == {"message": "your server did not answer when the hub restarted, and was stopped"}
+
+
+def test_the_time_left_on_a_job_does_not_depend_on_the_hubs_time_zone(monkeypatch):
+    import time as clock
+
+    from hpchub.spawners.state import BatchServer
+
+    spawner = make(HPCSpawner)
+    end = clock.strftime("%Y-%m-%dT%H:%M:%S", clock.gmtime(clock.time() + 600))  # UTC, as the hub asks for it
+    spawner.launch = BatchLaunch(spawner, server=BatchServer(job_id="1", server_id="s", end_time=end))
+    for zone in ("UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"):
+        monkeypatch.setenv("TZ", zone)
+        clock.tzset()
+        assert 595 <= spawner.seconds_left <= 600, zone
+    monkeypatch.undo()
+    clock.tzset()

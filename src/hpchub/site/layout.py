@@ -26,6 +26,9 @@ DEMO_USERS = ("alice", "bob")
 SERVICE_ACCOUNT = "hpchub"
 """The cluster account the hub uses for what no single user can do (a Slurm operator)."""
 HUB_OS_USER = "jupyterhub"
+CLUSTER_TIMEZONE = "Europe/Berlin"
+"""The demo cluster's time zone (its login nodes' sessions), other than the hub host's (UTC on the
+project's machines), as a hub in a UTC container beside a cluster in local time would have it."""
 """The unprivileged Unix user the hub process runs as, on the hub side."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
-from .layout import SiteLayout
+from .layout import CLUSTER_TIMEZONE, SiteLayout
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("hpchub.site", "templates"),
@@ -75,6 +75,7 @@ def sshd_config(site: SiteLayout, node_name: str) -> str:
         revoked_keys=site.revoked_keys,
         # login1 is sized for a hub; login2 keeps Debian's defaults, as real login nodes do.
         generous_limits=(node_name == "login1"),
+        timezone=CLUSTER_TIMEZONE,
     )
 
 

@@ -71,7 +71,11 @@ class Cluster:
 
     async def run_as_service(self, argv: list[str], timeout: float = 60) -> tuple[int, str, str]:
         """argv on the first login node that answers, as the hub's service account (so that one
-        query sees every user's jobs, even with Slurm's PrivateData)."""
+        query sees every user's jobs, even with Slurm's PrivateData). In UTC: the scheduler's
+        clients print times in their session's zone, which need not be the hub's; every time the
+        hub reads is UTC (JobStatus.start/end), whatever the cluster's zone."""
+        command = argv
+        argv = ["env", "TZ=UTC", *argv]
         failures = []
         began = time.monotonic()
         for host in self.hosts:
@@ -81,11 +85,11 @@ class Cluster:
             except SSHError as exc:
                 failures.append(exc.log_detail)
                 continue
-            metrics.SCHEDULER_QUERY.labels(command=argv[0]).observe(time.monotonic() - began)
+            metrics.SCHEDULER_QUERY.labels(command=command[0]).observe(time.monotonic() - began)
             if result.exit_status != 0:
-                metrics.SCHEDULER_QUERY_FAILURES.labels(command=argv[0]).inc()
+                metrics.SCHEDULER_QUERY_FAILURES.labels(command=command[0]).inc()
             return result.exit_status, str(result.stdout or ""), str(result.stderr or "")
-        metrics.SCHEDULER_QUERY_FAILURES.labels(command=argv[0]).inc()
+        metrics.SCHEDULER_QUERY_FAILURES.labels(command=command[0]).inc()
         raise SSHError("no login node answered the scheduler query", "; ".join(failures))
 
     async def choices(self, user: str, ttl: float) -> Choices:

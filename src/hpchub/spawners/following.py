@@ -109,7 +109,8 @@ class JobFollower:
         if summary != self._shown:
             self._shown = summary
             self._say(pending_message(status, now - self.queued_since), 30, job_id=self.job_id,
-                      state=status.native_state, reason=status.reason, expected_start=status.start)
+                      state=status.native_state, reason=status.reason,
+                      expected_start=f"{status.start}Z" if status.start else None)  # ISO, UTC
         if now - self.queued_since > self.max_queue_wait:
             return Fail("queue", f"job {self.job_id} waited in the queue for more than "
                                  f"{format_duration(self.max_queue_wait)}; it has been cancelled")

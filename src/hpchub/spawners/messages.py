@@ -10,8 +10,8 @@ def pending_message(status: JobStatus, waited: float) -> str:
     if status.reason:
         parts.append(f", reason: {status.reason}")
     parts.append(")")
-    if status.start:
-        parts.append(f"; expected start {status.start.replace('T', ' ')}")
+    if status.start:  # (UTC: the hub asks the scheduler in UTC; the pending page shows it in the user's zone)
+        parts.append(f"; expected start {status.start.replace('T', ' ')} UTC")
     parts.append(f"; waited {format_duration(waited)}")
     return "".join(parts)
 

@@ -14,6 +14,7 @@ working: see settings.py.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import grp
 import os
 import pwd
@@ -336,9 +337,10 @@ class HPCSpawner(HPCSettings, Spawner):
 
     @property
     def seconds_left(self) -> int | None:
+        """Until the job's time limit; its end time is UTC (the hub asks the scheduler in UTC)."""
         if not self.end_time:
             return None
-        end = time.mktime(time.strptime(self.end_time, "%Y-%m-%dT%H:%M:%S"))
+        end = calendar.timegm(time.strptime(self.end_time, "%Y-%m-%dT%H:%M:%S"))
         return max(0, int(end - time.time()))
 
 
