@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -11,8 +12,9 @@ from hpchub.credentials import CREDENTIALS_KEY, CredentialError, CredentialSet, 
 from hpchub.credentials.errors import ConfigurationError, LoginRequired
 from hpchub.credentials.issuers import LocalCAIssuer
 from hpchub.credentials.krl import is_revoked, revocation_spec, revoke, serials_of_user
+from hpchub.credentials.ledger import Ledger, read_entries
 from hpchub.credentials.ssh_ca import (CertificatePolicy, SSHCertificateAuthority, certificate_facts,
-                                       check_cluster_username, load_private_key, read_ledger)
+                                       check_cluster_username, load_private_key)
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def test_each_issue_is_a_fresh_key_and_serial_and_is_recorded(ca, tmp_path):
     first = ca.issue("alice", "h", CertificatePolicy(validity=60))
     second = ca.issue("alice", "h", CertificatePolicy(validity=60))
     assert first.private_key != second.private_key and first.serial != second.serial
-    ledger = read_ledger(tmp_path / "issued.jsonl")
+    ledger = read_entries(tmp_path / "issued.jsonl")
     assert [e["serial"] for e in ledger] == [first.serial, second.serial]
     assert (tmp_path / "issued.jsonl").stat().st_mode & 0o077 == 0
 
@@ -160,3 +162,34 @@ async def test_the_local_ca_does_not_renew_a_revoked_certificate(ca, ca_key, tmp
     # A fresh login is a new authentication: it gets a certificate, which renews again.
     again = await issuer.issue("alice", None, now)
     assert (await issuer.renew("alice", again, now)).serial != again.serial
+
+
+def test_the_ledger_is_read_once_and_a_lookup_does_not_grow_with_it(tmp_path, monkeypatch):
+    path, now = tmp_path / "issued.jsonl", time.time()
+    with open(path, "w") as out:  # 100 000 certificates: 90 000 long expired, 10 000 valid
+        for serial in range(100_000):
+            valid_before = now - 30 * 86400 if serial < 90_000 else now + 3600
+            out.write(json.dumps({"serial": serial, "key_id": f"k{serial}", "principal": f"u{serial % 500}",
+                                  "issued_at": 0, "valid_before": valid_before, "session_started": serial}) + "\n")
+    loads = []
+    real_load = Ledger._load
+    monkeypatch.setattr(Ledger, "_load", lambda self: (loads.append(1), real_load(self))[1])
+    ledger = Ledger(path)
+    assert len(path.read_text().splitlines()) == 10_000  # compacted when opened
+    for serial in range(90_000, 91_000):  # a thousand renewals: a lookup and a record each
+        assert ledger.find(serial)["session_started"] == serial
+        ledger.record(10**9 + serial, "k", "u1", int(now) + 3600, serial)
+    assert loads == [1] and ledger.find(5) is None and ledger.find(10**9 + 90_000)["session_started"] == 90_000
+    assert len(read_entries(path)) == 11_000
+
+
+def test_the_ledger_compacts_as_it_grows(tmp_path):
+    ledger = Ledger(tmp_path / "issued.jsonl", keep_expired=0, compact_every=100)
+    for serial in range(250):
+        ledger.record(serial, "k", "u", int(time.time()) - 1 if serial % 2 else int(time.time()) + 3600, None)
+    assert len(read_entries(tmp_path / "issued.jsonl")) < 250 and ledger.find(0) is not None and ledger.find(1) is None
+
+
+def test_a_ledger_the_ca_cannot_write_is_named_at_start_up(ca_key, tmp_path):
+    with pytest.raises(ConfigurationError, match="cannot be written"):  # (as root, a missing directory)
+        SSHCertificateAuthority(ca_key, tmp_path / "no-such-directory" / "issued.jsonl")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import CredentialError
-from .ssh_ca import read_ledger
+from .ledger import read_entries
 
 
 def revocation_spec(serials: Iterable[int] = (), key_ids: Iterable[str] = ()) -> str:
@@ -26,7 +26,7 @@ def revocation_spec(serials: Iterable[int] = (), key_ids: Iterable[str] = ()) ->
 def serials_of_user(ledger_path: str | Path, principal: str, now: float | None = None) -> list[int]:
     """Serials of the principal's certificates that are still valid (expired ones need no entry)."""
     now = time.time() if now is None else now
-    return [e["serial"] for e in read_ledger(ledger_path) if e["principal"] == principal and e["valid_before"] > now]
+    return [e["serial"] for e in read_entries(ledger_path) if e["principal"] == principal and e["valid_before"] > now]
 
 
 def _ssh_keygen(argv: list[str]) -> subprocess.CompletedProcess:

@@ -38,7 +38,7 @@ from .errors import CredentialError
 from .krl import is_revoked
 from .proof import (RateLimiter, challenge_message, check_challenge, make_challenge, pair_response,
                     token_digest, unb64)
-from .ssh_ca import CertificatePolicy, SSHCertificateAuthority, certificate_facts, check_cluster_username, read_ledger
+from .ssh_ca import CertificatePolicy, SSHCertificateAuthority, certificate_facts, check_cluster_username
 
 log = logging.getLogger("hpchub.ca")
 
@@ -109,10 +109,8 @@ class CAService(Configurable):
         return True
 
     def session_started(self, serial: int) -> int | None:
-        for entry in read_ledger(self.ledger):
-            if entry["serial"] == serial:
-                return entry.get("session_started")
-        return None
+        entry = self.ca.ledger.find(serial) if self.ca.ledger is not None else None
+        return entry.get("session_started") if entry else None
 
     async def serve(self) -> None:
         server = httpserver.HTTPServer(self.app(), ssl_options=self.ssl_context(), xheaders=False)

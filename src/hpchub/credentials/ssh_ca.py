@@ -3,8 +3,6 @@ principal, and keeps a ledger of what it signed (for revocation by user)."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import secrets
 import stat
@@ -16,6 +14,7 @@ from typing import Sequence
 import asyncssh
 
 from .errors import ConfigurationError, CredentialError
+from .ledger import Ledger
 from .model import SSHCredential
 
 # POSIX portable user names as useradd accepts them by default (no dots, no upper case).
@@ -88,6 +87,12 @@ class SSHCertificateAuthority:
         self.key = load_private_key(self.key_path)
         self.ledger_path = Path(ledger_path) if ledger_path else None
         self.name = name
+        try:
+            self.ledger = Ledger(self.ledger_path) if self.ledger_path else None
+        except OSError as exc:  # at start-up, not at the first login
+            raise ConfigurationError(
+                f"the CA's ledger {self.ledger_path} cannot be written ({exc.strerror}): give it a directory "
+                "the CA's user owns (CredentialIssuingAuthenticator.ssh_ca_ledger, or CAService.ledger)") from None
 
     @property
     def public_key(self) -> str:
@@ -129,18 +134,6 @@ class SSHCertificateAuthority:
 
     def record(self, serial: int, key_id: str, principal: str, valid_before: int,
                session_started: int | None) -> None:
-        """Append to the ledger of signed certificates (what `hpchub ca revoke --user` reads)."""
-        if self.ledger_path is None:
-            return
-        entry = {"serial": serial, "key_id": key_id, "principal": principal, "issued_at": int(time.time()),
-                 "valid_before": valid_before, "session_started": session_started}
-        fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as ledger:
-            ledger.write(json.dumps(entry) + "\n")
-
-
-def read_ledger(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """Into the ledger of signed certificates (what renewals and `hpchub ca revoke --user` read)."""
+        if self.ledger is not None:
+            self.ledger.record(serial, key_id, principal, valid_before, session_started)
