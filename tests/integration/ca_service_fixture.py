@@ -59,21 +59,25 @@ class CAServiceHandle:
     ledger: Path
     process: subprocess.Popen
     log: Path
+    tls: tuple[Path, Path, Path]  # (bundle, certificate, key)
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
 
 
-def start_ca_service(site, directory: Path, port: int, hub_name: str, **settings) -> CAServiceHandle:
+def start_ca_service(site, directory: Path, port: int, hub_name: str, *, token: str | None = None,
+                     tls: tuple[Path, Path, Path] | None = None, **settings) -> CAServiceHandle:
+    """The service, signing with the site's CA key (or settings' ca_key); a new hub token and TLS
+    certificate unless given (a service restarted in place keeps its own)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
-    bundle, cert, key = write_tls(directory)
+    bundle, cert, key = tls or write_tls(directory)
     bundle.chmod(0o644)
     ca_key = directory / "user_ca"
     shutil.copy(site.layout.user_ca_key, ca_key)
     ca_key.chmod(0o600)
-    token = secrets.token_hex(32)
+    token = token or secrets.token_hex(32)
     values = {
         "ca_key": str(ca_key), "ledger": str(directory / "issued.jsonl"), "krl": str(site.layout.revoked_keys),
         "listen_address": "127.0.0.1", "port": port, "tls_cert": str(cert), "tls_key": str(key),
@@ -96,4 +100,5 @@ def start_ca_service(site, directory: Path, port: int, hub_name: str, **settings
                 process.kill()
                 raise AssertionError(f"the CA service did not start:\n{log.read_text()}")
             time.sleep(0.1)
-    return CAServiceHandle(f"https://127.0.0.1:{port}", token, bundle, directory / "issued.jsonl", process, log)
+    return CAServiceHandle(f"https://127.0.0.1:{port}", token, bundle, Path(values["ledger"]), process, log,
+                           (bundle, cert, key))

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import asyncssh
 import pytest
@@ -229,3 +230,54 @@ def test_the_ca_service_refuses_to_start_with_an_unsafe_key(loopback_site, tmp_p
 
     proc = subprocess.run([HPCHUB, "ca", "serve", "-f", str(config)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "group or others (mode 0640)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_rotated_ca_key_still_renews_the_certificates_of_the_key_it_replaced(loopback_site, tmp_path):
+    """The CA service's key is replaced while bob is logged in: with the old key among its previous
+    keys, his next renewal is signed with the new key (the login nodes trust both during the
+    overlap) and works on the login node - no new login. Without it, the renewal is refused and he
+    is asked to log in again."""
+    site = loopback_site
+    port, hub_name, ledger = site.layout.port_base + 43, f"{site.name}-hub", str(tmp_path / "issued.jsonl")
+    new_key = tmp_path / "user_ca.new"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(new_key)], check=True)
+    trusted = site.layout.ssh_dir / "user_ca.pub"  # the login nodes' TrustedUserCAKeys
+    old_public = trusted.read_text()
+    old = start_ca_service(site, tmp_path / "old", port, hub_name, ledger=ledger)
+    settings, files_to_remove = hub_with_the_service(site, old)
+    hub = HubClient(site)
+
+    def rotate(previous: list[str]):
+        """Bob logs in on the old key; the service restarts with the new one."""
+        session = login_ok(hub, "bob")
+        before, _ = hub.ssh_credential("bob")
+        old.stop()
+        rotated = start_ca_service(site, tmp_path / "rotated", port, hub_name, token=old.token, tls=old.tls,
+                                   ledger=ledger, ca_key=str(new_key), previous_ca_public_keys=previous)
+        time.sleep(1.2)
+        return session, before, rotated
+
+    try:
+        with hub_settings(site, settings):
+            trusted.write_text(old_public + Path(f"{new_key}.pub").read_text())  # the overlap on the login nodes
+            session, before, rotated = rotate([old_public.strip()])
+            try:
+                assert session.get(f"{hub.url}/hub/home", timeout=30).url.endswith("/hub/home")
+                after, files = hub.ssh_credential("bob")
+                assert after.serial != before.serial
+                assert certificate_facts(after.certificate)["signing_key"] == Path(f"{new_key}.pub").read_text().split()[1]
+                assert check(site.ssh("bob", ["id", "-un"], cred=files)).stdout == "bob\n"
+            finally:
+                rotated.stop()
+            old = start_ca_service(site, tmp_path / "old", port, hub_name, token=old.token, tls=old.tls, ledger=ledger)
+            session, before, rotated = rotate([])
+            try:
+                assert "/hub/login" in session.get(f"{hub.url}/hub/home", timeout=30).url
+                assert hub.ssh_credential("bob")[0].serial == before.serial
+            finally:
+                rotated.stop()
+    finally:
+        trusted.write_text(old_public)
+        hub.close()
+        for path in files_to_remove:
+            path.unlink()

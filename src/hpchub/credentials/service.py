@@ -28,6 +28,7 @@ import secrets
 import ssl
 import tempfile
 import time
+from pathlib import Path
 
 import asyncssh
 from tornado import httpserver, web
@@ -47,6 +48,15 @@ class CAService(Configurable):
     ca_key = Unicode(config=True, help="Path to the SSH user CA's private key (mode 0600, owned by the service).")
     ledger = Unicode(config=True, help="""File to which every signed certificate is appended
         (serial, key id, principal, expiry, session start). Renewals look sessions up here.""")
+    previous_ca_public_keys = List(
+        Unicode(),
+        config=True,
+        help="""During a rotation of the CA key: the public keys (files, or `ssh-ed25519 AAAA...`
+        lines) of the CA keys this one replaces. Certificates they signed are still renewed
+        (by proof of possession, signed anew with `ca_key`), so users logged in before the
+        rotation are not asked to log in again. Keep them here for the certificates' lifetime
+        and the login nodes trusting both keys (TrustedUserCAKeys lists both), then remove them.""",
+    )
     krl = Unicode("", config=True, help="""The key revocation list that login nodes read
         (sshd RevokedKeys). If set, a revoked certificate cannot be renewed either.""")
     listen_address = Unicode("127.0.0.1", config=True, help="Address to listen on.")
@@ -77,6 +87,9 @@ class CAService(Configurable):
         self.by_address = RateLimiter(self.address_rate_limit)
         self.by_user = RateLimiter(self.user_rate_limit)
         self.hub_by_digest = {h["token_sha256"]: h for h in self.hubs}
+        # The base64 key blobs whose certificates this service renews: its own, and during a
+        # rotation those of the keys it replaces.
+        self.renewable_signers = {self.ca.public_key.split()[1], *map(key_blob, self.previous_ca_public_keys)}
 
     @property
     def policy(self) -> CertificatePolicy:
@@ -118,6 +131,22 @@ class CAService(Configurable):
         scheme = "https" if self.ssl_context() else "http"
         log.info("CA service listening on %s://%s:%d", scheme, self.listen_address, self.port)
         await asyncio.Event().wait()
+
+
+def key_blob(key: str) -> str:
+    """The base64 blob of a public key given as a file or as an OpenSSH line."""
+    text = key.strip()
+    if not text.startswith(("ssh-", "ecdsa-")):
+        try:
+            text = Path(text).read_text().strip()
+        except OSError as exc:
+            raise CredentialError("a previous CA public key cannot be read",
+                                  f"CAService.previous_ca_public_keys: {key}: {exc}") from None
+    try:
+        return asyncssh.import_public_key(text).export_public_key().decode().split()[1]
+    except (asyncssh.KeyImportError, IndexError):
+        raise CredentialError("a previous CA public key is not a public key",
+                              f"CAService.previous_ca_public_keys: {key!r}") from None
 
 
 class ServiceError(web.HTTPError):
@@ -216,7 +245,7 @@ class RenewHandler(BaseHandler):
             signature = unb64(body["signature"])
         except (asyncssh.KeyImportError, ValueError):
             raise ServiceError(400, "bad_request", "unreadable certificate, public key or signature") from None
-        if facts["signing_key"] != service.ca.public_key.split()[1]:
+        if facts["signing_key"] not in service.renewable_signers:
             raise ServiceError(403, "foreign_certificate", "the certificate was not signed by this CA")
         now = time.time()
         if not facts["valid_after"] <= now < facts["valid_before"]:
