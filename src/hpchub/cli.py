@@ -128,6 +128,54 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if any(result.status == FAIL for result in results) else 0
 
 
+def _drain(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    from .drain import drain, read_drained, servers_on, undrain
+
+    drain_file, hub_url, token_file = args.file, args.hub_url, args.token_file
+    if args.site:
+        from .site.manager import load_layout
+
+        layout = load_layout(args.site)
+        if layout is None:
+            print(f"hpchub drain: no site named {args.site!r} here", file=sys.stderr)
+            return 1
+        drain_file = drain_file or str(layout.drain_file)
+        hub_url = hub_url or layout.hub_url
+        token_file = token_file or str(layout.hub_dir / "admin-token")
+    if not drain_file:
+        print("hpchub drain: give --file (the hub's HPCSpawner.drain_file) or --site", file=sys.stderr)
+        return 2
+    try:
+        if args.node and args.undo:
+            drained = undrain(drain_file, args.node)
+            print(f"{args.node} takes new servers again")
+        elif args.node:
+            drained = drain(drain_file, args.node, args.message)
+            print(f"{args.node} is drained: no new servers there; its users are asked to move")
+        else:
+            drained = read_drained(drain_file)
+    except (OSError, ValueError) as exc:
+        print(f"hpchub drain: {exc}", file=sys.stderr)
+        return 1
+    print("drained: " + (", ".join(sorted(drained)) or "none"))
+    if hub_url and token_file and (args.node or drained):
+        # The servers still on the node(s), from the hub's REST API (with their saved state).
+        request = urllib.request.Request(f"{hub_url.rstrip('/')}/hub/api/users?state=active",
+                                         headers={"Authorization": f"token {Path(token_file).read_text().strip()}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                users = json.load(answer)
+        except OSError as exc:
+            print(f"hpchub drain: the hub cannot be asked for its servers ({exc})", file=sys.stderr)
+            return 1
+        for node in [args.node] if args.node and not args.undo else sorted(drained):
+            found = servers_on(users, node)
+            print(f"servers on {node}: " + (", ".join(f"{u}/{n or 'default'} ({k})" for u, n, k in found) or "none"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--job-timeout", type=float, default=120,
                        help="seconds to wait for the probe job to run on a compute node (default: 120)")
     check.set_defaults(func=_check)
+
+    drain_cmd = commands.add_parser(
+        "drain", help="admins: no new servers on a login node; its users are asked to move (and its servers listed)")
+    drain_cmd.add_argument("node", nargs="?", help="the login node's name (none: list the drained nodes)")
+    drain_cmd.add_argument("--undo", action="store_true", help="the node takes new servers again")
+    drain_cmd.add_argument("--message", default="", help="what its users read, e.g. 'kernel update on Tuesday'")
+    drain_cmd.add_argument("--file", help="the hub's HPCSpawner.drain_file")
+    drain_cmd.add_argument("--hub-url", help="the hub, to list the servers on the node (e.g. https://hub:443)")
+    drain_cmd.add_argument("--token-file", help="an admin token for the hub's API (scopes: admin:users, "
+                                                "admin:server_state)")
+    drain_cmd.add_argument("--site", help="a demo site instance: its drain file, hub and admin token")
+    drain_cmd.set_defaults(func=_drain)
 
     kernel = commands.add_parser("kernel", help="your own environments as Jupyter kernels (run on the cluster)")
     kernel_commands = kernel.add_subparsers(dest="kernel_action", required=True)

@@ -87,6 +87,7 @@ def hub_config(site: SiteLayout) -> str:
         "HPCSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
         "HPCSpawner.launcher_python": "/usr/bin/python3",
         "HPCSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
+        "HPCSpawner.drain_file": str(site.drain_file),
         # Loopback: the hub shares the nodes' network, as a hub inside the cluster network
         # would. Isolated: compute nodes have no route from the hub; go through a login node.
         "HPCSpawner.connect_to_server": "via-login-node" if site.isolated else "direct",
@@ -100,8 +101,8 @@ def hub_config(site: SiteLayout) -> str:
         "JupyterHub.services": [{"name": ADMIN_SERVICE}],
         "JupyterHub.load_roles": [{
             "name": "hpchub-site-admin",
-            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "access:servers",
-                       "read:metrics"],
+            "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:server_state", "read:users",
+                       "access:servers", "read:metrics"],
             "services": [ADMIN_SERVICE],
         }],
     }

@@ -142,6 +142,11 @@ class SiteLayout:
         return self.state_dir / "public" / "grid-certificates"
 
     @property
+    def drain_file(self) -> Path:
+        """The login nodes drained for maintenance (`hpchub drain --site NAME`), read by the hub."""
+        return self.hub_dir / "drained-login-nodes.json"
+
+    @property
     def hub_config_dir(self) -> Path:
         """Extra hub configuration, loaded after the generated file (admins' and tests' overrides)."""
         return self.hub_dir / "config.d"

@@ -72,6 +72,9 @@ class BatchLaunch(Launch):
     def where(self) -> str:
         return self.server.node
 
+    def hosts_used(self) -> set[str]:
+        return {self.server.submit_host} if self.server.submit_host else set()
+
     @property
     def job_id(self) -> str:
         return self.server.job_id

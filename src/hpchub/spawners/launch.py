@@ -107,12 +107,23 @@ class Launch:
     def host(node: dict) -> Host:
         return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)))
 
-    def login_hosts(self) -> list[Host]:
+    def login_hosts(self, undrained: bool = False) -> list[Host]:
+        """The configured login nodes; with undrained, those that take new servers and jobs."""
         hosts = [self.host(n) for n in self.owner.login_nodes]
         if not hosts:
             raise spawn_error("no login nodes are configured for this hub", reason="config",
                               log_message="HPCSpawner.login_nodes is empty")
+        if undrained:
+            drained = self.owner.drained_login_nodes()
+            hosts = [host for host in hosts if host.name not in drained]
+            if not hosts:
+                raise spawn_error("every login node is being drained for maintenance just now; try again later",
+                                  reason="config", log_message=f"all login nodes drained: {sorted(drained)}")
         return hosts
+
+    def hosts_used(self) -> set[str]:
+        """The login nodes this server depends on (where it runs, or its job was submitted from)."""
+        return set()
 
     def login_node(self, name: str) -> dict | None:
         return next((node for node in self.owner.login_nodes if node["name"] == name), None)
@@ -250,9 +261,9 @@ class Launch:
             self.owner.moved_to(answer["local_port"])
 
     async def reachable_login_node(self, credential: SSHCredential) -> Host:
-        """The first login node that takes a connection (in the configured order)."""
+        """The first login node that takes a connection (in the configured order), not drained."""
         failures = []
-        for host in self.login_hosts():
+        for host in self.login_hosts(undrained=True):
             try:
                 await self.owner.cluster.pool.connection(host, credential)
                 return host

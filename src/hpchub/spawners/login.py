@@ -50,8 +50,9 @@ class LoginLaunch(Launch):
         return await self._start_on(host, credential)
 
     async def _choose_host(self, credential: SSHCredential) -> Host:
-        """A reachable login node with the fewest of this hub's servers, then the lowest load."""
-        hosts = self.login_hosts()
+        """A reachable login node with the fewest of this hub's servers, then the lowest load;
+        never a drained one."""
+        hosts = self.login_hosts(undrained=True)
         counts = self.owner.cluster.servers_per_host
         self.owner.event("Connecting to the login nodes: " + ", ".join(h.name for h in hosts), 10)
         probes = await asyncio.gather(*(self._probe(host, credential) for host in hosts))
@@ -102,6 +103,7 @@ class LoginLaunch(Launch):
             raise spawn_error(f"your server on {host.name} stopped right after starting: {detail[-500:]}",
                               reason="exited", log_message=f"launcher on {host.name}: {answer}")
         self.server.host, self.server.pid, self.server.socket = host.name, int(answer["pid"]), answer["socket"]
+        self.server.ssh_address, self.server.ssh_port = host.address, host.port
         self._count(+1)
         forwarded = await self.tunnel("forward", remote_socket=answer["socket"])
         self.server.local_port = forwarded["local_port"]
@@ -123,8 +125,25 @@ class LoginLaunch(Launch):
             if self.server.local_port else None
         return host, {"remote_port": self.server.remote_port}, forward
 
+    def hosts_used(self) -> set[str]:
+        return {self.server.host} if self.server.host else set()
+
+    def _removed_host(self) -> Host | None:
+        """The login node of this server if it was removed from the configuration (drained, then
+        taken out of service), as it was reached when the server started."""
+        if self.server.host and self.login_node(self.server.host) is None and self.server.ssh_address:
+            return Host(self.server.host, self.server.ssh_address, self.server.ssh_port or 22)
+        return None
+
     # ----- poll and stop ----------------------------------------------------------------
     async def poll(self):
+        removed = self._removed_host()
+        if removed is not None:
+            # Its node was taken out of service: the server there is stopped now, not orphaned.
+            await self._stop_on(removed)
+            self.owner.record_outcome(f"login node {removed.name} was taken out of service; your server there "
+                                      "was stopped: start it again to run it on another login node")
+            return 1
         host = self.host_named(self.server.host)
         if host is None or not self.server_id:
             return 0
@@ -158,11 +177,14 @@ class LoginLaunch(Launch):
         return status.get("connected") is False
 
     async def stop(self):
-        host = self.host_named(self.server.host)
+        host = self.host_named(self.server.host) or self._removed_host()
         if host is None or not self.server_id:
             if self.server_id:  # a spawn that failed before its server started: its tunnels only
                 await self.close_tunnels()
             return
+        await self._stop_on(host)
+
+    async def _stop_on(self, host: Host) -> None:
         credential = await self.credential_or_none()
         try:
             answer = await self.run_launcher(host, credential, {"action": "stop", "server_id": self.server_id,

@@ -97,6 +97,17 @@ class HPCSettings(LoggingConfigurable):
         open its socket, a job to report) before answering; the hub then asks again.""",
     )
 
+    drain_file = Unicode(
+        "",
+        config=True,
+        help="""A JSON file of the login nodes drained for maintenance, which `hpchub drain NODE`
+        edits (read at every spawn; no restart needed). A drained node takes no new server and
+        no new job's submission; users with a server there are told on the home page, with the
+        admin's message, to restart it elsewhere. A drained node removed from `login_nodes`
+        has the servers still on it stopped at their next poll. Empty: no draining.
+        Example: `/srv/jupyterhub/drained-login-nodes.json`.""",
+    )
+
     login_start_timeout = Float(120, config=True, help="""Seconds a login-node server may take to
         start (JupyterHub's start_timeout for login-node targets; batch targets wait for the
         queue, bounded by max_queue_wait and ready_timeout instead).""")

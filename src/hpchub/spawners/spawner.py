@@ -24,6 +24,7 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import default
 
+from ..drain import read_drained
 from . import metrics
 from .batch import BatchLaunch
 from .cluster import CONTEXTS, Cluster, ClusterKey, SchedulerUnavailable, TunnelService
@@ -33,7 +34,7 @@ from .login import LoginLaunch
 from .options import FieldError, job_request, normalise, shown, stored_options
 from .settings import LEGACY_SECTIONS, HPCSettings
 from .state import BatchServer, LoginServer, SpawnerState, dump, load
-from .targets import FIELDS, Choices, Target, TargetConfigError
+from .targets import Choices, Target, TargetConfigError
 
 DEFAULT_TARGETS = [
     {"name": "login", "title": "Login node", "kind": "login",
@@ -87,6 +88,28 @@ class HPCSpawner(HPCSettings, Spawner):
     @property
     def tunnels(self) -> TunnelService:
         return CONTEXTS.tunnel_service(self.tunnel_socket, self.known_hosts, self.log, self.start_tunnel_service)
+
+    def drained_login_nodes(self) -> dict[str, dict]:
+        """The login nodes drained for maintenance (drain_file), read each time it is asked."""
+        if not self.drain_file:
+            return {}
+        try:
+            return read_drained(self.drain_file)
+        except ValueError as exc:  # a broken file drains nothing, and says so in the log
+            self.log.error("%s", exc)
+            return {}
+
+    @property
+    def notice(self) -> str:
+        """What the home page tells the user about a running server: its login node is drained."""
+        if self.launch is None:
+            return ""
+        drained = self.drained_login_nodes()
+        for node in sorted(self.launch.hosts_used() & set(drained)):
+            message = drained[node].get("message") or "maintenance"
+            return (f"login node {node} is being drained ({message}): stop your server and start it again "
+                    "to move it to another node")
+        return ""
 
     @property
     def kind(self) -> str:
@@ -342,46 +365,3 @@ class HPCSpawner(HPCSettings, Spawner):
             return None
         end = calendar.timegm(time.strptime(self.end_time, "%Y-%m-%dT%H:%M:%S"))
         return max(0, int(end - time.time()))
-
-
-class SSHSpawner(HPCSpawner):
-    """Jupyter on a login node over SSH (entry point ``hpchub-ssh``): HPCSpawner with one
-    implicit login-node target and no form."""
-
-    def target_specs(self) -> list[dict]:
-        # Implicit, whatever c.HPCSpawner.targets says (that setting is the one-page spawner's).
-        return [{"name": "login", "title": "Login node", "kind": "login"}]
-
-    @default("options_form")
-    def _default_options_form(self):
-        return ""
-
-    @default("start_timeout")
-    def _default_start_timeout(self):
-        return 60  # JupyterHub's own default: no batch queue to wait for
-
-    @default("login_start_timeout")
-    def _default_login_start_timeout(self):
-        return float(self.start_timeout)  # hpchub-ssh always took JupyterHub's start_timeout
-
-
-class SlurmSpawner(HPCSpawner):
-    """Jupyter in a Slurm job (entry point ``hpchub-slurm``): HPCSpawner with one implicit
-    batch target made of the job settings (partition, walltime, ...) and no form; users may
-    change any job field, and Slurm judges the values."""
-
-    @default("check_against_scheduler")
-    def _default_check_against_scheduler(self):
-        return False
-
-    def target_specs(self) -> list[dict]:
-        # Implicit, whatever c.HPCSpawner.targets says (that setting is the one-page spawner's).
-        settings = {"partition": self.partition, "account": self.account, "qos": self.qos, "walltime": self.walltime,
-                    "nodes": self.nodes, "cores": self.cores, "memory_mb": self.memory_mb, "gpus": self.gpus,
-                    "constraint": self.constraint, "reservation": self.reservation}
-        return [{"name": "job", "title": "this server", "kind": "batch", "choose": list(FIELDS),
-                 "defaults": {key: value for key, value in settings.items() if value not in ("", 0)}}]
-
-    @default("options_form")
-    def _default_options_form(self):
-        return ""

@@ -27,6 +27,8 @@ class LoginServer:
     socket: str = ""  # the server's Unix socket on the node
     remote_port: int = 0  # the forward to the hub's API on the node (the server was given it)
     local_port: int = 0  # the hub side's end of the tunnel to the socket (the proxy routes to it)
+    ssh_address: str = ""  # how the login node was reached: one removed from the configuration is still found
+    ssh_port: int = 0
 
 
 @dataclass
