@@ -24,7 +24,7 @@ def test_the_docs_build_without_warnings_and_list_every_setting(tmp_path):
         for name in cls.class_own_traits(config=True):
             assert f"c.{section}.{name}" in reference, f"{section}.{name} is not in the reference"
     for page in ("tutorial", "howto/ssh-ca", "howto/slurm", "howto/isolated-networks", "howto/production",
-                 "howto/migrate-from-batchspawner", "reference/metrics", "reference/commands",
+                 "howto/migrate-from-batchspawner", "howto/operations", "release-notes", "reference/metrics", "reference/commands",
                  "explanation/security", "explanation/hub-restart", "explanation/certificate-lifetime",
                  "explanation/upstream"):
         assert (tmp_path / f"{page}.html").exists(), page

@@ -288,7 +288,11 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def load_state(self, state):
         super().load_state(state)
-        saved = load(state)
+        try:
+            saved = load(state)
+        except ValueError as exc:  # a state of a newer hpchub (a downgrade): not misread, and said
+            self.log.error("%s: %s; its server is left alone", self._log_name, exc)
+            return
         self.target_name, self.last_outcome = saved.target, saved.last_outcome
         if isinstance(saved.server, LoginServer):
             self.launch = LoginLaunch(self, saved.server)
