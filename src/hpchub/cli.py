@@ -102,9 +102,12 @@ def _tunnels_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from .limits import raise_open_files_limit
     from .remote.tunnels import TunnelService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    soft, _ = raise_open_files_limit()
+    logging.getLogger("hpchub.tunnels").info("open files limit: %s", soft)
     try:
         asyncio.run(TunnelService(args.socket, args.known_hosts).serve())
     except KeyboardInterrupt:

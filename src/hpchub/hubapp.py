@@ -61,6 +61,7 @@ from traitlets import Float, default
 
 from jupyterhub.metrics import RUNNING_SERVERS
 
+from .limits import raise_open_files_limit
 from .remote import SSHError
 from .spawners.options import shown, stored_options
 from .spawners.spawner import HPCSpawner
@@ -347,4 +348,6 @@ class HPCHub(JupyterHub):
         await user.stop(name)
 
 
-main = HPCHub.launch_instance
+def main(argv=None, **kwargs):
+    raise_open_files_limit()  # (systemd's soft limit of 1024 is reached at some 500 users)
+    return HPCHub.launch_instance(argv, **kwargs)
