@@ -21,9 +21,13 @@ def browser():
         browser.close()
 
 
+BROWSER_ZONE = "America/Denver"
+
+
 @pytest.fixture
 def page(browser):
-    context = browser.new_context()
+    # The user's browser in a third zone, beside the hub's (UTC) and the cluster's (Europe/Berlin).
+    context = browser.new_context(timezone_id=BROWSER_ZONE)
     page = context.new_page()
     page.set_default_timeout(20_000)
     yield page

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -14,6 +16,7 @@ from playwright.sync_api import expect
 from hpchub.site.system import demo_passwords
 
 from ..integration.test_slurm_spawner import queue
+from .conftest import BROWSER_ZONE
 from ..site_handle import HubClient, check, stop, stop_all
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -84,6 +87,13 @@ def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_i
                            ".textContent)", timeout=45_000)
     text = page.inner_text("#hpchub-queue")
     job_id = page.inner_text("#hpchub-job")
+    # Slurm's expected start, asked in UTC, is shown in the browser's zone (not the hub's or the cluster's).
+    shown = page.inner_text("#hpchub-start")
+    expected = check(site.ssh("alice", ["env", "TZ=UTC", "squeue", "--noheader", "--start", f"--jobs={job_id}",
+                                        "--format=%S"])).stdout.strip()
+    local = datetime.strptime(expected, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).astimezone(
+        ZoneInfo(BROWSER_ZONE))
+    assert shown == local.strftime(f"%Y-%m-%d %H:%M ({BROWSER_ZONE})"), (shown, expected)
     assert "pending" in text and reason in text and re.search(r"Waited\s+\d+", text), text
     assert queue(site, "alice") == {job_id: "PENDING"}
     shot(page, "pending-page")
