@@ -13,11 +13,12 @@ import json
 import os
 import subprocess
 import time
-from datetime import datetime
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
+
+from .schedulers.slurm import parse_walltime
 
 CACHE_SECONDS = 60
 _cache: dict[str, tuple[float, float | None]] = {}
@@ -29,9 +30,12 @@ def job_end(job_id: str) -> float | None:
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     try:
-        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%e"], capture_output=True,
+        # The time left (%L), not the end (%e): an end is printed in a time zone, which the
+        # user's environment can set; a duration has none.
+        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%L"], capture_output=True,
                              text=True, timeout=20).stdout.strip()
-        end = datetime.strptime(out, "%Y-%m-%dT%H:%M:%S").timestamp()
+        left = parse_walltime(out)
+        end = time.time() + left if left is not None else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
         end = None
     _cache[job_id] = (time.monotonic(), end)
