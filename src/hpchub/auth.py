@@ -73,7 +73,9 @@ class CredentialIssuingAuthenticator(Authenticator):
         revokes (`hpchub ca revoke --serial N | --user NAME`) is never renewed, and its user is
         asked to log in again. Empty: revocation is left to the login nodes, and a revoked
         certificate is renewed at the next refresh - set it wherever certificates are revoked.
-        Example: `/etc/ssh/revoked_keys`.""",
+        The list must exist (an empty one: `ssh-keygen -k -f PATH`): the hub does not start
+        without it, and renews no certificate while it cannot be read, as sshd accepts no key.
+        Example: `/etc/hpchub/revoked.krl`.""",
     )
 
     certificate_validity = Integer(

@@ -9,9 +9,9 @@ import asyncssh
 import pytest
 
 from hpchub.credentials import CREDENTIALS_KEY, CredentialError, CredentialSet, SSHCredential
-from hpchub.credentials.errors import ConfigurationError, LoginRequired
+from hpchub.credentials.errors import ConfigurationError, IssuerUnavailable, LoginRequired
 from hpchub.credentials.issuers import LocalCAIssuer
-from hpchub.credentials.krl import is_revoked, revocation_spec, revoke, serials_of_user
+from hpchub.credentials.krl import RevocationListUnreadable, is_revoked, revocation_spec, revoke, serials_of_user
 from hpchub.credentials.ledger import Ledger, read_entries
 from hpchub.credentials.ssh_ca import (CertificatePolicy, SSHCertificateAuthority, certificate_facts,
                                        check_cluster_username, load_private_key)
@@ -152,6 +152,7 @@ def test_revocation_spec_and_krl(ca, ca_key, tmp_path):
 
 async def test_the_local_ca_does_not_renew_a_revoked_certificate(ca, ca_key, tmp_path):
     krl = tmp_path / "revoked_keys"
+    subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(krl)], check=True, timeout=30)  # empty, as the how-to says
     issuer = LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=krl)
     now = int(time.time())
     alice, bob = await issuer.issue("alice", None, now), await issuer.issue("bob", None, now)
@@ -162,6 +163,33 @@ async def test_the_local_ca_does_not_renew_a_revoked_certificate(ca, ca_key, tmp
     # A fresh login is a new authentication: it gets a certificate, which renews again.
     again = await issuer.issue("alice", None, now)
     assert (await issuer.renew("alice", again, now)).serial != again.serial
+
+
+async def test_a_revocation_list_that_cannot_be_read_renews_nothing(ca, ca_key, tmp_path):
+    """sshd refuses every key when its KRL cannot be read; the hub must not renew unchecked."""
+    now = int(time.time())
+    for krl_state in ("missing", "garbage", "a directory"):
+        krl = tmp_path / f"krl-{krl_state.replace(' ', '-')}"
+        revoke(krl, f"{ca_key}.pub", serials=[1])  # a good list at start-up, then replaced by a bad one
+        issuer = LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=krl)
+        alice = await issuer.issue("alice", None, now)
+        krl.unlink()
+        if krl_state == "garbage":
+            krl.write_text("not a KRL\n")
+        elif krl_state == "a directory":
+            krl.mkdir()
+        with pytest.raises(IssuerUnavailable) as raised:
+            await issuer.renew("alice", alice, now)
+        assert "cannot be renewed just now" in raised.value.user_message, krl_state
+        assert str(krl) in raised.value.log_detail and "ssh-keygen -Q" in raised.value.log_detail, krl_state
+        with pytest.raises(RevocationListUnreadable):
+            (tmp_path / "alice-cert.pub").write_text(alice.certificate + "\n")
+            is_revoked(krl, tmp_path / "alice-cert.pub")
+
+
+def test_a_revocation_list_missing_at_start_up_is_named_then(ca, tmp_path):
+    with pytest.raises(ConfigurationError, match="revoked_keys.*cannot be read.*ssh-keygen -k -f"):
+        LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=tmp_path / "no-such.krl")
 
 
 def test_the_ledger_is_read_once_and_a_lookup_does_not_grow_with_it(tmp_path, monkeypatch):

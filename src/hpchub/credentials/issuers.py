@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import LoginRequired
-from .krl import is_revoked
+from .errors import ConfigurationError, IssuerUnavailable, LoginRequired
+from .krl import RevocationListUnreadable, is_revoked
 from .model import SSHCredential
 from .ssh_ca import CertificatePolicy, SSHCertificateAuthority
 
@@ -48,6 +48,14 @@ class LocalCAIssuer(Issuer):
         self.hub_name = hub_name
         self.max_session = max_session
         self.revoked_keys = Path(revoked_keys) if revoked_keys else None
+        if self.revoked_keys is not None:  # said at start-up, not at the first renewal
+            try:
+                with self.revoked_keys.open("rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"the revocation list {self.revoked_keys} (ssh_revoked_keys) cannot be read: {exc.strerror}; "
+                    f"an empty one is made with `ssh-keygen -k -f {self.revoked_keys}`") from None
 
     async def issue(self, principal, password, session_started):
         # Key generation and signing are CPU work of a millisecond or two; keep them off the loop anyway.
@@ -57,9 +65,16 @@ class LocalCAIssuer(Issuer):
         if self.max_session and time.time() - session_started > self.max_session:
             raise LoginRequired("your session has reached its maximum length; please log in again",
                                 f"session of {principal} started {session_started}, max_session {self.max_session}")
-        if self.revoked_keys is not None and await asyncio.to_thread(self._revoked, current):
-            raise LoginRequired("your certificate has been revoked: please log in again",
-                                f"{current.key_id} (serial {current.serial}) is in {self.revoked_keys}")
+        if self.revoked_keys is not None:
+            try:
+                revoked = await asyncio.to_thread(self._revoked, current)
+            except RevocationListUnreadable as exc:  # never renewed unchecked
+                raise IssuerUnavailable("your credentials cannot be renewed just now; please try again later "
+                                        "or tell your site's administrators",
+                                        f"the revocation list {self.revoked_keys}: {exc}") from None
+            if revoked:
+                raise LoginRequired("your certificate has been revoked: please log in again",
+                                    f"{current.key_id} (serial {current.serial}) is in {self.revoked_keys}")
         return await self.issue(principal, None, session_started)
 
     def _revoked(self, current: SSHCredential) -> bool:

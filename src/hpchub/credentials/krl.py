@@ -59,7 +59,17 @@ def revoke(krl_path: str | Path, ca_public_key: str | Path, serials: Iterable[in
     return spec.count("\n")
 
 
+class RevocationListUnreadable(Exception):
+    """The KRL could not be read: nothing can be said of any certificate (sshd, in the same
+    case, refuses every key), so the caller must not take it for "not revoked"."""
+
+
 def is_revoked(krl_path: str | Path, certificate_file: str | Path) -> bool:
-    proc = subprocess.run(["ssh-keygen", "-Q", "-f", str(krl_path), str(certificate_file)],
-                          capture_output=True, text=True, timeout=30)
-    return "REVOKED" in proc.stdout
+    argv = ["ssh-keygen", "-Q", "-f", str(krl_path), str(certificate_file)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if proc.returncode == 1 and proc.stdout.rstrip().endswith(": REVOKED"):
+        return True
+    if proc.returncode == 0 and proc.stdout.rstrip().endswith(": ok"):
+        return False
+    raise RevocationListUnreadable(f"{' '.join(argv)} exited {proc.returncode}: "
+                                   f"{(proc.stderr or proc.stdout).strip()[-500:]}")
