@@ -9,7 +9,8 @@ import math
 
 import pytest
 
-from benchmarks import batch_spawn, restart, scale, site_bringup, ssh_spawn, ssh_throughput, status_queries
+from benchmarks import (batch_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn, ssh_throughput,
+                        status_queries)
 from benchmarks.table import render
 
 
@@ -46,6 +47,16 @@ def test_scale_quick_iteration_spawns_every_user_on_both_paths():
         assert not failed, failed
         assert {o["target"] for o in wave["outcomes"]} == {"login", "shared"}
     reports_every_figure(scale, result)
+
+
+def test_scale_stacks_quick_iteration_spawns_every_user_on_both_stacks():
+    result = scale_stacks.run(1, users=4, window=4)
+    assert [w["stack"] for w in result["stacks"]] == list(scale_stacks.STACKS)
+    for wave in result["stacks"]:
+        failed = [o for o in wave["outcomes"] if not o["ok"]]
+        assert not failed, (wave["stack"], failed)
+        assert {o["target"] for o in wave["outcomes"]} == {"login", "shared"}
+    reports_every_figure(scale_stacks, result)
 
 
 def test_restart_quick_iteration_sees_every_server_answer_again():
