@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from tests.production.postgresql import PostgreSQL
+from tests.production.traefik import traefik_config, traefik_url
 from tests.site_handle import HubClient, SiteHandle, check
 
 from . import scale
@@ -33,19 +34,6 @@ WINDOW = 300.0  # 200 users in 60 s in the 200-user run: the same rate of arriva
 STACKS = ("chp+sqlite", "traefik+postgresql")
 SLURM_JOBS_PER_CORE = 40  # the shared partition oversubscribed enough for every batch user's job
 JOB_MEMORY_MB = 8  # the stand-in's jobs: 125 of them on each 4000 MB node
-
-
-def traefik_and_postgresql(site: SiteHandle, database_url: str) -> str:
-    base, hub_dir = site.layout.port_base, site.layout.hub_dir
-    return f"""\
-c.JupyterHub.db_url = {database_url!r}
-c.JupyterHub.proxy_class = "traefik_file"
-c.JupyterHub.bind_url = "http://127.0.0.1:{base + 98}"
-c.TraefikProxy.should_start = True
-c.TraefikProxy.traefik_api_url = "http://127.0.0.1:{base + 97}"
-c.TraefikProxy.static_config_file = "{hub_dir}/traefik.toml"
-c.TraefikFileProviderProxy.dynamic_config_file = "{hub_dir}/traefik-routes.toml"
-"""
 
 
 class MemoryLow:
@@ -91,8 +79,8 @@ def one_stack(site: SiteHandle, hub: HubClient, names: list[str], password: str,
               window: float, postgresql: PostgreSQL | None) -> dict:
     stack_config = site.layout.hub_config_dir / "45-stack.py"
     if postgresql is not None:
-        stack_config.write_text(traefik_and_postgresql(site, postgresql.url))
-        hub.url = f"http://127.0.0.1:{site.layout.port_base + 98}"
+        stack_config.write_text(f"c.JupyterHub.db_url = {postgresql.url!r}\n" + traefik_config(site, tls=False))
+        hub.url = traefik_url(site, tls=False)
     else:
         stack_config.unlink(missing_ok=True)
         hub.url = site.layout.hub_url

@@ -34,21 +34,32 @@ def _site(args: argparse.Namespace) -> int:
         return 1
 
 
+def _fill_from_site(command: str, args: argparse.Namespace, defaults: dict) -> bool:
+    """With --site, give the arguments not given the demo site's values (defaults: argument name
+    -> function of the site's layout); False, said, if there is no such site."""
+    if not args.site:
+        return True
+    from .site.manager import load_layout
+
+    layout = load_layout(args.site)
+    if layout is None:
+        print(f"{command}: no site named {args.site!r} here", file=sys.stderr)
+        return False
+    for name, value_of in defaults.items():
+        if not getattr(args, name):
+            setattr(args, name, str(value_of(layout)))
+    return True
+
+
 def _ca_revoke(args: argparse.Namespace) -> int:
     from .credentials import CredentialError
     from .credentials.krl import revoke, serials_of_user
 
+    if not _fill_from_site("hpchub ca revoke", args, {"krl": lambda site: site.revoked_keys,
+                                                      "ca_pub": lambda site: site.ssh_dir / "user_ca.pub",
+                                                      "ledger": lambda site: site.hub_ca_ledger}):
+        return 1
     krl, ca_pub, ledger = args.krl, args.ca_pub, args.ledger
-    if args.site:
-        from .site.manager import load_layout
-
-        layout = load_layout(args.site)
-        if layout is None:
-            print(f"hpchub ca revoke: no site named {args.site!r} here", file=sys.stderr)
-            return 1
-        krl = krl or str(layout.revoked_keys)
-        ca_pub = ca_pub or str(layout.ssh_dir / "user_ca.pub")
-        ledger = ledger or str(layout.hub_ca_ledger)
     if not (krl and ca_pub):
         print("hpchub ca revoke: give --site, or --krl and --ca-pub", file=sys.stderr)
         return 2
@@ -136,17 +147,11 @@ def _drain(args: argparse.Namespace) -> int:
 
     from .drain import drain, read_drained, servers_on, undrain
 
+    if not _fill_from_site("hpchub drain", args, {"file": lambda site: site.drain_file,
+                                                  "hub_url": lambda site: site.hub_url,
+                                                  "token_file": lambda site: site.hub_dir / "admin-token"}):
+        return 1
     drain_file, hub_url, token_file = args.file, args.hub_url, args.token_file
-    if args.site:
-        from .site.manager import load_layout
-
-        layout = load_layout(args.site)
-        if layout is None:
-            print(f"hpchub drain: no site named {args.site!r} here", file=sys.stderr)
-            return 1
-        drain_file = drain_file or str(layout.drain_file)
-        hub_url = hub_url or layout.hub_url
-        token_file = token_file or str(layout.hub_dir / "admin-token")
     if not drain_file:
         print("hpchub drain: give --file (the hub's HPCSpawner.drain_file) or --site", file=sys.stderr)
         return 2

@@ -18,20 +18,7 @@ from ..integration.test_slurm_spawner import answers
 from ..integration.test_ssh_spawner import run_in_kernel
 from ..integration.ca_service_fixture import write_tls
 from ..site_handle import clean_hub, hub_settings, spawn, stop
-
-
-def traefik_config(site) -> str:
-    base, hub_dir = site.layout.port_base, site.layout.hub_dir
-    return f"""\
-c.JupyterHub.proxy_class = "traefik_file"
-c.JupyterHub.bind_url = "https://127.0.0.1:{base + 98}"
-c.JupyterHub.ssl_cert = "{hub_dir}/tls.pem"
-c.JupyterHub.ssl_key = "{hub_dir}/tls.key"
-c.TraefikProxy.should_start = True
-c.TraefikProxy.traefik_api_url = "http://127.0.0.1:{base + 97}"
-c.TraefikProxy.static_config_file = "{hub_dir}/traefik.toml"
-c.TraefikFileProviderProxy.dynamic_config_file = "{hub_dir}/traefik-routes.toml"
-"""
+from .traefik import traefik_config, traefik_url
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def traefik_hub(loopback_site, tmp_path_factory):
     try:
         with hub_settings(loopback_site, traefik_config(loopback_site), name="60-traefik"):
             for hub in clean_hub(loopback_site):
-                hub.url = f"https://127.0.0.1:{loopback_site.layout.port_base + 98}"
+                hub.url = traefik_url(loopback_site)
                 yield hub
     finally:
         if before is None:
