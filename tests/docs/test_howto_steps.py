@@ -3,6 +3,7 @@ directory of the test's own): what a guide tells an admin to do must work."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -66,3 +67,13 @@ def test_the_operations_guides_drain_step_drains_the_node():
     drained = read_drained(work / "drained-login-nodes.json")
     assert list(drained) == ["login2"] and drained["login2"]["message"] == "kernel update on Tuesday", drained
     shutil.rmtree(work)
+
+
+def test_every_configuration_block_in_the_docs_names_real_settings_with_values_they_accept():
+    pages = sorted(str(p) for p in (ROOT / "docs").rglob("*.md")) + [str(ROOT / "README.md")]
+    checked = subprocess.run([HUB_PYTHON, str(Path(__file__).with_name("config_blocks.py")), *pages],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    result = json.loads(checked.stdout)
+    assert result["problems"] == [], "\n".join(result["problems"])
+    assert result["settings"] >= 30, result  # the how-tos' blocks were found and read
