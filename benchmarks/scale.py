@@ -133,11 +133,19 @@ def spawn_and_time(hub: HubClient, token: str, user: str, target: str) -> dict:
         return {**outcome, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def wave(site: SiteHandle, hub: HubClient, users: list[str], window: float) -> dict:
     """Every user spawns once, arrivals spread evenly over the window, alternating targets."""
     token = site.site.hub.admin_token()
     pids = _processes(site)
     cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    busy_before = _machine_busy()
     start = time.monotonic()
 
     def one(index_user):
@@ -148,11 +156,15 @@ def wave(site: SiteHandle, hub: HubClient, users: list[str], window: float) -> d
     with concurrent.futures.ThreadPoolExecutor(len(users)) as pool:
         outcomes = list(pool.map(one, enumerate(users)))
     elapsed = time.monotonic() - start
+    busy_after = _machine_busy()
+    pids = {**_processes(site), **pids}  # (the tunnel service may have started during the wave: all its CPU)
     return {
         "outcomes": outcomes,
         "wall_seconds": elapsed,
-        "cpu_seconds": {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()},
+        "cpu_seconds": {name: _cpu_seconds(pid) - cpu_before.get(name, 0.0) for name, pid in pids.items()},
         "memory_mb": {name: _memory_mb(pid) for name, pid in pids.items()},
+        # How busy the whole machine was (every node, server and daemon of the site share it).
+        "machine_busy": (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
     }
 
 
@@ -269,7 +281,8 @@ def report(result: dict) -> str:
             f"  {label:10} {s['ok']}/{s['n']} ready; p50 {s['p50']:.2f} s, p95 {s['p95']:.2f} s "
             f"(login {s['by_target']['login']:.2f} s, batch {s['by_target']['shared']:.2f} s); "
             f"hub CPU {cpu['hub']:.1f} s over {wave_result['wall_seconds']:.0f} s "
-            f"(RSS {memory['hub']['VmRSS']:.0f} MB, peak {memory['hub']['VmHWM']:.0f} MB)"
+            f"(RSS {memory['hub']['VmRSS']:.0f} MB, peak {memory['hub']['VmHWM']:.0f} MB); "
+            f"the machine {100 * wave_result.get('machine_busy', float('nan')):.0f} % busy"
             + (f"; tunnel service CPU {cpu['tunnels']:.1f} s, RSS {memory['tunnels']['VmRSS']:.0f} MB"
                if "tunnels" in cpu else ""))
         for error in s["errors"]:

@@ -168,7 +168,8 @@ def report(result: dict) -> str:
             f"peak {memory['hub']['VmHWM']:.0f} MB; proxy CPU {wave_result['proxy_cpu_seconds']:.1f} s"
             + (f"; tunnel service CPU {cpu['tunnels']:.1f} s, RSS {memory['tunnels']['VmRSS']:.0f} MB"
                if "tunnels" in cpu else "")
-            + f"; the machine's memory available at least {wave_result['least_available_mb']:.0f} MB; "
+            + f"; the machine {100 * wave_result['machine_busy']:.0f} % busy, "
+              f"its memory available at least {wave_result['least_available_mb']:.0f} MB; "
               f"logins {wave_result['login_seconds']:.0f} s (not timed in the spawns)")
         for error in s["errors"]:
             lines.append(f"    error: {error}")
