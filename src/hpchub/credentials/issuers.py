@@ -10,12 +10,11 @@ Renewal that needs the user raises LoginRequired; an unreachable issuer, IssuerU
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import ConfigurationError, IssuerUnavailable, LoginRequired
-from .krl import RevocationListUnreadable, is_revoked
+from .krl import RevocationListUnreadable, certificate_is_revoked
 from .model import SSHCredential
 from .ssh_ca import CertificatePolicy, SSHCertificateAuthority
 
@@ -67,7 +66,7 @@ class LocalCAIssuer(Issuer):
                                 f"session of {principal} started {session_started}, max_session {self.max_session}")
         if self.revoked_keys is not None:
             try:
-                revoked = await asyncio.to_thread(self._revoked, current)
+                revoked = await asyncio.to_thread(certificate_is_revoked, self.revoked_keys, current.certificate)
             except RevocationListUnreadable as exc:  # never renewed unchecked
                 raise IssuerUnavailable("your credentials cannot be renewed just now; please try again later "
                                         "or tell your site's administrators",
@@ -76,13 +75,6 @@ class LocalCAIssuer(Issuer):
                 raise LoginRequired("your certificate has been revoked: please log in again",
                                     f"{current.key_id} (serial {current.serial}) is in {self.revoked_keys}")
         return await self.issue(principal, None, session_started)
-
-    def _revoked(self, current: SSHCredential) -> bool:
-        """Whether the KRL revokes this certificate (by serial, key id or key): what sshd would say."""
-        with tempfile.NamedTemporaryFile("w", prefix="hpchub-renew-", suffix="-cert.pub") as cert_file:
-            cert_file.write(current.certificate + "\n")
-            cert_file.flush()
-            return is_revoked(self.revoked_keys, cert_file.name)
 
     async def issue_service_account(self, principal):
         return await self.issue(principal, None, int(time.time()))

@@ -73,3 +73,11 @@ def is_revoked(krl_path: str | Path, certificate_file: str | Path) -> bool:
         return False
     raise RevocationListUnreadable(f"{' '.join(argv)} exited {proc.returncode}: "
                                    f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+
+
+def certificate_is_revoked(krl_path: str | Path, certificate: str) -> bool:
+    """is_revoked for a certificate given as its OpenSSH text (ssh-keygen reads only files)."""
+    with tempfile.NamedTemporaryFile("w", prefix="hpchub-renew-", suffix="-cert.pub") as cert_file:
+        cert_file.write(certificate + "\n")
+        cert_file.flush()
+        return is_revoked(krl_path, cert_file.name)

@@ -26,7 +26,6 @@ import json
 import logging
 import secrets
 import ssl
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from traitlets import Dict, Integer, List, Unicode
 from traitlets.config import Configurable
 
 from .errors import CredentialError
-from .krl import RevocationListUnreadable, is_revoked
+from .krl import RevocationListUnreadable, certificate_is_revoked
 from .proof import (RateLimiter, challenge_message, check_challenge, make_challenge, pair_response,
                     token_digest, unb64)
 from .ssh_ca import CertificatePolicy, SSHCertificateAuthority, certificate_facts, check_cluster_username
@@ -271,14 +270,11 @@ class RenewHandler(BaseHandler):
         self.finish({"certificate": certificate})
 
     def _revoked(self, certificate: str) -> bool:
-        with tempfile.NamedTemporaryFile("w", suffix="-cert.pub") as cert_file:
-            cert_file.write(certificate + "\n")
-            cert_file.flush()
-            try:
-                return is_revoked(self.service.krl, cert_file.name)
-            except RevocationListUnreadable as exc:  # never renewed unchecked
-                raise ServiceError(503, "revocation_list_unreadable",
-                                   f"the revocation list cannot be read: {exc}") from None
+        try:
+            return certificate_is_revoked(self.service.krl, certificate)
+        except RevocationListUnreadable as exc:  # never renewed unchecked
+            raise ServiceError(503, "revocation_list_unreadable",
+                               f"the revocation list cannot be read: {exc}") from None
 
 
 class ServicePairHandler(BaseHandler):
