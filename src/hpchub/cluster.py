@@ -66,9 +66,10 @@ def cluster_address() -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
-def time_left_in_this_job() -> int | None:
-    """Seconds left on the job this kernel runs in, or None outside a job."""
-    job_id = os.environ.get("SLURM_JOB_ID", "")
+def time_left_in_this_job(job_id: str | None = None) -> int | None:
+    """Seconds left on the job this process runs in (or on job_id), or None outside a job.
+    Slurm's time left (%L) is a duration: no time zone enters it."""
+    job_id = os.environ.get("SLURM_JOB_ID", "") if job_id is None else job_id
     if not job_id.isdigit():
         return None
     try:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .schedulers.slurm import parse_walltime
+from .cluster import time_left_in_this_job
 
 CACHE_SECONDS = 60
 _cache: dict[str, tuple[float, float | None]] = {}
@@ -29,15 +28,8 @@ def job_end(job_id: str) -> float | None:
     hit = _cache.get(job_id)
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
-    try:
-        # The time left (%L), not the end (%e): an end is printed in a time zone, which the
-        # user's environment can set; a duration has none.
-        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%L"], capture_output=True,
-                             text=True, timeout=20).stdout.strip()
-        left = parse_walltime(out)
-        end = time.time() + left if left is not None else None
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        end = None
+    left = time_left_in_this_job(job_id)  # a duration, not an end printed in the user's time zone
+    end = time.time() + left if left is not None else None
     _cache[job_id] = (time.monotonic(), end)
     return end
 
