@@ -8,9 +8,11 @@ Mix it in front of any authenticator::
     class LDAPCredentialAuthenticator(CredentialIssuingAuthenticator, LDAPAuthenticator): ...
     class GenericOAuthCredentialAuthenticator(CredentialIssuingAuthenticator, GenericOAuthenticator): ...
 
-With PAM it is ready-made as ``hpchub-pam``. Where logins carry no password (OAuth), only
-the local CA can issue. Spawners read the result with
-``CredentialSet.from_auth_state(await user.get_auth_state())``.
+With PAM it is ready-made as ``hpchub-pam``, with an OpenID Connect provider as ``hpchub-oidc``
+(hpchub.auth_oidc). The CA service checks the login itself: the password (PAM there, once),
+or the provider's ID token. Renewal follows the authenticator: its own ``refresh_user`` runs
+first, and a user it sends back to the login page gets no new certificate. Spawners read the
+result with ``CredentialSet.from_auth_state(await user.get_auth_state())``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 from .credentials import CredentialError, CredentialSet, IssuerUnavailable, LoginRequired, SSHCredential
 from .credentials.errors import ConfigurationError
 from .credentials.myproxy import MyProxyIssuer
-from .credentials.issuers import Issuer, LocalCAIssuer
+from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof
 from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
 
 
@@ -98,12 +100,23 @@ class CredentialIssuingAuthenticator(Authenticator):
     )
 
     max_session_length = Integer(
-        0,
+        7 * 86400,
         config=True,
         help="""Longest time, in seconds, that a login keeps being renewed without the user
-        logging in again. 0 means no limit (the local CA renews at will). The CA service
-        enforces its own limit too.
+        logging in again (default 7 days, as the CA service's own limit; sshproxy's
+        certificates last a day at most). 0 means no limit, which a centre rarely wants: a
+        stolen session would be renewed for ever. With an identity provider, its own session
+        and refresh tokens end a login sooner if they end first.
         """,
+    )
+
+    required_amr = List(
+        Unicode(),
+        config=True,
+        help="""Single sign-on: refuse a login unless the identity provider says (the ID token's
+        `amr` claim, RFC 8176) it used at least one of these methods, e.g. `["otp", "mfa", "hwk"]`
+        for a second factor. Empty: any login the provider accepts. Set the CA service's
+        `oidc_required_amr` too, so that it holds even for another hub.""",
     )
 
     certificate_source_addresses = List(
@@ -302,10 +315,10 @@ class CredentialIssuingAuthenticator(Authenticator):
         if isinstance(result, str):
             result = {"name": result}
         name = result["name"]
-        password = (data or {}).get("password")
+        proof = self.login_proof(data, result)
         try:
             principal = self.cluster_username(name)
-            credential = await self.issuer.issue(principal, password, int(time.time()))
+            credential = await self.issuer.issue(principal, proof, int(time.time()))
         except CredentialError as exc:
             self.log.error("No credential for %s: %s", name, exc.log_detail)
             status = 503 if isinstance(exc, IssuerUnavailable) else 403
@@ -314,9 +327,15 @@ class CredentialIssuingAuthenticator(Authenticator):
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
         credentials = CredentialSet(int(time.time())).with_credential(credential)
         if self.grid_issuer is not None:
-            credentials = await self._with_grid_credential(credentials, name, principal, password)
+            credentials = await self._with_grid_credential(credentials, name, principal, proof.password)
         result["auth_state"] = credentials.to_auth_state(result.get("auth_state"))
         return result
+
+    def login_proof(self, data: dict | None, result: dict) -> LoginProof:
+        """What this login showed, for an issuer that checks the user itself: the password of
+        a form login. Authenticators with other proofs (an identity provider's ID token)
+        override this; it is also where they refuse a login whose proof is not enough."""
+        return LoginProof(password=(data or {}).get("password"))
 
     async def _with_grid_credential(self, credentials: CredentialSet, name: str, principal: str,
                                     password: str | None) -> CredentialSet:
@@ -335,10 +354,24 @@ class CredentialIssuingAuthenticator(Authenticator):
         return credentials.with_credential(grid)
 
     # ----- renewal --------------------------------------------------------------------
-    async def refresh_user(self, user, handler=None):
-        """True while the certificate has time left; a renewed auth_state when it runs low;
-        False (log in again) when it cannot be renewed."""
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """The authenticator's own refresh first (an identity provider that no longer knows the
+        user ends the session here); then the certificate: True while it has time left, a
+        renewed auth_state when it runs low, False (log in again) when it cannot be renewed."""
+        upstream = await super().refresh_user(user, handler, **kwargs)
+        if upstream is False:
+            self.log.info("The login of %s has ended at its authenticator; asking for a new login", user.name)
+            return False
         auth_state = await user.get_auth_state()
+        if isinstance(upstream, dict) and upstream.get("auth_state") is not None:
+            # The authenticator's fresh tokens, with the credentials it knows nothing of kept.
+            auth_state = {**(auth_state or {}), **upstream["auth_state"]}
+        model = await self._refreshed_credentials(user, auth_state)
+        if model is True and isinstance(upstream, dict):
+            return {**upstream, "name": user.name, "auth_state": auth_state}
+        return model
+
+    async def _refreshed_credentials(self, user, auth_state: dict | None):
         try:
             credentials = CredentialSet.from_auth_state(auth_state)
         except CredentialError as exc:

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from hpchub.credentials import CredentialSet, IssuerUnavailable, LoginRequired
+from hpchub.credentials.issuers import LoginProof
 from hpchub.credentials.proof import b64, challenge_message
 from hpchub.credentials.service_client import ServiceIssuer
 from hpchub.credentials.ssh_ca import certificate_facts
@@ -51,7 +52,7 @@ def post_pair(service, user, password, token=None):
 
 def test_login_gives_a_working_certificate_and_renewal_by_proof_of_possession(loopback_site, service):
     password = demo_passwords()["alice"]
-    first = asyncio.run(issuer(service).issue("alice", password, int(time.time())))
+    first = asyncio.run(issuer(service).issue("alice", LoginProof(password=password), int(time.time())))
     assert first.principal == "alice" and first.issuer == "ca-service"
     assert check(loopback_site.ssh("alice", ["id", "-un"], cred=files_for(loopback_site, first))).stdout == "alice\n"
     renewed = asyncio.run(issuer(service).renew("alice", first, 0))
@@ -73,12 +74,12 @@ def test_wrong_or_missing_hub_token_is_refused(service):
     bare = requests.get(f"{service.url}/challenge", verify=str(service.ca_bundle), timeout=10)
     assert bare.status_code == 403
     with pytest.raises(IssuerUnavailable, match="refused this hub"):
-        asyncio.run(issuer(service, token="0" * 64).issue("bob", demo_passwords()["bob"], 0))
+        asyncio.run(issuer(service, token="0" * 64).issue("bob", LoginProof(password=demo_passwords()["bob"]), 0))
 
 
 def test_the_client_verifies_the_servers_certificate(service):
     with pytest.raises(IssuerUnavailable, match="cannot be reached"):
-        asyncio.run(ServiceIssuer(service.url, service.token).issue("bob", demo_passwords()["bob"], 0))
+        asyncio.run(ServiceIssuer(service.url, service.token).issue("bob", LoginProof(password=demo_passwords()["bob"]), 0))
 
 
 def _renew_raw(service, certificate, signing_key, new_public, challenge=None):
@@ -107,7 +108,7 @@ def test_renewal_refuses_expired_foreign_unproven_and_replayed(loopback_site, se
     response, _ = _renew_raw(service, foreign, key, new_public)
     assert response.status_code == 403 and response.json()["error"] == "foreign_certificate"
     # Unproven: a valid certificate, but the proof is signed with some other key.
-    current = asyncio.run(issuer(service).issue("alice", demo_passwords()["alice"], int(time.time())))
+    current = asyncio.run(issuer(service).issue("alice", LoginProof(password=demo_passwords()["alice"]), int(time.time())))
     response, _ = _renew_raw(service, current.certificate, asyncssh.generate_private_key("ssh-ed25519"), new_public)
     assert response.status_code == 403 and response.json()["error"] == "bad_proof"
     # Replayed: a challenge can be used once.

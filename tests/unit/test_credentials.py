@@ -10,7 +10,7 @@ import pytest
 
 from hpchub.credentials import CREDENTIALS_KEY, CredentialError, CredentialSet, SSHCredential
 from hpchub.credentials.errors import ConfigurationError, IssuerUnavailable, LoginRequired
-from hpchub.credentials.issuers import LocalCAIssuer
+from hpchub.credentials.issuers import LocalCAIssuer, LoginProof
 from hpchub.credentials.krl import RevocationListUnreadable, is_revoked, revocation_spec, revoke, serials_of_user
 from hpchub.credentials.ledger import Ledger, read_entries
 from hpchub.credentials.ssh_ca import (CertificatePolicy, SSHCertificateAuthority, certificate_facts,
@@ -125,7 +125,7 @@ def test_expiry_arithmetic():
 async def test_local_issuer_renews_until_the_session_limit(ca):
     issuer = LocalCAIssuer(ca, CertificatePolicy(validity=60), "h", max_session=3600)
     now = int(time.time())
-    first = await issuer.issue("alice", None, now)
+    first = await issuer.issue("alice", LoginProof(), now)
     renewed = await issuer.renew("alice", first, now - 60)
     assert renewed.serial != first.serial and renewed.principal == "alice"
     with pytest.raises(LoginRequired, match="maximum length"):
@@ -155,13 +155,13 @@ async def test_the_local_ca_does_not_renew_a_revoked_certificate(ca, ca_key, tmp
     subprocess.run(["ssh-keygen", "-q", "-k", "-f", str(krl)], check=True, timeout=30)  # empty, as the how-to says
     issuer = LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=krl)
     now = int(time.time())
-    alice, bob = await issuer.issue("alice", None, now), await issuer.issue("bob", None, now)
+    alice, bob = await issuer.issue("alice", LoginProof(), now), await issuer.issue("bob", LoginProof(), now)
     revoke(krl, f"{ca_key}.pub", serials=serials_of_user(tmp_path / "issued.jsonl", "alice"))
     with pytest.raises(LoginRequired, match="revoked"):
         await issuer.renew("alice", alice, now)
     assert (await issuer.renew("bob", bob, now)).principal == "bob"
     # A fresh login is a new authentication: it gets a certificate, which renews again.
-    again = await issuer.issue("alice", None, now)
+    again = await issuer.issue("alice", LoginProof(), now)
     assert (await issuer.renew("alice", again, now)).serial != again.serial
 
 
@@ -172,7 +172,7 @@ async def test_a_revocation_list_that_cannot_be_read_renews_nothing(ca, ca_key, 
         krl = tmp_path / f"krl-{krl_state.replace(' ', '-')}"
         revoke(krl, f"{ca_key}.pub", serials=[1])  # a good list at start-up, then replaced by a bad one
         issuer = LocalCAIssuer(ca, CertificatePolicy(validity=600), "hub1", revoked_keys=krl)
-        alice = await issuer.issue("alice", None, now)
+        alice = await issuer.issue("alice", LoginProof(), now)
         krl.unlink()
         if krl_state == "garbage":
             krl.write_text("not a KRL\n")

@@ -1,9 +1,11 @@
 """Issuers: where a user's credential comes from. The hub's authenticator holds one.
 
-    issue(principal, password, session_started) -> SSHCredential   at login
+    issue(principal, proof, session_started)    -> SSHCredential   at login
     renew(principal, current, session_started)  -> SSHCredential   before expiry, no password
     issue_service_account(principal)            -> SSHCredential   the hub's own identity
 
+`proof` is what the login showed (a LoginProof: the password, or the identity provider's
+ID token): an issuer that checks the user itself (the CA service) needs one of them.
 Renewal that needs the user raises LoginRequired; an unreachable issuer, IssuerUnavailable.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigurationError, IssuerUnavailable, LoginRequired
@@ -19,11 +22,25 @@ from .model import SSHCredential
 from .ssh_ca import CertificatePolicy, SSHCertificateAuthority
 
 
+@dataclass(frozen=True)
+class LoginProof:
+    """What a login showed, for an issuer that checks the user itself. Never logged."""
+
+    password: str | None = None
+    """The password as typed (with a one-time code, as the site's PAM stack expects it)."""
+    id_token: str | None = None
+    """The identity provider's ID token (a signed JWT) from an OpenID Connect login."""
+
+    def __repr__(self) -> str:  # never a secret in a log line or a traceback
+        return f"LoginProof(password={'***' if self.password else None}, id_token={'***' if self.id_token else None})"
+
+
 class Issuer:
     name = "issuer"
-    needs_password = False
+    checks_the_user = False
+    """True when the issuer checks the login's proof itself (then the hub need not)."""
 
-    async def issue(self, principal: str, password: str | None, session_started: int) -> SSHCredential:
+    async def issue(self, principal: str, proof: LoginProof, session_started: int) -> SSHCredential:
         raise NotImplementedError
 
     async def renew(self, principal: str, current: SSHCredential, session_started: int) -> SSHCredential:
@@ -56,7 +73,7 @@ class LocalCAIssuer(Issuer):
                     f"the revocation list {self.revoked_keys} (ssh_revoked_keys) cannot be read: {exc.strerror}; "
                     f"an empty one is made with `ssh-keygen -k -f {self.revoked_keys}`") from None
 
-    async def issue(self, principal, password, session_started):
+    async def issue(self, principal, proof, session_started):
         # Key generation and signing are CPU work of a millisecond or two; keep them off the loop anyway.
         return await asyncio.to_thread(self.ca.issue, principal, self.hub_name, self.policy, session_started)
 
@@ -74,7 +91,7 @@ class LocalCAIssuer(Issuer):
             if revoked:
                 raise LoginRequired("your certificate has been revoked: please log in again",
                                     f"{current.key_id} (serial {current.serial}) is in {self.revoked_keys}")
-        return await self.issue(principal, None, session_started)
+        return await self.issue(principal, LoginProof(), session_started)
 
     async def issue_service_account(self, principal):
-        return await self.issue(principal, None, int(time.time()))
+        return await self.issue(principal, LoginProof(), int(time.time()))

@@ -2,7 +2,9 @@
 
 HTTP API (compatible with NERSC's sshproxy for the first call):
 
-    POST /create_pair/<scope>/   Basic auth user:password (checked with PAM)
+    POST /create_pair/<scope>/   Basic auth user:password (checked with PAM), or
+                                 Bearer <ID token> of the identity provider (`oidc_issuer`),
+                                 issued to the calling hub's `oidc_client_id`
                                  -> text/plain: private key, then the certificate line
     GET  /challenge              -> {"challenge": "..."}  (fresh for 60 s, single use)
     POST /renew/<scope>/         {"certificate", "public_key", "challenge", "signature"}
@@ -35,6 +37,7 @@ from traitlets import Dict, Integer, List, Unicode
 from traitlets.config import Configurable
 
 from .errors import CredentialError
+from .id_tokens import IDTokenRule, ProviderKeys, TokenRejected, verify_id_token
 from .krl import RevocationListUnreadable, certificate_is_revoked
 from .proof import (RateLimiter, challenge_message, check_challenge, make_challenge, pair_response,
                     token_digest, unb64)
@@ -68,8 +71,28 @@ class CAService(Configurable):
         config=True,
         help="""The hubs allowed to call: a list of
         `{"name": "hub1", "token_sha256": "<hex digest of its token>", "service_principals": ["hpchub"]}`.
-        Only digests are configured here; each hub keeps its own token.""",
+        Only digests are configured here; each hub keeps its own token. With single sign-on,
+        `"oidc_client_id": "<the hub's client id at the provider>"`: the ID tokens that hub
+        presents must have been issued to it.""",
     )
+    oidc_issuer = Unicode("", config=True, help="""The identity provider (OpenID Connect issuer URL,
+        e.g. `https://keycloak.example.org/realms/hpc`) whose ID tokens prove a user at
+        /create_pair (`Authorization: Bearer`), instead of a password. Empty: passwords only.
+        Each token's signature (the provider's published keys), issuer, audience (the hub's
+        `oidc_client_id`) and expiry are checked.""")
+    oidc_jwks_url = Unicode("", config=True, help="The provider's key set. Default: its discovery document's `jwks_uri`.")
+    oidc_ca_bundle = Unicode("", config=True, help="""PEM file of the authorities that may sign the
+        provider's HTTPS certificate. Default: the system's trust store.""")
+    oidc_username_claim = Unicode("preferred_username", config=True, help="""The ID token claim that
+        names the user. The rule: its value, less `@<oidc_username_domain>` when that is set (a name
+        in another domain is refused), must be a valid cluster username, and is the certificate's
+        principal. Use a claim the provider does not let users change.""")
+    oidc_username_domain = Unicode("", config=True, help="""If set, the claim must end with
+        `@<this domain>`, which is removed (e.g. `example.org` maps `alice@example.org` to `alice`).""")
+    oidc_required_amr = List(Unicode(), config=True, help="""If set, an ID token is accepted only if its
+        `amr` claim (RFC 8176) holds at least one of these, e.g. `["otp", "mfa", "hwk"]`: the sign-in
+        used a second factor. The hub can require the same (`CredentialIssuingAuthenticator.required_amr`);
+        here it holds even for a hub that does not.""")
     scopes = List(Unicode(), ["default"], config=True, help="Scopes accepted in /create_pair/<scope>/.")
     pam_service = Unicode("login", config=True, help="PAM service used to check users' passwords.")
     certificate_validity = Integer(12 * 3600, config=True, help="Validity of each certificate, in seconds.")
@@ -89,6 +112,10 @@ class CAService(Configurable):
         # The base64 key blobs whose certificates this service renews: its own, and during a
         # rotation those of the keys it replaces.
         self.renewable_signers = {self.ca.public_key.split()[1], *map(key_blob, self.previous_ca_public_keys)}
+        self.id_token_rule = IDTokenRule(self.oidc_issuer, self.oidc_username_claim, self.oidc_username_domain,
+                                         tuple(self.oidc_required_amr)) if self.oidc_issuer else None
+        self.provider_keys = ProviderKeys(self.oidc_issuer, self.oidc_jwks_url, self.oidc_ca_bundle) \
+            if self.oidc_issuer else None
 
     @property
     def policy(self) -> CertificatePolicy:
@@ -199,6 +226,40 @@ class CreatePairHandler(BaseHandler):
     async def post(self, scope: str):
         if scope not in self.service.scopes:
             raise ServiceError(404, "unknown_scope", f"unknown scope {scope!r}")
+        if self.request.headers.get("Authorization", "").startswith("Bearer "):
+            user = await self._user_of_id_token()
+        else:
+            user = await self._user_of_password()
+        credential = await asyncio.to_thread(
+            self.service.ca.issue, user, self.hub["name"], self.service.policy, int(time.time()))
+        self.signed(credential.key_id, user, credential.serial, "user")
+        self.set_header("Content-Type", "text/plain")
+        self.finish(pair_response(credential.private_key, credential.certificate))
+
+    async def _user_of_id_token(self) -> str:
+        service = self.service
+        if service.id_token_rule is None:
+            raise ServiceError(401, "bad_token", "this service takes passwords, not identity tokens")
+        audience = self.hub.get("oidc_client_id")
+        if not audience:
+            raise ServiceError(403, "forbidden", "this hub is not configured for single sign-on (oidc_client_id)")
+        token = self.request.headers["Authorization"][len("Bearer "):].strip()
+        try:
+            user, claims = await asyncio.to_thread(verify_id_token, token, audience, service.id_token_rule,
+                                                   service.provider_keys)
+        except TokenRejected as exc:
+            log.warning("refused an ID token from hub=%s at %s: %s", self.hub["name"], self.request.remote_ip,
+                        exc.message)
+            if exc.code == "provider_unreachable":
+                raise ServiceError(503, exc.code, exc.message) from None
+            status = 403 if exc.code in ("second_factor_required", "unknown_user") else 401
+            raise ServiceError(status, exc.code, exc.message) from None
+        self.limit_user(user)
+        log.info("ID token of %s (sub %s, amr %s) accepted for hub=%s", user, claims.get("sub"), claims.get("amr"),
+                 self.hub["name"])
+        return user
+
+    async def _user_of_password(self) -> str:
         user, password = self._basic_auth()
         try:
             check_cluster_username(user)
@@ -209,11 +270,7 @@ class CreatePairHandler(BaseHandler):
             log.warning("wrong password for %s from %s", user, self.request.remote_ip)
             self.set_header("WWW-Authenticate", 'Basic realm="hpchub-ca"')
             raise ServiceError(401, "bad_password", "the username or password is wrong")
-        credential = await asyncio.to_thread(
-            self.service.ca.issue, user, self.hub["name"], self.service.policy, int(time.time()))
-        self.signed(credential.key_id, user, credential.serial, "user")
-        self.set_header("Content-Type", "text/plain")
-        self.finish(pair_response(credential.private_key, credential.certificate))
+        return user
 
     def _basic_auth(self) -> tuple[str, str]:
         header = self.request.headers.get("Authorization", "")

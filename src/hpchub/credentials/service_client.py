@@ -1,5 +1,9 @@
-"""The hub's client of the CA service (`hpchub ca serve`, or NERSC's sshproxy for
-/create_pair). The server's certificate is always verified."""
+"""The hub's client of the CA service (`hpchub ca serve`, or NERSC's sshproxy). The server's
+certificate is always verified.
+
+At login it sends the user's proof: the password (HTTP Basic, as sshproxy takes it, with the
+one-time code appended where the site asks for one) or the identity provider's ID token
+(`Authorization: Bearer`, which `hpchub ca serve` verifies against the provider's keys)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import asyncssh
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .errors import ConfigurationError, CredentialError, IssuerUnavailable, LoginRequired
-from .issuers import Issuer
+from .issuers import Issuer, LoginProof
 from .model import SSHCredential
 from .proof import b64, challenge_message, parse_pair_response
 from .ssh_ca import certificate_facts
@@ -18,7 +22,7 @@ from .ssh_ca import certificate_facts
 
 class ServiceIssuer(Issuer):
     name = "ca-service"
-    needs_password = True
+    checks_the_user = True
 
     def __init__(self, url: str, token: str, scope: str = "default", ca_bundle: str | None = None,
                  timeout: float = 20.0):
@@ -29,11 +33,14 @@ class ServiceIssuer(Issuer):
         self.timeout = timeout
 
     async def _call(self, method: str, path: str, body: dict | None = None,
-                    auth: tuple[str, str] | None = None) -> tuple[int, str]:
+                    auth: tuple[str, str] | None = None, bearer: str | None = None) -> tuple[int, str]:
+        headers = {"X-HPCHub-Token": self.token, "Content-Type": "application/json"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         request = HTTPRequest(
             f"{self.url}{path}", method=method,
             body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
-            headers={"X-HPCHub-Token": self.token, "Content-Type": "application/json"},
+            headers=headers,
             auth_username=auth[0] if auth else None, auth_password=auth[1] if auth else None,
             auth_mode="basic" if auth else None,
             validate_cert=True, ca_certs=self.ca_bundle,
@@ -55,10 +62,18 @@ class ServiceIssuer(Issuer):
         except ValueError:
             error = {"error": "unknown", "message": text[:200]}
         detail = f"CA service {path} for {user}: HTTP {code} {error}"
+        if code == 401 and error.get("error") == "bad_token":
+            raise CredentialError("the certificate service did not accept your sign-in; please sign in again", detail)
         if code == 401:
             raise CredentialError("the certificate service did not accept your username or password", detail)
+        if code == 403 and error.get("error") == "second_factor_required":
+            raise CredentialError("the certificate service requires a second factor (a one-time code) at sign-in; "
+                                  "sign in again with one", detail)
         if code == 429:
             raise CredentialError("too many certificate requests; wait a minute and try again", detail)
+        if error.get("error") == "unknown_user":
+            raise CredentialError("your sign-in names no account on this cluster; contact the centre's support",
+                                  detail)
         if error.get("error") in ("login_required", "revoked", "foreign_certificate", "bad_proof"):
             raise LoginRequired("your credentials can no longer be renewed; please log in again", detail)
         raise IssuerUnavailable("the site's certificate service refused this hub; contact the centre's support",
@@ -75,14 +90,17 @@ class ServiceIssuer(Issuer):
             valid_before=facts["valid_before"], issuer=self.name,
         )
 
-    async def issue(self, principal, password, session_started):
-        if not password:
+    async def issue(self, principal, proof: LoginProof, session_started):
+        if not (proof.password or proof.id_token):
             raise CredentialError(
-                "this login gives the hub no password, which the certificate service needs; "
-                "ask the centre to configure the local CA",
-                f"ca-service issue for {principal} without a password")
+                "this login gives the hub neither a password nor an identity token, which the certificate "
+                "service needs; ask the centre's support",
+                f"ca-service issue for {principal} without a password or an ID token")
         path = f"/create_pair/{quote(self.scope, safe='')}/"
-        code, text = await self._call("POST", path, auth=(principal, password))
+        if proof.id_token:
+            code, text = await self._call("POST", path, bearer=proof.id_token)
+        else:
+            code, text = await self._call("POST", path, auth=(principal, proof.password))
         if code != 200:
             self._fail(path, code, text, principal)
         try:

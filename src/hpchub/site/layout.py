@@ -220,6 +220,11 @@ class SiteLayout:
         """The MyProxy server, on the hub side's loopback (a grid service beside the hub)."""
         return self.port_base + 96
 
+    @property
+    def oidc_port(self) -> int:
+        """The demo's OpenID Connect provider, on the hub side (site/identity.py)."""
+        return self.port_base + 99
+
     # ----- network -----------------------------------------------------------
     def _subnet(self, internal: bool) -> str:
         return f"10.199.{2 * self.slot + (1 if internal else 0)}"

@@ -13,7 +13,8 @@ from pathlib import Path
 from . import network, software, system
 from .grid import GridService
 from .hub import Hub
-from .layout import MAX_SLOTS, STATE_ROOT, SiteLayout, check_name
+from .identity import IdentityProvider, client_id, issuer_url
+from .layout import HUB_OS_USER, MAX_SLOTS, STATE_ROOT, SiteLayout, check_name
 from .login import LoginNodes
 from .nodes import Nodes
 from .slurm import Cluster
@@ -78,6 +79,7 @@ class Site:
         self.login = LoginNodes(layout, self.nodes)
         self.hub = Hub(layout, self.nodes)
         self.grid = GridService(layout, self.nodes)
+        self.identity = IdentityProvider(layout, self.nodes)
 
     @classmethod
     def open(cls, name: str, isolated: bool | None = None) -> "Site":
@@ -121,6 +123,9 @@ class Site:
             self.login.ensure_sshd(self.login.write_config())
         with phases.phase("grid"):
             self.grid.ensure()
+        with phases.phase("identity"):
+            make_dir(site.hub_dir, 0o700, owner=HUB_OS_USER)
+            self.identity.ensure()
         self._write_site_info()
         if with_hub:
             with phases.phase("hub"):
@@ -153,6 +158,9 @@ class Site:
             "myproxy": {"host": "127.0.0.1", "port": site.myproxy_port,
                         "ca_bundle": str(site.grid_trust_dir / "ca-bundle.pem"),
                         "trust_dir": str(site.grid_trust_dir)},
+            # The single sign-on provider (site/identity.py), and the hub's client at it.
+            "oidc": {"issuer": issuer_url(site), "client_id": client_id(site),
+                     "client_secret_file": str(self.identity.client_secret_file)},
         }
         make_dir(site.site_info_file.parent, 0o755)
         write_file(site.site_info_file, json.dumps(info, indent=1) + "\n")
