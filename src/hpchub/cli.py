@@ -16,7 +16,7 @@ def _site(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "up":
-            Site.open(args.name, args.isolated).up(with_hub=args.hub)
+            Site.open(args.name, args.isolated).up(with_hub=args.hub, login=args.login)
             return 0
         layout = load_layout(args.name)
         if layout is None:
@@ -26,12 +26,32 @@ def _site(args: argparse.Namespace) -> int:
         if args.action == "down":
             site.down(purge=args.purge)
             return 0
+        if args.action == "code":
+            return _print_code(site, args.user)
         report = site.status()
         print(json.dumps(report, indent=1) if args.json else describe(report))
         return 0 if report["up"] else 3
     except (SiteError, SiteNameError) as exc:
         print(f"hpchub site {args.action}: {exc}", file=sys.stderr)
         return 1
+
+
+def _print_code(site, user: str | None) -> int:
+    """The current one-time code of a demo user at the site's identity provider (what their
+    authenticator app would show), for a demo without a phone."""
+    from .site.identity import totp
+
+    users = site.identity.users() if site.identity.users_file.exists() else {}
+    if user not in users:
+        print(f"hpchub site code: give --user, one of {', '.join(sorted(users)) or '(none: run site up)'}",
+              file=sys.stderr)
+        return 2
+    secret = users[user].get("totp_secret")
+    if not secret:
+        print(f"hpchub site code: {user} has not enrolled a one-time code", file=sys.stderr)
+        return 1
+    print(totp(secret))
+    return 0
 
 
 def _fill_from_site(command: str, args: argparse.Namespace, defaults: dict) -> bool:
@@ -188,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     site = commands.add_parser("site", help="bring a demo HPC site up or down on this machine (root)")
-    site.add_argument("action", choices=["up", "down", "status"])
+    site.add_argument("action", choices=["up", "down", "status", "code"],
+                      help="code: print a demo user's current one-time code (single sign-on)")
     site.add_argument("--name", default="demo", help="site instance name (default: demo)")
     mode = site.add_mutually_exclusive_group()
     mode.add_argument("--isolated", dest="isolated", action="store_true", default=None,
@@ -197,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="everything on 127.0.0.1 (the default for a new instance)")
     site.add_argument("--no-hub", dest="hub", action="store_false", help="up: do not start the demo hub")
     site.add_argument("--purge", action="store_true", help="down: also delete the instance's state")
+    site.add_argument("--login", choices=["password", "oidc"], default=None,
+                      help="up: how users log in: password (PAM; the hub signs certificates), or oidc (single "
+                           "sign-on at the site's OpenID Connect provider with a one-time code; the site's CA "
+                           "service signs). Default: as the instance was (password for a new one)")
+    site.add_argument("--user", help="code: the demo user")
     site.add_argument("--json", action="store_true", help="status: print JSON")
     site.set_defaults(func=_site)
 

@@ -244,6 +244,10 @@ class Hub:
             path = site.hub_dir / name
             if not path.exists():
                 write_file(path, secrets.token_hex(32) + "\n", 0o600, owner=HUB_OS_USER)
+        if site.single_sign_on_config.exists():
+            # Single sign-on: the site's CA service signs; the hub host holds no CA key.
+            shutil.rmtree(site.hub_ca_key.parent, ignore_errors=True)
+            return
         make_dir(site.hub_ca_key.parent, 0o700, owner=HUB_OS_USER)
         write_file(site.hub_ca_key, site.user_ca_key.read_text(), 0o600, owner=HUB_OS_USER)
         if not site.hub_ca_ledger.exists():

@@ -128,6 +128,12 @@ class SiteLayout:
         return self.hub_dir / "ssh-ca" / "user_ca"
 
     @property
+    def single_sign_on_config(self) -> Path:
+        """Written by `hpchub site up --login oidc`: the hub logs in through the site's identity
+        provider and gets certificates from the site's CA service (it then holds no CA key)."""
+        return self.hub_config_dir / "10-single-sign-on.py"
+
+    @property
     def hub_ca_ledger(self) -> Path:
         return self.hub_dir / "ssh-ca" / "issued.jsonl"
 
@@ -219,6 +225,11 @@ class SiteLayout:
     def myproxy_port(self) -> int:
         """The MyProxy server, on the hub side's loopback (a grid service beside the hub)."""
         return self.port_base + 96
+
+    @property
+    def ca_service_port(self) -> int:
+        """The CA service of single sign-on mode, on the hub side (site/ca_service.py)."""
+        return self.port_base + 3
 
     @property
     def oidc_port(self) -> int:

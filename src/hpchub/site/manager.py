@@ -13,7 +13,8 @@ from pathlib import Path
 from . import network, software, system
 from .grid import GridService
 from .hub import Hub
-from .identity import IdentityProvider, client_id, issuer_url
+from .ca_service import SiteCAService
+from .identity import IdentityProvider, client_id, issuer_url, single_sign_on_settings
 from .layout import HUB_OS_USER, MAX_SLOTS, STATE_ROOT, SiteLayout, check_name
 from .login import LoginNodes
 from .nodes import Nodes
@@ -80,6 +81,7 @@ class Site:
         self.hub = Hub(layout, self.nodes)
         self.grid = GridService(layout, self.nodes)
         self.identity = IdentityProvider(layout, self.nodes)
+        self.ca_service = SiteCAService(layout, self.nodes)
 
     @classmethod
     def open(cls, name: str, isolated: bool | None = None) -> "Site":
@@ -87,7 +89,9 @@ class Site:
         return cls(_allocate(check_name(name), isolated))
 
     # ----- up ---------------------------------------------------------------------
-    def up(self, with_hub: bool = True) -> Phases:
+    def up(self, with_hub: bool = True, login: str | None = None) -> Phases:
+        """Bring the site up. `login`: "password" (PAM, the hub's local CA), "oidc" (single
+        sign-on with a one-time code, the site's CA service), None (as it was)."""
         site = self.layout
         phases = Phases()
         mode = "isolated" if site.isolated else "loopback"
@@ -126,6 +130,7 @@ class Site:
         with phases.phase("identity"):
             make_dir(site.hub_dir, 0o700, owner=HUB_OS_USER)
             self.identity.ensure()
+            self.ensure_login_mode(login)
         self._write_site_info()
         if with_hub:
             with phases.phase("hub"):
@@ -137,8 +142,30 @@ class Site:
             passwords = system.demo_passwords()
             say(f"\nOpen {site.hub_url}/hub/login and log in as "
                 + " or ".join(f"{user} (password {pw})" for user, pw in passwords.items()) + ".")
+            if site.single_sign_on_config.exists():
+                say("Single sign-on: the login also asks for a one-time code. Add each user's key to an "
+                    "authenticator app: " + ", ".join(f"{user} {self.identity.totp_secret(user)}"
+                                                      for user in passwords)
+                    + f" (or read the current code with `hpchub site code --name {site.name} --user USER`).")
             say("The spawn page offers a login node (starts at once) or compute nodes through the Slurm queue.")
         return phases
+
+    def ensure_login_mode(self, login: str | None) -> None:
+        """Switch how users log in (see up); the hub is restarted by its next ensure."""
+        site = self.layout
+        if login not in (None, "password", "oidc"):
+            raise SiteError(f"--login must be password or oidc, not {login!r}")
+        if login == "password":
+            site.single_sign_on_config.unlink(missing_ok=True)
+        elif login == "oidc":
+            make_dir(site.hub_config_dir, 0o755)
+            write_file(site.single_sign_on_config, single_sign_on_settings(
+                site, self.identity.client_secret_file, self.ca_service.url, self.ca_service.token_file,
+                self.ca_service.tls_bundle), 0o644)
+        if site.single_sign_on_config.exists():
+            self.ca_service.ensure()
+        else:
+            self.ca_service.stop()
 
     def _write_site_info(self) -> None:
         """Public facts about the site, for hub configurations and tests."""
@@ -161,6 +188,9 @@ class Site:
             # The single sign-on provider (site/identity.py), and the hub's client at it.
             "oidc": {"issuer": issuer_url(site), "client_id": client_id(site),
                      "client_secret_file": str(self.identity.client_secret_file)},
+            "login": "oidc" if site.single_sign_on_config.exists() else "password",
+            "ca_service": {"url": self.ca_service.url, "ledger": str(self.ca_service.ledger),
+                           "tls_bundle": str(self.ca_service.tls_bundle)},
         }
         make_dir(site.site_info_file.parent, 0o755)
         write_file(site.site_info_file, json.dumps(info, indent=1) + "\n")

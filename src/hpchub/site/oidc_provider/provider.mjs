@@ -75,7 +75,11 @@ const provider = new Provider(config.issuer, {
   clients: config.clients,
   jwks: config.jwks,
   cookies: { keys: config.cookie_keys },
-  claims: { openid: ['sub'], profile: ['preferred_username', 'name'] },
+  // amr with the openid scope: every ID token says how its user signed in.
+  claims: { openid: ['sub', 'amr'], profile: ['preferred_username', 'name'] },
+  // The profile claims in the ID token too (as Keycloak does), not only at userinfo: the CA
+  // service reads the username from the ID token the hub shows it.
+  conformIdTokenClaims: false,
   scopes: ['openid', 'profile', 'offline_access'],
   features: { devInteractions: { enabled: false }, revocation: { enabled: true } },
   ttl: { AccessToken: config.token_ttl ?? 600, IdToken: config.token_ttl ?? 600, RefreshToken: 7 * 86400,
