@@ -32,6 +32,14 @@ from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof
 from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
 
 
+def login_refused(status: int, user_message: str, reason: str = "Sign-in refused") -> web.HTTPError:
+    """The error for a refused login: JupyterHub's error page shows `reason` as its heading and
+    the message once below it (an HTTPError's message alone would be shown twice)."""
+    error = web.HTTPError(status, "%s", user_message, reason=reason)
+    error.jupyterhub_message = user_message
+    return error
+
+
 class CredentialIssuingAuthenticator(Authenticator):
     """Issue short-lived credentials at login, keep them in auth_state, renew them."""
 
@@ -322,7 +330,8 @@ class CredentialIssuingAuthenticator(Authenticator):
         except CredentialError as exc:
             self.log.error("No credential for %s: %s", name, exc.log_detail)
             status = 503 if isinstance(exc, IssuerUnavailable) else 403
-            raise web.HTTPError(status, exc.user_message) from None
+            raise login_refused(status, exc.user_message,
+                                "Credentials unavailable" if status == 503 else "Sign-in refused") from None
         self.log.info("Issued %s for %s (valid until %s)", credential.key_id, name,
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
         credentials = CredentialSet(int(time.time())).with_credential(credential)
@@ -348,7 +357,7 @@ class CredentialIssuingAuthenticator(Authenticator):
             return credentials
         except CredentialError as exc:
             self.log.error("Grid credential refused for %s: %s", name, exc.log_detail)
-            raise web.HTTPError(403, exc.user_message) from None
+            raise login_refused(403, exc.user_message) from None
         self.log.info("Got a grid credential for %s: %s (valid until %s)", name, grid.subject,
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(grid.valid_before)))
         return credentials.with_credential(grid)

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
-from tornado import web
 from traitlets import default
 
-from .auth import CredentialIssuingAuthenticator
+from .auth import CredentialIssuingAuthenticator, login_refused
 from .credentials.issuers import LoginProof
 
 
@@ -66,17 +65,17 @@ class OIDCCredentialAuthenticator(CredentialIssuingAuthenticator, GenericOAuthen
             if self.required_amr or self.issuer.checks_the_user:
                 self.log.error("The identity provider sent no ID token for %s (is `openid` in the scope?)",
                                result.get("name"))
-                raise web.HTTPError(403, "Your sign-in could not be completed: the identity provider did not "
+                raise login_refused(403, "Your sign-in could not be completed: the identity provider did not "
                                          "say how you signed in. Contact your centre's support.")
             return LoginProof()
         try:
             claims = id_token_claims(id_token)
         except jwt.PyJWTError as exc:
             self.log.error("Unreadable ID token for %s: %s", result.get("name"), exc)
-            raise web.HTTPError(403, "Your sign-in could not be completed; please try again.") from None
+            raise login_refused(403, "Your sign-in could not be completed; please try again.") from None
         refusal = second_factor_missing(claims, self.required_amr)
         if refusal:
             self.log.warning("Refused %s: sign-in without a second factor (amr %r, required one of %r)",
                              result.get("name"), claims.get("amr"), self.required_amr)
-            raise web.HTTPError(403, refusal)
+            raise login_refused(403, refusal, "Second factor required")
         return LoginProof(id_token=id_token)

@@ -85,7 +85,7 @@ async def test_a_name_that_is_no_cluster_username_is_refused_clearly(ca_key):
     auth = Issuing(ssh_ca_key=ca_key)
     with pytest.raises(web.HTTPError) as info:
         await auth.authenticate(None, {"username": "Bad Name", "password": "pw"})
-    assert info.value.status_code == 403 and "not a valid username on the cluster" in info.value.log_message
+    assert info.value.status_code == 403 and "not a valid username on the cluster" in info.value.jupyterhub_message
 
 
 async def test_oauth_logins_without_password_work_with_the_local_ca_and_keep_their_state(ca_key):
