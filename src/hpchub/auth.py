@@ -29,6 +29,7 @@ from .credentials import CredentialError, CredentialSet, IssuerUnavailable, Logi
 from .credentials.errors import ConfigurationError
 from .credentials.myproxy import MyProxyIssuer
 from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof
+from .credentials.static_account import StaticServiceAccount
 from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
 
 
@@ -174,6 +175,21 @@ class CredentialIssuingAuthenticator(Authenticator):
         credential is gone. It must exist on the cluster; it never runs user code.""",
     )
 
+    service_account_key = Unicode(
+        "",
+        config=True,
+        help="""A static private key (mode 0600) for the service account, with its certificate in
+        `service_account_certificate`, for a CA that gives the hub no service certificates
+        (NERSC's sshproxy has no `/service_pair/`). The site renews the certificate by its own
+        means (e.g. a cron job that runs sshproxy for the account) and the hub re-reads it when
+        the file changes; it says in its log when the certificate has expired. Empty: the
+        issuer signs the service account's certificates itself.""",
+    )
+
+    service_account_certificate = Unicode(
+        "", config=True, help="The certificate of `service_account_key`. Default: `<service_account_key>-cert.pub`."
+    )
+
     ca_service_url = Unicode(
         "",
         config=True,
@@ -274,6 +290,9 @@ class CredentialIssuingAuthenticator(Authenticator):
         # Fail at start-up, not at the first login, if the issuer is misconfigured.
         self.issuer
         self.grid_issuer
+        self._static_service_account = StaticServiceAccount(
+            check_cluster_username(self.service_account), self.service_account_key,
+            self.service_account_certificate) if self.service_account_key else None
 
     # ----- the issuer -------------------------------------------------------------
     @property
@@ -410,7 +429,10 @@ class CredentialIssuingAuthenticator(Authenticator):
 
     # ----- the hub's own identity -------------------------------------------------------
     async def service_account_credential(self) -> SSHCredential:
-        """The hub's certificate for the service account, issued or renewed as needed."""
+        """The hub's certificate for the service account, issued or renewed as needed (or the
+        site's static one, re-read when it changes)."""
+        if self._static_service_account is not None:
+            return self._static_service_account.current()
         current = self._service_credential
         if current is None or current.remaining() < self.renew_when_remaining:
             self._service_credential = await self.issuer.issue_service_account(

@@ -179,7 +179,10 @@ class SiteCheck:
         try:
             authenticator = self.make_authenticator()
             self.account = self.account or authenticator.service_account
-            credential = await authenticator.issuer.issue_service_account(self.account)
+            if authenticator.service_account_key:  # the site's own key and certificate
+                credential = await authenticator.service_account_credential()
+            else:
+                credential = await authenticator.issuer.issue_service_account(self.account)
         except Exception as exc:  # any issuer failure is a finding to report, not a crash
             detail = getattr(exc, "user_message", None) or repr(exc)
             self.add(Result(FAIL, f"certificate for {self.account or 'the service account'}",

@@ -282,3 +282,48 @@ def test_a_rotated_ca_key_still_renews_the_certificates_of_the_key_it_replaced(l
         hub.close()
         for path in files_to_remove:
             path.unlink()
+
+
+def test_against_a_service_like_sshproxy_a_static_service_key_and_a_clean_new_login_before_expiry(
+        loopback_site, tmp_path):
+    """NERSC's sshproxy serves /create_pair only: the hub's service account uses a key and
+    certificate the site renews itself, and a user certificate that cannot be renewed leads
+    to a new login while it is still valid, not to a failed spawn."""
+    layout = loopback_site.layout
+    like_sshproxy = start_ca_service(loopback_site, tmp_path / "sshproxy", layout.port_base + 94,
+                                     f"{loopback_site.name}-hub", api="sshproxy")
+    static = layout.hub_dir / "static-service-account"
+    static.mkdir(mode=0o700, exist_ok=True)
+    key = static / "id_ed25519"
+    key.unlink(missing_ok=True)
+    check(subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], capture_output=True))
+    check(subprocess.run(["ssh-keygen", "-q", "-s", str(layout.user_ca_key), "-I", "hpchub static service account",
+                          "-n", "hpchub", "-V", "+2h", f"{key}.pub"], capture_output=True))
+    for path in (static, *static.iterdir()):
+        shutil.chown(path, HUB_OS_USER, HUB_OS_USER)
+    settings, files_to_remove = hub_with_the_service(loopback_site, like_sshproxy)
+    settings += f"c.CredentialIssuingAuthenticator.service_account_key = {str(key)!r}\n"
+    hub = HubClient(loopback_site)
+    try:
+        assert requests.post(f"{like_sshproxy.url}/service_pair/", verify=str(like_sshproxy.ca_bundle),
+                             headers={"X-HPCHub-Token": like_sshproxy.token}, timeout=30).status_code == 404
+        probed = len(like_sshproxy.log.read_text())
+        with hub_settings(loopback_site, settings):
+            session = login_ok(hub, "bob")
+            assert hub.ssh_credential("bob")[0].issuer == "ca-service"
+            # The spawn form's partitions and accounts come through the service account.
+            form = session.get(f"{hub.url}/hub/spawn", timeout=60)
+            assert form.status_code == 200 and 'value="batch"' in form.text, form.text[-2000:]
+            assert "cannot be reached" not in form.text
+            assert "service_pair" not in like_sshproxy.log.read_text()[probed:]
+            time.sleep(1.2)  # every refresh wants a renewal, which this service does not do
+            again = session.get(f"{hub.url}/hub/home", timeout=30)
+            assert again.status_code == 200 and "/hub/login" in again.url and "Traceback" not in again.text
+            log = loopback_site.site.hub._log_tail("hub", 200)
+            assert "does not renew" in log
+    finally:
+        hub.close()
+        like_sshproxy.stop()
+        shutil.rmtree(static)
+        for path in files_to_remove:
+            path.unlink()

@@ -94,6 +94,10 @@ class CAService(Configurable):
         used a second factor. The hub can require the same (`CredentialIssuingAuthenticator.required_amr`);
         here it holds even for a hub that does not.""")
     scopes = List(Unicode(), ["default"], config=True, help="Scopes accepted in /create_pair/<scope>/.")
+    api = Unicode("hpchub", config=True, help="""`hpchub`: every call above. `sshproxy`: only
+        /create_pair, as NERSC's sshproxy serves it (no renewal by proof of possession, no
+        service certificates): what a hub in front of an unmodified sshproxy meets, for trying
+        hpchub's settings for it (`service_account_key`) before going live.""")
     pam_service = Unicode("login", config=True, help="PAM service used to check users' passwords.")
     certificate_validity = Integer(12 * 3600, config=True, help="Validity of each certificate, in seconds.")
     max_session_length = Integer(7 * 86400, config=True, help="""How long, in seconds, renewals by
@@ -122,12 +126,14 @@ class CAService(Configurable):
         return CertificatePolicy(validity=self.certificate_validity)
 
     def app(self) -> web.Application:
-        return web.Application([
-            (r"/create_pair/([^/]+)/?", CreatePairHandler, {"service": self}),
-            (r"/challenge", ChallengeHandler, {"service": self}),
-            (r"/renew/([^/]+)/?", RenewHandler, {"service": self}),
-            (r"/service_pair/?", ServicePairHandler, {"service": self}),
-        ])
+        routes = [(r"/create_pair/([^/]+)/?", CreatePairHandler, {"service": self})]
+        if self.api != "sshproxy":
+            routes += [
+                (r"/challenge", ChallengeHandler, {"service": self}),
+                (r"/renew/([^/]+)/?", RenewHandler, {"service": self}),
+                (r"/service_pair/?", ServicePairHandler, {"service": self}),
+            ]
+        return web.Application(routes)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not (self.tls_cert and self.tls_key):

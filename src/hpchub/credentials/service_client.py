@@ -118,6 +118,13 @@ class ServiceIssuer(Issuer):
             raise LoginRequired("your credentials have expired; please log in again",
                                 f"certificate {current.key_id} expired at {current.valid_before}")
         code, text = await self._call("GET", "/challenge")
+        if code == 404:
+            # A CA that renews only at login (NERSC's sshproxy): a new login before the
+            # certificate runs out, rather than a spawn that fails when it has.
+            raise LoginRequired("your session's certificate is running out and this site renews it only at "
+                                "login; please log in again",
+                                f"{self.url}/challenge answered 404: the CA service does not renew "
+                                f"(certificate {current.key_id} valid until {current.valid_before})")
         if code != 200:
             self._fail("/challenge", code, text, principal)
         challenge = json.loads(text)["challenge"]
@@ -137,6 +144,11 @@ class ServiceIssuer(Issuer):
         key = asyncssh.generate_private_key("ssh-ed25519")
         code, text = await self._call("POST", "/service_pair/", body={
             "principal": principal, "public_key": key.export_public_key().decode().strip()})
+        if code == 404:
+            raise IssuerUnavailable("the hub's service account has no certificate",
+                                    f"{self.url}/service_pair/ answered 404: this CA service (sshproxy?) issues no "
+                                    "service certificates; set CredentialIssuingAuthenticator.service_account_key "
+                                    "to a key whose certificate the site renews")
         if code != 200:
             self._fail("/service_pair/", code, text, principal)
         return self._credential(key.export_private_key().decode(), json.loads(text)["certificate"])

@@ -80,7 +80,7 @@ class SiteCAService:
     @property
     def token_file(self) -> Path:
         """The hub's token for the service, readable by the hub's user only."""
-        return self.site.hub_dir / "ca-service-token"
+        return self.site.hub_dir / "sso-ca-service-token"
 
     def ensure(self) -> None:
         site = self.site
