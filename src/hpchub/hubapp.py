@@ -63,6 +63,7 @@ from jupyterhub.metrics import RUNNING_SERVERS
 
 from .limits import raise_open_files_limit
 from .remote import SSHError
+from .revocation import RevocationWatcher
 from .spawners.options import shown, stored_options
 from .spawners.spawner import HPCSpawner
 from .spawners.state import is_resumable
@@ -198,6 +199,16 @@ class HPCHub(JupyterHub):
         servers' calls to the hub carry on). 0: only at each server's poll.""",
     )
 
+    revocation_check_interval = Float(
+        5,
+        config=True,
+        help="""Seconds between looks at the revocation list
+        (`CredentialIssuingAuthenticator.ssh_revoked_keys`). When it has changed, every user whose
+        current certificate it revokes has their tunnels and the hub's SSH connections as them
+        closed and their hub login ended (hpchub.revocation). 0: revocation reaches only new
+        connections (sshd) and renewals.""",
+    )
+
     @default("template_paths")
     def _hpchub_template_paths(self):
         # Not named _template_paths_default: JupyterHub calls that one for the path behind the
@@ -239,6 +250,11 @@ class HPCHub(JupyterHub):
         if self.tunnel_check_interval > 0:
             self._tunnel_check = PeriodicCallback(self._check_tunnels, 1e3 * self.tunnel_check_interval)
             self._tunnel_check.start()
+        krl = getattr(self.authenticator, "ssh_revoked_keys", "")
+        if krl and self.revocation_check_interval > 0:
+            self._revocations = RevocationWatcher(self, krl, self.log)
+            self._revocation_check = PeriodicCallback(self._revocations.check, 1e3 * self.revocation_check_interval)
+            self._revocation_check.start()
 
     async def _check_tunnels(self) -> None:
         """Start a tunnel service found gone, and after it (re)started rebuild every tunnel."""

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import base64
 import shutil
+import socket
 import subprocess
 import time
 
 import asyncssh
 import pytest
 
+from hpchub.credentials import CredentialSet
 from hpchub.site.system import SiteError, demo_passwords
 
-from ..site_handle import HPCHUB, HubClient, check, hub_settings
+from ..site_handle import HPCHUB, HubClient, check, hub_settings, opens_to_a_fresh_login, spawn, stop_all
 
 
 @pytest.fixture
@@ -159,8 +161,9 @@ def assert_a_revoked_certificate_is_not_renewed(site, hub, revoke_argv: list[str
     time.sleep(1.2)
     page = session.get(f"{hub.url}/hub/home", timeout=30)
     assert "/hub/login" in page.url, page.url
-    after, _ = hub.ssh_credential(user)
-    assert after.serial == first.serial
+    # The old certificate, or none (the hub saw the list change and dropped it): never a new one.
+    after = CredentialSet.from_auth_state(hub.auth_state(user))
+    assert after is None or after.ssh.serial == first.serial
     login_ok(hub, user)
     assert hub.ssh_credential(user)[0].serial != first.serial
 
@@ -168,3 +171,45 @@ def assert_a_revoked_certificate_is_not_renewed(site, hub, revoke_argv: list[str
 def test_a_revoked_user_gets_no_new_certificate_from_the_local_ca(loopback_site, loop_hub):
     with hub_settings(loopback_site, RENEW_AT_EVERY_REFRESH):
         assert_a_revoked_certificate_is_not_renewed(loopback_site, loop_hub, ["--user", "bob"])
+
+
+def answers_on(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_revoking_a_user_ends_their_tunnels_and_the_hubs_connections_at_once_and_no_one_elses(
+        loopback_site, loop_hub):
+    hub = loop_hub
+    with hub_settings(loopback_site, "c.HPCHub.revocation_check_interval = 1\n"):
+        bob = login_ok(hub, "bob")
+        alice = login_ok(hub, "alice")
+        try:
+            bobs = spawn(hub, "bob", options={"target": "login"})["state"]
+            alices = spawn(hub, "alice", options={"target": "login"})["state"]
+            assert answers_on(bobs["local_port"]) and answers_on(alices["local_port"])
+            first, _ = hub.ssh_credential("bob")
+            check(subprocess.run([HPCHUB, "ca", "revoke", "--site", loopback_site.name, "--user", "bob"],
+                                 capture_output=True, text=True))
+            deadline = time.monotonic() + 20
+            while answers_on(bobs["local_port"]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not answers_on(bobs["local_port"]), "bob's tunnel outlived the revocation"
+            # His hub login ended at once (no wait for a refresh); his credentials are gone.
+            assert "/hub/login" in bob.get(f"{hub.url}/hub/home", timeout=30).url
+            assert CredentialSet.from_auth_state(hub.auth_state("bob")) is None
+            log = loopback_site.site.hub._log_tail("hub", 100)
+            assert f"Certificate {first.key_id} of bob is revoked: ended their sessions" in log
+            # Alice: untouched.
+            assert answers_on(alices["local_port"])
+            assert alice.get(f"{hub.url}/hub/home", timeout=30).url == f"{hub.url}/hub/home"
+            assert alice.get(f"{hub.url}/user/alice/lab", timeout=30).status_code == 200
+            # A new login gets a new certificate, and bob reaches his server again.
+            login_ok(hub, "bob")
+            assert hub.ssh_credential("bob")[0].serial != first.serial
+            assert opens_to_a_fresh_login(hub, "bob", "")
+        finally:
+            stop_all(hub)

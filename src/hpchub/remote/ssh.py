@@ -81,6 +81,14 @@ class SSHPool:
         conn = self._connections.get((principal, host.address, host.port))
         return conn if conn is not None and not conn.is_closed() else None
 
+    def close_user(self, principal: str) -> int:
+        """Close every connection made as principal (their certificate was revoked: an open
+        connection would outlive it); the next use connects anew with a current credential."""
+        ended = [key for key in self._connections if key[0] == principal]
+        for key in ended:
+            self._connections.pop(key).close()
+        return len(ended)
+
     def sessions(self, conn: asyncssh.SSHClientConnection) -> asyncio.Semaphore:
         return self._sessions.setdefault(id(conn), asyncio.Semaphore(self.max_sessions_per_connection))
 

@@ -26,6 +26,9 @@ An `open` for a tunnel whose SSH connection has closed (its node rebooted, say) 
 The service keeps nothing on disk: after a restart it holds no tunnel, and the hub rebuilds
 them from its own records (each server's saved ports) with its users' credentials.
     {"op": "close", "id": ID}   -> {"closed": true}
+    {"op": "end_user", "principal": NAME}
+        -> {"tunnels": N, "connections": M}: every tunnel and connection made as that user
+        closed (their certificate was revoked)
     {"op": "exec", "id": ID, "argv": [...], "input": TEXT}
         -> {"exit_status": N, "stdout": ..., "stderr": ...}: a command over the tunnel's own
         connection, already authenticated: the hub's lifeline to stop a server whose user's
@@ -152,6 +155,14 @@ class TunnelService:
                 del self.tunnels[tunnel_id]
                 log.info("closed %s", tunnel_id)
             return {"closed": True}
+        if op == "end_user":
+            principal = request["principal"]
+            ended = [tid for tid, t in self.tunnels.items() if t.credential.principal == principal]
+            for tid in ended:
+                self.tunnels.pop(tid).close()
+            connections = self.pool.close_user(principal)
+            log.info("ended %d tunnels and %d connections of %s", len(ended), connections, principal)
+            return {"tunnels": len(ended), "connections": connections}
         raise ValueError(f"unknown op {op!r}")
 
     async def _open(self, tunnel_id: str, request: dict) -> dict:
