@@ -222,7 +222,7 @@ class HubClient:
         self.url = handle.layout.hub_url
         self.sessions: list = []
 
-    def login(self, user: str, password: str):
+    def login(self, user: str, password: str, otp: str | None = None):
         import re
 
         import requests
@@ -232,7 +232,8 @@ class HubClient:
         page = session.get(f"{self.url}/hub/login", timeout=10)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
         response = session.post(f"{self.url}/hub/login?next=%2Fhub%2Fhome", timeout=30,
-                                data={"username": user, "password": password, "_xsrf": xsrf})
+                                data={"username": user, "password": password, "_xsrf": xsrf,
+                                      **({"otp": otp} if otp is not None else {})})
         return session, response
 
     def admin(self, method: str, path: str, **kw):

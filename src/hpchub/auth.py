@@ -26,7 +26,7 @@ from tornado import web
 from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 
 from .credentials import CredentialError, CredentialSet, IssuerUnavailable, LoginRequired, SSHCredential
-from .credentials.errors import ConfigurationError
+from .credentials.errors import ConfigurationError, LoginRefused
 from .credentials.myproxy import MyProxyIssuer
 from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof
 from .credentials.static_account import StaticServiceAccount
@@ -339,13 +339,19 @@ class CredentialIssuingAuthenticator(Authenticator):
         result = await super().authenticate(handler, data)
         if not result:
             return result
-        if isinstance(result, str):
-            result = {"name": result}
+        return await self.issue_at_login(data, {"name": result} if isinstance(result, str) else result)
+
+    async def issue_at_login(self, data: dict | None, result: dict) -> dict | None:
+        """The login's credentials, into the auth model `result`. None when the issuer refused
+        the password it checked itself (the login page says so, as for any wrong password)."""
         name = result["name"]
         proof = self.login_proof(data, result)
         try:
             principal = self.cluster_username(name)
             credential = await self.issuer.issue(principal, proof, int(time.time()))
+        except LoginRefused as exc:
+            self.log.warning("Login of %s refused by the issuer: %s", name, exc.log_detail)
+            return None
         except CredentialError as exc:
             self.log.error("No credential for %s: %s", name, exc.log_detail)
             status = 503 if isinstance(exc, IssuerUnavailable) else 403
@@ -363,7 +369,8 @@ class CredentialIssuingAuthenticator(Authenticator):
         """What this login showed, for an issuer that checks the user itself: the password of
         a form login. Authenticators with other proofs (an identity provider's ID token)
         override this; it is also where they refuse a login whose proof is not enough."""
-        return LoginProof(password=(data or {}).get("password"))
+        data = data or {}
+        return LoginProof(password=data.get("password"), one_time_code=data.get("otp") or None)
 
     async def _with_grid_credential(self, credentials: CredentialSet, name: str, principal: str,
                                     password: str | None) -> CredentialSet:
@@ -441,4 +448,24 @@ class CredentialIssuingAuthenticator(Authenticator):
 
 
 class PAMCredentialAuthenticator(CredentialIssuingAuthenticator, PAMAuthenticator):
-    """PAM password login (the demo site's), with credentials issued at login."""
+    """PAM password login (the demo site's), with credentials issued at login.
+
+    With `request_otp`, the login form's one-time code is appended to the password, as
+    pam_google_authenticator's `forward_pass` and NERSC's sshproxy take them. The password
+    and code go through PAM once per login: here, or, when the issuer checks the user itself
+    (the CA service), only there - a one-time code checked twice would be refused the second
+    time."""
+
+    async def authenticate(self, handler, data):
+        data = dict(data or {})
+        data["otp"] = str(data.get("otp") or "").strip()
+        if self.issuer.checks_the_user:
+            if not data.get("username") or not data.get("password"):
+                return None
+            return await self.issue_at_login(data, {"name": data["username"]})
+        # The hub checks: PAM gets the code after the password, in one answer.
+        checked = await PAMAuthenticator.authenticate(self, handler, {
+            "username": data.get("username", ""), "password": f"{data.get('password', '')}{data['otp']}"})
+        if not checked:
+            return checked
+        return await self.issue_at_login(data, {"name": checked} if isinstance(checked, str) else checked)

@@ -20,6 +20,8 @@ from hpchub.credentials.issuers import LoginProof
 from hpchub.credentials.proof import b64, challenge_message
 from hpchub.credentials.service_client import ServiceIssuer
 from hpchub.credentials.ssh_ca import certificate_facts
+from hpchub.site import otp
+from hpchub.site.identity import totp
 from hpchub.site.layout import HUB_OS_USER
 from hpchub.site.system import demo_passwords
 
@@ -325,5 +327,32 @@ def test_against_a_service_like_sshproxy_a_static_service_key_and_a_clean_new_lo
         hub.close()
         like_sshproxy.stop()
         shutil.rmtree(static)
+        for path in files_to_remove:
+            path.unlink()
+
+
+def test_pam_with_a_one_time_code_through_the_service_checks_password_and_code_once(loopback_site, tmp_path):
+    """With the CA service as issuer the hub does not check the password itself: the code goes
+    through PAM once, in the service. Were it checked twice, the second check would refuse the
+    code as used (DISALLOW_REUSE) and the login would fail."""
+    with_codes = start_ca_service(loopback_site, tmp_path / "otp", loopback_site.layout.port_base + 94,
+                                  f"{loopback_site.name}-hub", pam_service=otp.PAM_SERVICE)
+    settings, files_to_remove = hub_with_the_service(loopback_site, with_codes)
+    hub = HubClient(loopback_site)
+    secret = otp.enrol("bob")
+    try:
+        with hub_settings(loopback_site, settings):
+            code = totp(secret)
+            _, page = hub.login("bob", demo_passwords()["bob"], otp=code)
+            assert page.url.endswith("/hub/home"), page.text[-500:]
+            assert hub.ssh_credential("bob")[0].issuer == "ca-service"
+            assert with_codes.log.read_text().count("signed user certificate") == 1
+            _, replayed = hub.login("bob", demo_passwords()["bob"], otp=code)
+            assert "Invalid username or password" in replayed.text
+            assert with_codes.log.read_text().count("signed user certificate") == 1
+    finally:
+        otp.unenrol("bob")
+        hub.close()
+        with_codes.stop()
         for path in files_to_remove:
             path.unlink()

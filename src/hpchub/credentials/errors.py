@@ -23,3 +23,8 @@ class IssuerUnavailable(CredentialError):
 
 class ConfigurationError(CredentialError):
     """The issuer is misconfigured (missing or unsafe CA key, ...): found at start-up."""
+
+
+class LoginRefused(CredentialError):
+    """The issuer checked the login's password (and code) itself and refused it: to the user,
+    the login page's usual "invalid username or password"."""

@@ -27,12 +27,21 @@ class LoginProof:
     """What a login showed, for an issuer that checks the user itself. Never logged."""
 
     password: str | None = None
-    """The password as typed (with a one-time code, as the site's PAM stack expects it)."""
+    """The password as typed."""
+    one_time_code: str | None = None
+    """The login form's one-time code, where the site asks for one (`request_otp`)."""
     id_token: str | None = None
     """The identity provider's ID token (a signed JWT) from an OpenID Connect login."""
 
+    @property
+    def password_and_code(self) -> str | None:
+        """The password with the code after it: one answer, as pam_google_authenticator's
+        `forward_pass` and NERSC's sshproxy take them."""
+        return None if self.password is None else f"{self.password}{self.one_time_code or ''}"
+
     def __repr__(self) -> str:  # never a secret in a log line or a traceback
-        return f"LoginProof(password={'***' if self.password else None}, id_token={'***' if self.id_token else None})"
+        shown = {name: "***" if getattr(self, name) else None for name in ("password", "one_time_code", "id_token")}
+        return f"LoginProof({', '.join(f'{k}={v}' for k, v in shown.items())})"
 
 
 class Issuer:

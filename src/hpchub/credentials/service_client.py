@@ -13,7 +13,7 @@ from urllib.parse import quote
 import asyncssh
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .errors import ConfigurationError, CredentialError, IssuerUnavailable, LoginRequired
+from .errors import ConfigurationError, CredentialError, IssuerUnavailable, LoginRefused, LoginRequired
 from .issuers import Issuer, LoginProof
 from .model import SSHCredential
 from .proof import b64, challenge_message, parse_pair_response
@@ -65,7 +65,7 @@ class ServiceIssuer(Issuer):
         if code == 401 and error.get("error") == "bad_token":
             raise CredentialError("the certificate service did not accept your sign-in; please sign in again", detail)
         if code == 401:
-            raise CredentialError("the certificate service did not accept your username or password", detail)
+            raise LoginRefused("the certificate service did not accept your username or password", detail)
         if code == 403 and error.get("error") == "second_factor_required":
             raise CredentialError("the certificate service requires a second factor (a one-time code) at sign-in; "
                                   "sign in again with one", detail)
@@ -100,7 +100,7 @@ class ServiceIssuer(Issuer):
         if proof.id_token:
             code, text = await self._call("POST", path, bearer=proof.id_token)
         else:
-            code, text = await self._call("POST", path, auth=(principal, proof.password))
+            code, text = await self._call("POST", path, auth=(principal, proof.password_and_code))
         if code != 200:
             self._fail(path, code, text, principal)
         try:

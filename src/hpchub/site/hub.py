@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .layout import DEMO_USERS, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 from .nodes import Nodes
+from .otp import PAM_SERVICE
 from .software import JUPYTER_ENV
 from .system import SiteError, make_dir, run, say, wait_for, write_file
 
@@ -58,6 +59,10 @@ def hub_config(site: SiteLayout) -> str:
         # kept in the encrypted auth_state (JUPYTERHUB_CRYPT_KEY comes from the environment).
         "JupyterHub.authenticator_class": "hpchub-pam",
         "PAMAuthenticator.open_sessions": False,
+        # A one-time code after the password for users who have enrolled (site/otp.py).
+        "PAMAuthenticator.service": PAM_SERVICE,
+        "Authenticator.request_otp": True,
+        "Authenticator.otp_prompt": "One-time code (if you have enrolled one):",
         "Authenticator.allowed_users": set(DEMO_USERS),
         "CredentialIssuingAuthenticator.ssh_ca_key": str(site.hub_ca_key),
         "CredentialIssuingAuthenticator.ssh_ca_ledger": str(site.hub_ca_ledger),

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import network, software, system
+from . import network, otp, software, system
 from .grid import GridService
 from .hub import Hub
 from .ca_service import SiteCAService
@@ -100,6 +100,7 @@ class Site:
             system.install_packages(system.missing_packages())
         with phases.phase("users"):
             system.ensure_users()
+            otp.ensure_pam()
         with phases.phase("software"):
             software.ensure_jupyter_env()
             software.ensure_hpchub_in_jupyter_env()

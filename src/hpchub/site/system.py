@@ -34,6 +34,7 @@ PACKAGES = {
     "openssl": "/usr/bin/openssl",
     "myproxy-server": "/usr/sbin/myproxy-server",  # the grid credential service (site/grid.py)
     "globus-proxy-utils": "/usr/bin/grid-proxy-info",  # grid tools for users' notebooks
+    "libpam-google-authenticator": "/usr/bin/google-authenticator",  # one-time codes at login (site/otp.py)
 }
 
 
