@@ -28,6 +28,8 @@ def _site(args: argparse.Namespace) -> int:
             return 0
         if args.action == "code":
             return _print_code(site, args.user)
+        if args.action == "enrol":
+            return _enrol(args.user)
         report = site.status()
         print(json.dumps(report, indent=1) if args.json else describe(report))
         return 0 if report["up"] else 3
@@ -37,20 +39,39 @@ def _site(args: argparse.Namespace) -> int:
 
 
 def _print_code(site, user: str | None) -> int:
-    """The current one-time code of a demo user at the site's identity provider (what their
-    authenticator app would show), for a demo without a phone."""
+    """The one-time code a demo user's authenticator app would show now, for the login the
+    site's hub asks for (single sign-on: the identity provider's; passwords: the PAM stack's)."""
+    from .site import otp
     from .site.identity import totp
+    from .site.layout import DEMO_USERS
 
-    users = site.identity.users() if site.identity.users_file.exists() else {}
-    if user not in users:
-        print(f"hpchub site code: give --user, one of {', '.join(sorted(users)) or '(none: run site up)'}",
-              file=sys.stderr)
+    if user not in DEMO_USERS:
+        print(f"hpchub site code: give --user, one of {', '.join(DEMO_USERS)}", file=sys.stderr)
         return 2
-    secret = users[user].get("totp_secret")
+    if site.layout.single_sign_on_config.exists():
+        secret = site.identity.totp_secret(user) if site.identity.users_file.exists() else None
+    else:
+        secret = otp.secret_of(user)
     if not secret:
-        print(f"hpchub site code: {user} has not enrolled a one-time code", file=sys.stderr)
+        print(f"hpchub site code: {user} has not enrolled a one-time code (`hpchub site enrol --user {user}`)",
+              file=sys.stderr)
         return 1
     print(totp(secret))
+    return 0
+
+
+def _enrol(user: str | None) -> int:
+    """Enrol a demo user in one-time codes at the password login (the PAM stack)."""
+    from .site import otp
+    from .site.layout import DEMO_USERS
+
+    if user not in DEMO_USERS:
+        print(f"hpchub site enrol: give --user, one of {', '.join(DEMO_USERS)}", file=sys.stderr)
+        return 2
+    secret = otp.enrol(user)
+    print(f"{user} now logs in with the password and a one-time code. Add this key to an authenticator app:\n"
+          f"  {secret}\n  otpauth://totp/hpchub:{user}?secret={secret}&issuer=hpchub\n"
+          f"(or read the current code with `hpchub site code --user {user}`)")
     return 0
 
 
@@ -208,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpchub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     site = commands.add_parser("site", help="bring a demo HPC site up or down on this machine (root)")
-    site.add_argument("action", choices=["up", "down", "status", "code"],
-                      help="code: print a demo user's current one-time code (single sign-on)")
+    site.add_argument("action", choices=["up", "down", "status", "enrol", "code"],
+                      help="enrol: give a demo user a one-time code at the password login; code: print the "
+                           "code a demo user's authenticator app would show now")
     site.add_argument("--name", default="demo", help="site instance name (default: demo)")
     mode = site.add_mutually_exclusive_group()
     mode.add_argument("--isolated", dest="isolated", action="store_true", default=None,
@@ -222,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="up: how users log in: password (PAM; the hub signs certificates), or oidc (single "
                            "sign-on at the site's OpenID Connect provider with a one-time code; the site's CA "
                            "service signs). Default: as the instance was (password for a new one)")
-    site.add_argument("--user", help="code: the demo user")
+    site.add_argument("--user", help="enrol, code: the demo user")
     site.add_argument("--json", action="store_true", help="status: print JSON")
     site.set_defaults(func=_site)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from hpchub.site import otp
+from hpchub.site.identity import totp
 from hpchub.site.system import demo_passwords
 
 from ..site_handle import HubClient, stop
@@ -48,3 +50,19 @@ def test_wrong_password_shows_the_login_error(loopback_site, page):
     page.click("#login_submit")
     page.wait_for_selector("text=Invalid username or password")
     assert page.url.startswith(f"{hub}/hub/login")
+
+
+def test_an_enrolled_user_types_the_code_in_its_own_field(loopback_site, page, tmp_path):
+    hub = loopback_site.layout.hub_url
+    secret = otp.enrol("bob")
+    try:
+        page.goto(f"{hub}/hub/login")
+        assert page.inner_text("label[for=otp_input]") == "One-time code (if you have enrolled one):"
+        page.fill("#username_input", "bob")
+        page.fill("#password_input", demo_passwords()["bob"])
+        page.fill("#otp_input", totp(secret))
+        page.screenshot(path=str(tmp_path / "login-with-code.png"))
+        page.click("#login_submit")
+        page.wait_for_url(f"{hub}/hub/spawn**")
+    finally:
+        otp.unenrol("bob")

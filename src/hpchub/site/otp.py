@@ -51,5 +51,13 @@ def enrol(user: str) -> str:
     return secret
 
 
+def secret_of(user: str) -> str | None:
+    """user's secret, or None if they have not enrolled."""
+    try:
+        return (OTP_DIR / user).read_text().splitlines()[0].strip()
+    except (FileNotFoundError, IndexError):
+        return None
+
+
 def unenrol(user: str) -> None:
     (OTP_DIR / user).unlink(missing_ok=True)
