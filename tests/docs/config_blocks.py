@@ -17,12 +17,13 @@ def configurables():
     from jupyterhub_traefik_proxy.fileprovider import TraefikFileProviderProxy
 
     from hpchub.auth import PAMCredentialAuthenticator
+    from hpchub.auth_oidc import OIDCCredentialAuthenticator
     from hpchub.credentials.service import CAService
     from hpchub.hubapp import HPCHub
     from hpchub.spawners import HPCSpawner
 
     found = {}
-    for cls in (HPCHub, HPCSpawner, PAMCredentialAuthenticator, CAService, ConfigurableHTTPProxy,
+    for cls in (HPCHub, HPCSpawner, PAMCredentialAuthenticator, OIDCCredentialAuthenticator, CAService, ConfigurableHTTPProxy,
                 TraefikFileProviderProxy):
         for klass in cls.mro():
             if hasattr(klass, "class_traits"):
@@ -55,6 +56,8 @@ def main(pages):
                     if name not in traits:
                         problems.append(f"{page}: c.{section}.{name}: no such setting")
                         continue
+                    if not hasattr(traits[name], "validate"):
+                        continue  # an Any trait: every value is one it accepts
                     try:
                         traits[name].validate(cls.__new__(cls), value)
                     except TraitError as exc:
