@@ -10,6 +10,7 @@ from hpchub.site.identity import totp
 from hpchub.site.system import demo_passwords
 
 from ..site_handle import HubClient, stop
+from .lab import run_in_a_new_notebook
 
 
 @pytest.fixture
@@ -30,13 +31,7 @@ def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, 
     page.click("#spawn_form button[type=submit]")
     page.wait_for_url(f"{hub.url}/user/bob/lab**", timeout=90_000)
     page.goto(f"{hub.url}/user/bob/lab?reset")  # a fresh workspace (bob's home outlives test runs)
-    page.wait_for_selector('.jp-LauncherCard[data-category="Notebook"]', timeout=60_000)
-    page.click('.jp-LauncherCard[data-category="Notebook"]')
-    page.wait_for_selector("text=| Idle", timeout=60_000)
-    page.click(".jp-NotebookPanel .jp-Cell .jp-InputArea-editor")
-    page.keyboard.type("import socket, getpass; print(socket.gethostname(), getpass.getuser())")
-    page.keyboard.press("Shift+Enter")
-    output = page.wait_for_selector(".jp-OutputArea-output", timeout=60_000).inner_text().split()
+    output = run_in_a_new_notebook(page, "import socket, getpass; print(socket.gethostname(), getpass.getuser())").split()
     host = hub.admin("GET", "/users/bob").json()["servers"][""]["state"]["host"]
     assert output == [host, "bob"] and host in ("login1", "login2")
     page.screenshot(path=str(tmp_path / "lab.png"))

@@ -11,6 +11,7 @@ from hpchub.site.system import demo_passwords
 
 from ..single_sign_on import fresh_code, single_sign_on
 from ..site_handle import HubClient, check, stop_all
+from .lab import run_in_a_new_notebook
 from .test_spawn_page import shot, start_from_form, wait_for_lab
 
 
@@ -39,23 +40,13 @@ def sign_in(page, hub: HubClient, user: str, code: str) -> None:
     page.click("button[type=submit]")
 
 
-def user_in_a_notebook(page) -> str:
-    page.wait_for_selector('.jp-LauncherCard[data-category="Notebook"]', timeout=60_000)
-    page.click('.jp-LauncherCard[data-category="Notebook"]')
-    page.wait_for_selector("text=| Idle", timeout=60_000)
-    page.click(".jp-NotebookPanel .jp-Cell .jp-InputArea-editor")
-    page.keyboard.type("import getpass; print(getpass.getuser())")
-    page.keyboard.press("Shift+Enter")
-    return page.wait_for_selector(".jp-OutputArea-output", timeout=60_000).inner_text().strip()
-
-
 def test_password_and_code_at_the_provider_then_servers_on_a_login_node_and_in_a_job(sso, hub, page):
     sign_in(page, hub, "alice", fresh_code(sso, "alice"))
     page.wait_for_selector("#target-login")
     start_from_form(page, "login")
     wait_for_lab(page, "/user/alice/")
     page.goto(f"{hub.url}/user/alice/lab?reset")
-    assert user_in_a_notebook(page) == "alice"
+    assert run_in_a_new_notebook(page, "import getpass; print(getpass.getuser())").strip() == "alice"
     shot(page, "single-sign-on-lab")
     stop_all(hub)
     page.goto(f"{hub.url}/hub/spawn/alice")

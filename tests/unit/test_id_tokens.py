@@ -3,7 +3,6 @@ keys made here), and the hub's second-factor rule."""
 
 from __future__ import annotations
 
-import time
 
 import jwt
 import pytest

@@ -9,7 +9,6 @@ import datetime
 import ipaddress
 import json
 import secrets
-import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -19,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from ..credentials.proof import token_digest
 from .identity import client_id, issuer_url
-from .hub import HUB_ENV, hub_netns_path
+from .hub import HUB_ENV, hub_netns_path, hub_side_port_open
 from .layout import HUB_OS_USER, SiteLayout
 from .nodes import Nodes
 from .system import make_dir, say, wait_for, write_file
@@ -120,10 +119,4 @@ class SiteCAService:
         self.nodes.stop_daemon("ca-service")
 
     def answers(self) -> bool:
-        probe = ["python3", "-c", "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)",
-                 self.site.hub_address, str(self.site.ca_service_port)]
-        netns = hub_netns_path(self.site)
-        if netns:
-            probe = ["nsenter", f"--net={netns}", *probe]
-        return subprocess.run(probe, capture_output=True).returncode == 0
-
+        return hub_side_port_open(self.site, self.site.hub_address, self.site.ca_service_port)

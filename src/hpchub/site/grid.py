@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .hub import hub_netns_path
+from .hub import hub_netns_path, hub_side_port_open
 from .layout import SiteLayout
 from .nodes import Nodes
 from .system import make_dir, run, say, wait_for, write_file
@@ -149,9 +148,4 @@ class GridService:
         wait_for("myproxy-server to listen", self._listening, timeout=30)
 
     def _listening(self) -> bool:
-        probe = ["python3", "-c", "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)",
-                 str(self.site.myproxy_port)]
-        netns = hub_netns_path(self.site)
-        if netns:
-            probe = ["nsenter", f"--net={netns}", *probe]
-        return subprocess.run(probe, capture_output=True).returncode == 0
+        return hub_side_port_open(self.site, "127.0.0.1", self.site.myproxy_port)

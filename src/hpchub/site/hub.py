@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -134,6 +135,17 @@ def _literal(value) -> str:
 
 def hub_netns_path(site: SiteLayout) -> str | None:
     return f"/run/netns/{site.netns('hub')}" if site.isolated else None
+
+
+def hub_side_port_open(site: SiteLayout, address: str, port: int) -> bool:
+    """Whether something listens at address:port as seen from the hub side (its namespace in
+    isolated mode, hence a probe process rather than a socket of this one)."""
+    probe = ["python3", "-c", "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)",
+             address, str(port)]
+    netns = hub_netns_path(site)
+    if netns:
+        probe = ["nsenter", f"--net={netns}", *probe]
+    return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 class Hub:
