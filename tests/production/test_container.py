@@ -26,7 +26,7 @@ from .image import CONTAINER, ROOT, build_context, image_env, image_hub_state, t
 PLANTED_SECRETS = ["container/secrets/ca_token", "container/secrets/db_password", "container/site/ca-service/user_ca",
                    "container/site/ca-service/tls.key", "container/site/known_hosts", "container/hub.env",
                    ".venv/bin/python", ".venv/lib/python3.11/site-packages/x.py", ".env", "id_ed25519",
-                   ".git/config", "src/hpchub/user_ca", "src/hpchub/id_rsa", "src/hub.env", "tests/keys/ca.pem",
+                   ".git/config", "src/hpchub/user_ca", "src/hpchub/id_rsa", "src/hpchub/id_ecdsa_sk", "src/hub.env", "tests/keys/ca.pem",
                    "benchmarks/results/bench.json", "build/docs/index.html", "src/secrets/token"]
 
 
