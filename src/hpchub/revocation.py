@@ -27,7 +27,9 @@ class RevocationWatcher:
         self.app = app
         self.krl_path = krl_path
         self.log = log
-        self._seen: tuple[int, int] | None = self._stamp()  # users already checked at their refresh
+        # None: the first check looks at every user - the list may have changed while the hub was
+        # down, and the tunnel service (which outlives the hub) still holds their tunnels.
+        self._seen: tuple[int, int] | None = None
 
     def _stamp(self) -> tuple[int, int] | None:
         try:

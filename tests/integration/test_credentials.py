@@ -218,6 +218,25 @@ def test_revoking_a_user_ends_their_tunnels_and_the_hubs_connections_at_once_and
             stop_all(hub)
 
 
+def test_a_revocation_made_while_the_hub_was_down_ends_the_sessions_when_it_starts(loopback_site, loop_hub):
+    hub = loop_hub
+    with hub_settings(loopback_site, "c.HPCHub.revocation_check_interval = 1\n"):
+        login_ok(hub, "bob")
+        try:
+            port = spawn(hub, "bob", options={"target": "login"})["state"]["local_port"]
+            loopback_site.site.hub.stop()  # the tunnel service, and bob's tunnel, live on
+            assert answers_on(port)
+            check(subprocess.run([HPCHUB, "ca", "revoke", "--site", loopback_site.name, "--user", "bob"],
+                                 capture_output=True, text=True))
+            loopback_site.site.hub.ensure()
+            deadline = time.monotonic() + 20
+            while answers_on(port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not answers_on(port), "a tunnel of a certificate revoked while the hub was down outlived its start"
+        finally:
+            stop_all(hub)
+
+
 @contextmanager
 def enrolled(user: str):
     """user with a one-time code secret in the site's PAM stack, for the duration."""
