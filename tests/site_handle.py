@@ -365,3 +365,19 @@ def clean_hub(site: SiteHandle):
     stop_all(client)
     site.ssh("alice", ["scancel", "--user", "alice"])
     client.close()
+
+
+def leftovers(site, user: str) -> list[str]:
+    """The user's processes on any node, apart from SSH sessions and the test's own."""
+    found = []
+    for node in ["login1", "login2", *site.info["compute_nodes"]]:
+        found += [f"{node}: {cmd}" for cmd in site.processes_in_node(node, user)
+                  if not cmd.startswith(("sshd", "sleep 600"))]
+    return found
+
+
+def wait_until(what: str, condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.3)

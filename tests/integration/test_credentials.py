@@ -19,7 +19,8 @@ from hpchub.site import otp
 from hpchub.site.identity import totp
 from hpchub.site.system import SiteError, demo_passwords
 
-from ..site_handle import HPCHUB, HubClient, check, hub_settings, opens_to_a_fresh_login, spawn, stop_all
+from ..site_handle import (HPCHUB, HubClient, check, hub_settings, leftovers, opens_to_a_fresh_login, spawn, stop_all,
+                           wait_until)
 
 
 @pytest.fixture
@@ -216,6 +217,7 @@ def test_revoking_a_user_ends_their_tunnels_and_the_hubs_connections_at_once_and
             assert opens_to_a_fresh_login(hub, "bob", "")
         finally:
             stop_all(hub)
+        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30)
 
 
 def test_a_revocation_made_while_the_hub_was_down_ends_the_sessions_when_it_starts(loopback_site, loop_hub):
@@ -234,7 +236,11 @@ def test_a_revocation_made_while_the_hub_was_down_ends_the_sessions_when_it_star
                 time.sleep(0.2)
             assert not answers_on(port), "a tunnel of a certificate revoked while the hub was down outlived its start"
         finally:
+            # His server runs on (as sshd leaves sessions alone): only a new login can stop it, as
+            # the hub's every way to the node as bob is gone - the how-to says so.
+            login_ok(hub, "bob")
             stop_all(hub)
+        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30)
 
 
 @contextmanager

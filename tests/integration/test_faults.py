@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from ..site_handle import QUICK_POLLS, check, clean_hub, hpchub_site, stop
+from ..site_handle import QUICK_POLLS, check, clean_hub, hpchub_site, leftovers, stop, wait_until
 from .test_credentials import login_ok
 from .test_slurm_spawner import answers, block_debug_partition, queue, request_spawn, wait_ready
 
@@ -43,22 +43,6 @@ def routes(site) -> set[str]:
     token = (site.layout.hub_dir / "proxy-token").read_text().strip()
     return set(requests.get(f"http://127.0.0.1:{site.layout.proxy_api_port}/api/routes", timeout=10,
                             headers={"Authorization": f"token {token}"}).json())
-
-
-def leftovers(site, user: str) -> list[str]:
-    """The user's processes on any node, apart from SSH sessions and the test's own."""
-    found = []
-    for node in ["login1", "login2", *site.info["compute_nodes"]]:
-        found += [f"{node}: {cmd}" for cmd in site.processes_in_node(node, user)
-                  if not cmd.startswith(("sshd", "sleep 600"))]
-    return found
-
-
-def wait_until(what: str, condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.3)
 
 
 def test_hub_killed_with_ten_servers_three_queued_keeps_them_all_and_leaves_nothing(faults_site, hub):
