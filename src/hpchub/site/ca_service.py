@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from ..credentials.proof import token_digest
 from .identity import client_id, issuer_url
-from .hub import HUB_ENV, hub_netns_path, hub_side_port_open
+from .hub import HUB_ENV, hub_side_port_open, on_hub_side
 from .layout import HUB_OS_USER, SiteLayout
 from .nodes import Nodes
 from .system import make_dir, say, wait_for, write_file
@@ -109,10 +109,7 @@ class SiteCAService:
         if self.nodes.daemon("ca-service") is None:
             say(f"  identity: starting the CA service at {self.url}")
             argv = [str(HUB_ENV / "bin" / "hpchub"), "ca", "serve", "-f", str(config)]
-            netns = hub_netns_path(site)
-            if netns:
-                argv = ["nsenter", f"--net={netns}", *argv]
-            self.nodes.start_process("ca-service", argv, cwd=self.directory)
+            self.nodes.start_process("ca-service", on_hub_side(site, argv), cwd=self.directory)
         wait_for("the CA service to listen", self.answers, timeout=30)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .hub import hub_netns_path, hub_side_port_open
+from .hub import hub_side_port_open, on_hub_side
 from .layout import SiteLayout
 from .nodes import Nodes
 from .system import make_dir, run, say, wait_for, write_file
@@ -139,9 +139,7 @@ class GridService:
             say(f"  grid: starting myproxy-server on 127.0.0.1:{site.myproxy_port}")
             argv = [MYPROXY_SERVER, "-c", str(grid / "myproxy-server.config"), "-s", str(grid / "storage"),
                     "-l", "127.0.0.1", "-p", str(site.myproxy_port), "-P", str(grid / "myproxy.pid")]
-            netns = hub_netns_path(site)
-            if netns:
-                argv = ["nsenter", f"--net={netns}", *argv]
+            argv = on_hub_side(site, argv)
             self.nodes.start_forking_daemon("myproxy", argv, grid / "myproxy.pid", env={
                 "X509_USER_CERT": str(grid / "hostcert.pem"), "X509_USER_KEY": str(grid / "hostkey.pem"),
                 "X509_CERT_DIR": str(trust)})

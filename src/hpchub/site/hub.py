@@ -137,15 +137,18 @@ def hub_netns_path(site: SiteLayout) -> str | None:
     return f"/run/netns/{site.netns('hub')}" if site.isolated else None
 
 
+def on_hub_side(site: SiteLayout, argv: list[str]) -> list[str]:
+    """argv run on the hub side: in its network namespace in isolated mode."""
+    netns = hub_netns_path(site)
+    return ["nsenter", f"--net={netns}", *argv] if netns else argv
+
+
 def hub_side_port_open(site: SiteLayout, address: str, port: int) -> bool:
     """Whether something listens at address:port as seen from the hub side (its namespace in
     isolated mode, hence a probe process rather than a socket of this one)."""
     probe = ["python3", "-c", "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)",
              address, str(port)]
-    netns = hub_netns_path(site)
-    if netns:
-        probe = ["nsenter", f"--net={netns}", *probe]
-    return subprocess.run(probe, capture_output=True).returncode == 0
+    return subprocess.run(on_hub_side(site, probe), capture_output=True).returncode == 0
 
 
 class Hub:
@@ -219,9 +222,8 @@ class Hub:
 
     def as_hub_user(self, argv: list[str]) -> list[str]:
         """argv run as the hub's user, where the hub runs (its network namespace when isolated)."""
-        argv = ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}", "--init-groups", "--", *argv]
-        netns = hub_netns_path(self.site)
-        return ["nsenter", f"--net={netns}", *argv] if netns else argv
+        return on_hub_side(self.site, ["setpriv", f"--reuid={HUB_OS_USER}", f"--regid={HUB_OS_USER}",
+                                       "--init-groups", "--", *argv])
 
     def _ensure_proxy(self, token: str) -> None:
         """configurable-http-proxy as a daemon of its own beside the hub, so that a hub restart

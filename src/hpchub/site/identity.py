@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .hub import hub_netns_path
+from .hub import on_hub_side
 from .layout import DEMO_USERS, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 from .nodes import Nodes
 from .system import SiteError, demo_passwords, make_dir, run, say, wait_for, write_file
@@ -203,16 +203,10 @@ class IdentityProvider:
         if self.nodes.daemon("oidc-provider") is None:
             say(f"  identity: starting the OpenID Connect provider at {issuer_url(self.site)}")
             argv = ["node", str(PROVIDER_ENV / "provider.mjs"), str(self.directory / "config.json")]
-            netns = hub_netns_path(self.site)
-            if netns:
-                argv = ["nsenter", f"--net={netns}", *argv]
-            self.nodes.start_process("oidc-provider", argv, cwd=PROVIDER_ENV)
+            self.nodes.start_process("oidc-provider", on_hub_side(self.site, argv), cwd=PROVIDER_ENV)
         wait_for("the OpenID Connect provider to answer", self.answers, timeout=30)
 
     def answers(self) -> bool:
         probe = ["python3", "-c", "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)",
                  f"{issuer_url(self.site)}/.well-known/openid-configuration"]
-        netns = hub_netns_path(self.site)
-        if netns:
-            probe = ["nsenter", f"--net={netns}", *probe]
-        return subprocess.run(probe, capture_output=True).returncode == 0
+        return subprocess.run(on_hub_side(self.site, probe), capture_output=True).returncode == 0
