@@ -85,6 +85,7 @@ def one_stack(site: SiteHandle, hub: HubClient, names: list[str], password: str,
         stack_config.unlink(missing_ok=True)
         hub.url = site.layout.hub_url
     site.site.hub.restart()  # a fresh hub: its peak memory is this run's
+    hub.wait_until_answering()
     logins = scale.log_in_all(hub, names[:users], password)  # every stack keeps its own auth_state
     proxy = proxy_pid(site, stack)
     proxy_cpu = scale._cpu_seconds(proxy) if proxy else float("nan")

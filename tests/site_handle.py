@@ -126,7 +126,7 @@ class SiteHandle:
         is shared by every node and instance, so pgrep alone would see them all)."""
         import pwd
 
-        from hpchub.site.nodes import all_pids, namespace_id
+        from hpchub.site.nodes import all_pids, namespace_id, proc_file
 
         holder = self.site.nodes.holder(node)
         assert holder is not None, f"node {node} is not up"
@@ -136,9 +136,9 @@ class SiteHandle:
             try:
                 if Path(f"/proc/{pid}").stat().st_uid != uid or namespace_id(pid, "mnt") != mnt:
                     continue
-                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
             except FileNotFoundError:
                 continue
+            found.append((proc_file(pid, "cmdline") or b"").replace(b"\0", b" ").decode().strip())
         return [cmd for cmd in found if cmd]
 
     def kill_in_node(self, node: str, command_name: str) -> int:
@@ -147,17 +147,14 @@ class SiteHandle:
         import os
         import signal
 
-        from hpchub.site.nodes import all_pids, namespace_id
+        from hpchub.site.nodes import all_pids, namespace_id, proc_file
 
         holder = self.site.nodes.holder(node)
         assert holder is not None, f"node {node} is not up"
         mnt = namespace_id(holder.pid, "mnt")
         killed = 0
         for pid in all_pids():
-            try:
-                name = Path(f"/proc/{pid}/comm").read_text().strip()
-            except FileNotFoundError:
-                continue
+            name = (proc_file(pid, "comm") or b"").decode().strip()
             if name == command_name and namespace_id(pid, "mnt") == mnt:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
@@ -230,11 +227,26 @@ class HubClient:
         session = requests.Session()
         self.sessions.append(session)
         page = session.get(f"{self.url}/hub/login", timeout=10)
-        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        found = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        assert found, f"no login form at {page.url} ({page.status_code}): {page.text[:300]!r}"
+        xsrf = found.group(1)
         response = session.post(f"{self.url}/hub/login?next=%2Fhub%2Fhome", timeout=30,
                                 data={"username": user, "password": password, "_xsrf": xsrf,
                                       **({"otp": otp} if otp is not None else {})})
         return session, response
+
+    def wait_until_answering(self, timeout: float = 30) -> None:
+        """Wait until the hub answers at this client's URL. The site's start-up waits for the
+        hub itself; a proxy the hub starts (traefik) may route to it only a moment later."""
+        import requests
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{self.url}/hub/health", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(f"the hub answers at {self.url}", answers, timeout)
 
     def admin(self, method: str, path: str, **kw):
         import requests
@@ -305,18 +317,15 @@ c.HPCHub.route_check_interval = 2
 def site_processes(site: "SiteHandle", command_part: bytes) -> list[int]:
     """Live processes of this site (its marker in their environment) whose command line holds
     command_part (arguments separated by NUL bytes, as /proc has them)."""
-    from hpchub.site.nodes import SITE_MARKER, all_pids
+    from hpchub.site.nodes import SITE_MARKER, all_pids, proc_file, process_is_gone
 
     marker = f"{SITE_MARKER}={site.name}".encode()
     found = []
     for pid in all_pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            marked = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            alive = Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        cmdline, environ = proc_file(pid, "cmdline"), proc_file(pid, "environ")
+        if cmdline is None or environ is None or process_is_gone(pid):
             continue
-        if command_part in cmdline and marked and alive:
+        if command_part in cmdline and marker in environ.split(b"\0"):
             found.append(pid)
     return found
 

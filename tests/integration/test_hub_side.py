@@ -12,13 +12,11 @@ import requests
 from hpchub.site.hub import HUB_ENV, uid_of
 from hpchub.site.layout import HUB_OS_USER
 from hpchub.site.system import demo_passwords
+from hpchub.site.nodes import proc_file
 
 
 def _cmd(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
-        return ""
+    return (proc_file(pid, "cmdline") or b"").replace(b"\0", b" ").decode()
 
 
 def test_hub_and_proxy_run_unprivileged(site):

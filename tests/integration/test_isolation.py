@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -97,17 +96,14 @@ ACTIVITY_EVERY_3_S = 'c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": "
 
 def server_environment(site, node: str, server_id: str) -> dict[str, str]:
     """The environment of the server process carrying server_id, read inside its node (as root)."""
-    from hpchub.site.nodes import all_pids, namespace_id
+    from hpchub.site.nodes import all_pids, namespace_id, proc_file
 
     mnt = namespace_id(site.site.nodes.holder(node).pid, "mnt")
     marker = f"HPCHUB_SERVER_ID={server_id}".encode()
     for pid in all_pids():
-        try:
-            if namespace_id(pid, "mnt") != mnt or b"jupyterhub-singleuser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        if namespace_id(pid, "mnt") != mnt or b"jupyterhub-singleuser" not in (proc_file(pid, "cmdline") or b""):
             continue
+        environ = (proc_file(pid, "environ") or b"").split(b"\0")
         if marker in environ:
             return dict(item.decode().split("=", 1) for item in environ if b"=" in item)
     raise AssertionError(f"no server {server_id} on {node}")

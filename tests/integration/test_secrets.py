@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from hpchub.site.nodes import proc_file
+
 from ..site_handle import check, clean_hub, spawn, stop
 from .test_credentials import login_ok
 from .test_ssh_spawner import run_in_kernel
@@ -32,10 +34,7 @@ def hub(loopback_site):
 def argv_holding(secret: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
+        cmdline = proc_file(pid, "cmdline") or b""
         if secret.encode() in cmdline:
             shown = cmdline.replace(b"\0", b" ")[:200]
             found.append(f"{pid}: {shown!r}")

@@ -36,6 +36,7 @@ def traefik_hub(loopback_site, tmp_path_factory):
         with hub_settings(loopback_site, traefik_config(loopback_site), name="60-traefik"):
             for hub in clean_hub(loopback_site):
                 hub.url = traefik_url(loopback_site)
+                hub.wait_until_answering()
                 yield hub
     finally:
         if before is None:

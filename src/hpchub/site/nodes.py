@@ -35,14 +35,30 @@ _HOLDER_SCRIPT = (
 )
 
 
+def proc_file(pid: int | str, name: str) -> bytes | None:
+    """The bytes of /proc/PID/NAME, or None when the process is gone or not ours to read.
+
+    The one way this module reads another process's /proc entries: a process can exit at any
+    moment between the listing of /proc and the read, and the kernel then answers ENOENT on
+    open or ESRCH (ProcessLookupError) on read; both mean "gone", never an error.
+    """
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 on; the command name (field 2) may contain spaces and ')'."""
+    stat = proc_file(pid, "stat")
+    return None if stat is None else stat.decode(errors="replace").rsplit(")", 1)[1].split()
+
+
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of pid (guards against pid reuse), or None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Field 22; the command name (field 2) may contain spaces, so split after its ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])  # field 22
 
 
 def namespace_id(pid: int | str, kind: str) -> int | None:
@@ -64,7 +80,7 @@ class Recorded:
     start_time: int
 
     def alive(self) -> bool:
-        return process_start_time(self.pid) == self.start_time and not _is_zombie(self.pid)
+        return process_start_time(self.pid) == self.start_time and not process_is_gone(self.pid)
 
     @classmethod
     def of(cls, pid: int) -> "Recorded":
@@ -139,13 +155,10 @@ class Nodes:
         title = f"hpchub-node {site.name} {node}".encode()
 
         def ready() -> bool:
-            if process_start_time(pid) is None or _is_zombie(pid):
+            if process_start_time(pid) is None or process_is_gone(pid):
                 log = (site.log_dir / f"node-{node}.log").read_text()
                 raise SiteError(f"node {node} failed to start its namespaces: {log.strip()}")
-            try:
-                return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title)
-            except FileNotFoundError:
-                return False
+            return (proc_file(pid, "cmdline") or b"").startswith(title)
 
         wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
         holder = Recorded.of(pid)
@@ -231,11 +244,7 @@ class Nodes:
             if namespace_id(pid, "mnt") in namespaces or (hub_netns and namespace_id(pid, "net") == hub_netns):
                 found.append(pid)
                 continue
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-            if marker in environ:
+            if marker in (proc_file(pid, "environ") or b"").split(b"\0"):
                 found.append(pid)
         return found
 
@@ -264,22 +273,20 @@ def _terminate(pids: Sequence[int], timeout: float) -> None:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
-        live = [p for p in live if process_start_time(p) == starts[p] and not _is_zombie(p)]
+        live = [p for p in live if process_start_time(p) == starts[p] and not process_is_gone(p)]
         time.sleep(0.05)
     for pid in live:
         _signal(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while live and time.monotonic() < deadline:
-        live = [p for p in live if process_start_time(p) == starts[p] and not _is_zombie(p)]
+        live = [p for p in live if process_start_time(p) == starts[p] and not process_is_gone(p)]
         time.sleep(0.05)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+def process_is_gone(pid: int) -> bool:
+    """True for a zombie, and for a process already gone (neither will ever do anything)."""
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] == "Z"
 
 
 def _signal(pid: int, sig: int) -> None:
