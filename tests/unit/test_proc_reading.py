@@ -47,6 +47,9 @@ def test_the_process_table_helpers_say_gone_for_an_ended_process():
 def test_a_live_process_reads_as_itself():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        deadline = time.monotonic() + 10  # (between fork and exec the command line is not yet its own)
+        while b"time.sleep(30)" not in proc_file(child.pid, "cmdline") and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert b"time.sleep(30)" in proc_file(child.pid, "cmdline")
         assert process_start_time(child.pid) is not None
         assert not process_is_gone(child.pid)

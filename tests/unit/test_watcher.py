@@ -217,3 +217,95 @@ def test_the_watcher_logs_through_the_logger_it_is_given(caplog):
         assert "connection reset" in caplog.records[0].getMessage()
 
     asyncio.run(go())
+
+
+class GridEngineQueue:
+    """Answers qstat (list and -j) and qacct in Grid Engine's formats, as the golden files in
+    tests/unit/golden/sge show them, and counts what it was asked."""
+
+    def __init__(self):
+        self.queue: dict[str, str] = {}  # job id -> state letters
+        self.reasons: dict[str, str] = {}
+        self.accounting: dict[str, str] = {}  # job id -> qacct block
+        self.calls: list[list[str]] = []
+
+    async def run(self, argv):
+        self.calls.append(argv)
+        if argv[:2] == ["qstat", "-xml"] and argv[2] == "-u":
+            jobs = "".join(f"<job_list><JB_job_number>{i}</JB_job_number><JB_name>jupyter</JB_name>"
+                           f"<JB_owner>alice</JB_owner><state>{s}</state><queue_name></queue_name></job_list>"
+                           for i, s in self.queue.items())
+            return 0, f"<?xml version='1.0'?><job_info><queue_info></queue_info><job_info>{jobs}</job_info></job_info>", ""
+        if argv[:3] == ["qstat", "-xml", "-j"]:
+            messages = "".join(f"<element><MES_job_number_list><ulong_sublist><ULNG_value>{i}</ULNG_value>"
+                               f"</ulong_sublist></MES_job_number_list><MES_message>{m}</MES_message></element>"
+                               for i, m in self.reasons.items() if i in argv[3].split(","))
+            return 0, (f"<?xml version='1.0'?><detailed_job_info><djob_info></djob_info><messages><element>"
+                       f"<SME_message_list>{messages}</SME_message_list></element></messages></detailed_job_info>"), ""
+        if argv[0] == "qacct":
+            job_id = argv[-1]
+            if job_id not in self.accounting:
+                return 1, "", f"error: job id {job_id} not found\n"
+            return 0, self.accounting[job_id], ""
+        raise AssertionError(f"unexpected command {argv}")
+
+
+def test_grid_engine_reasons_are_asked_only_for_jobs_a_spawn_waits_on():
+    from hpchub.schedulers.sge import GridEngine
+
+    async def go():
+        scheduler, clock = GridEngineQueue(), [0.0]
+        watcher = JobWatcher(GridEngine(), scheduler.run, clock=lambda: clock[0])
+        scheduler.queue.update({"5": "qw", "6": "qw", "7": "r"})
+        scheduler.reasons.update({"5": 'cannot run in PE "smp" because it only offers 0 slots', "6": "other"})
+        watcher.watch("5", urgent=True)
+        watcher.watch("6")
+        watcher.watch("7", urgent=True)
+        watcher.stop()
+        await watcher.poll_once()
+        assert [c[:3] for c in scheduler.calls] == [["qstat", "-xml", "-u"], ["qstat", "-xml", "-j"]]
+        assert scheduler.calls[1][3] == "5"  # only the waiting job a spawn follows
+        assert watcher.jobs["5"].status.reason.startswith("cannot run in PE")
+        assert watcher.jobs["6"].status.reason == ""
+        watcher.set_urgent("5", False)
+        await watcher.poll_once()
+        assert len(scheduler.calls) == 3  # nobody waits: the status query alone
+
+    asyncio.run(go())
+
+
+def test_a_grid_engine_job_deleted_while_waiting_is_settled_though_accounting_never_saw_it():
+    from hpchub.schedulers.sge import GridEngine
+
+    async def go():
+        scheduler, clock = GridEngineQueue(), [0.0]
+        watcher = JobWatcher(GridEngine(), scheduler.run, clock=lambda: clock[0], grace=30)
+        watcher.watch("9")
+        watcher.stop()
+        scheduler.queue["9"] = "qw"
+        await watcher.poll_once()
+        del scheduler.queue["9"]  # qdel'd before it started: qacct will never know it
+        await watcher.poll_once()
+        clock[0] = 31
+        await watcher.poll_once()
+        assert scheduler.calls[-1] == ["qacct", "-j", "9"]
+        assert watcher.jobs["9"].final is not None and watcher.jobs["9"].final.state is JobState.UNKNOWN
+
+    asyncio.run(go())
+
+
+def test_a_grid_engine_job_in_error_state_ends_with_its_reason():
+    from hpchub.schedulers.sge import GridEngine
+
+    async def go():
+        scheduler, clock = GridEngineQueue(), [0.0]
+        watcher = JobWatcher(GridEngine(), scheduler.run, clock=lambda: clock[0])
+        watcher.watch("41")
+        watcher.stop()
+        scheduler.queue["41"] = "Eqw"
+        scheduler.reasons["41"] = "can't open output file"
+        await watcher.poll_once()
+        final = watcher.jobs["41"].final
+        assert final is not None and final.state is JobState.ERROR and final.reason == "can't open output file"
+
+    asyncio.run(go())

@@ -43,11 +43,13 @@ class JobState(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    ERROR = "error"  # kept in the queue in an error state (Grid Engine's E): it will never start,
+    # and stays until it is deleted - a finished job that still has to be cancelled
     UNKNOWN = "unknown"
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT)
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.ERROR)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class Scheduler(abc.ABC):
     `hpchub check` and the notebook magics ask of a batch system, and nothing more. An adapter
     is pure: it builds job scripts and argv and parses the commands' machine-readable output;
     it runs nothing (the caller runs the argv, over SSH or locally). One small module per
-    scheduler (schedulers/slurm.py), registered in schedulers.SCHEDULERS.
+    scheduler (schedulers/slurm.py, schedulers/sge.py), registered in schedulers.SCHEDULERS.
 
     Job ids are opaque strings ("123", "123.server", "4711.1"): compared for equality, never
     parsed or ordered as numbers outside the adapter. Statuses are neutral (JobStatus with a
@@ -155,6 +157,12 @@ class Scheduler(abc.ABC):
     name: str = ""
 
     # ----- submitting -----------------------------------------------------------------
+    def validate(self, request: JobRequest) -> JobRequest:
+        """The request checked for this scheduler: the shared checks (JobRequest.validate), then
+        what this scheduler cannot take, as a ValidationError naming the field. The spawner's one
+        check of options calls this, so a refusal names the option before anything is submitted."""
+        return request.validate()
+
     @abc.abstractmethod
     def job_script(self, request: JobRequest) -> str:
         """The whole batch script for a validated request: the scheduler's directives, every
@@ -183,10 +191,21 @@ class Scheduler(abc.ABC):
     def parse_status(self, stdout: str) -> dict[str, JobStatus]:
         """Job id -> status, from status_argv's output. Lines it cannot read are skipped."""
 
+    def reasons_argv(self, job_ids: list[str]) -> list[str] | None:
+        """Where the status query does not say why a job waits (or failed to start): the query
+        that does, for these jobs only (the watcher asks it for the jobs a spawn waits on).
+        None: the status query's `reason` already says (Slurm)."""
+        return None
+
+    def parse_reasons(self, stdout: str) -> dict[str, str]:
+        """Job id -> why it waits or failed to start, in the scheduler's words."""
+        return {}
+
     @abc.abstractmethod
     def only_unknown_jobs(self, stderr: str) -> bool:
-        """Whether a failed status query failed only because it knew none of the jobs asked
-        about (they ended and were purged): an answer ("none of them"), not a failure."""
+        """Whether a failed status or accounting query failed only because it knew none of the
+        jobs asked about (they ended and were purged, or never started): an answer ("none of
+        them"), not a failure."""
 
     @abc.abstractmethod
     def accounting_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:

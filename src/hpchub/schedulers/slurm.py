@@ -104,7 +104,7 @@ class Slurm(Scheduler):
     def job_script(self, request: JobRequest) -> str:
         """A batch script: #SBATCH lines from validated values, each through the one quoting
         filter, then the request's script. No secret belongs in it."""
-        request.validate()
+        self.validate(request)
         # Never requeued: after a node failure Slurm would start the job again elsewhere, a second
         # server with the first one's token, while the hub has shown the first one ended.
         options = [f"--job-name={request.name}", f"--nodes={request.nodes}", "--no-requeue"]

@@ -17,6 +17,7 @@ caller provides (over SSH for the hub); nothing here knows about SSH or JupyterH
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -166,13 +167,30 @@ class JobWatcher:
                 job.missing_since = now
             if now - job.missing_since >= self.grace:
                 to_account.append(job_id)
+        await self._explain([j for j in self.jobs.values() if j.final is None and j.status is not None
+                             and not j.status.reason and j.job_id in seen
+                             and ((j.urgent and j.status.state is JobState.PENDING)
+                                  or j.status.state is JobState.ERROR)])
         if to_account:
             await self._settle(to_account)
         self._notify()
 
+    async def _explain(self, jobs: list[WatchedJob]) -> None:
+        """Why the jobs a spawn waits on wait, or why a listed job failed, where the status query
+        does not say (Grid Engine): one more query, for those jobs only, only while a spawn waits
+        on them (or one failed in the queue)."""
+        argv = self.adapter.reasons_argv([job.job_id for job in jobs]) if jobs else None
+        if argv is None:
+            return
+        reasons = await self._query(argv, self.adapter.parse_reasons)
+        for job in jobs:
+            if reasons and reasons.get(job.job_id) and job.status is not None:
+                job.status = dataclasses.replace(job.status, reason=reasons[job.job_id])
+
     async def _settle(self, job_ids: list[str]) -> None:
         """Ask accounting about jobs the queue says ended or no longer lists."""
-        accounted = await self._query(self.adapter.accounting_argv(job_ids), self.adapter.parse_accounting)
+        accounted = await self._query(self.adapter.accounting_argv(job_ids), self.adapter.parse_accounting,
+                                      missing_ok=True)
         if accounted is None:
             return  # unsure: ask again at the next poll
         for job_id in job_ids:

@@ -33,7 +33,7 @@ from jupyterhub.spawner import SpawnException
 from ..credentials import SSHCredential
 from ..remote import Host, SSHError
 from ..remote.launcher import BATCH, launcher_source
-from ..schedulers.base import JobRequest, JobStatus, ValidationError, quote
+from ..schedulers.base import JobRequest, JobState, JobStatus, ValidationError, quote
 from ..schedulers.watcher import JobWatcher, WatchedJob
 from . import metrics
 from .following import AskNode, Connect, Fail, JobFollower, WaitForQueue
@@ -110,9 +110,9 @@ class BatchLaunch(Launch):
 
     def job_request(self) -> JobRequest:
         """The checked request, completed with this server's name, script and output file."""
-        return dataclasses.replace(
+        return self.owner.cluster.adapter.validate(dataclasses.replace(
             self.request, name=f"jupyter-{cluster_label(self.owner.name or 'default', 50)}", script=self.job_body(),
-            output=f".hpchub/jobs/{self.server_id}/job.out").validate()
+            output=f".hpchub/jobs/{self.server_id}/job.out"))
 
     async def _submit(self) -> None:
         owner = self.owner
@@ -321,6 +321,8 @@ class BatchLaunch(Launch):
         if watched.final is None:
             await self._cancel_job(host, self.job_id)
             await self._wait_job_gone(watched)
+        elif watched.final.state is JobState.ERROR:  # ended for the user, still held by the scheduler
+            await self._cancel_job(host, self.job_id)
         if self.server.phase != "ready" and host is not None:
             # A job that never ran leaves only an empty directory behind: remove it.
             try:

@@ -24,6 +24,9 @@ def outcome_message(status: JobStatus) -> str:
         return f"job {status.job_id} was cancelled" + (f" (by uid {who})" if who else "")
     if status.state is JobState.TIMEOUT:
         return f"job {status.job_id} reached its time limit"
+    if status.state is JobState.ERROR:
+        return (f"job {status.job_id} cannot start ({status.native_state})"
+                + (f": {status.reason}" if status.reason else ""))
     if status.state is JobState.UNKNOWN:
         return f"job {status.job_id} is no longer known to the scheduler"
     text = f"job {status.job_id} ended: {native}"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..schedulers.base import CONSTRAINT, NAME, JobRequest, ValidationError
+from ..schedulers.base import CONSTRAINT, NAME, JobRequest, Scheduler, ValidationError
 from ..schedulers.slurm import format_walltime, parse_walltime
 from .targets import FIELDS, Choices, Target
 
@@ -104,7 +104,8 @@ def resolve(target: Target, options, choices: Choices | None, user: str = "") ->
     return values
 
 
-def job_request(target: Target, options, choices: Choices | None, user: str = "") -> JobRequest | None:
+def job_request(target: Target, options, choices: Choices | None, user: str = "",
+                scheduler: Scheduler | None = None) -> JobRequest | None:
     """The checked job, in the scheduler-neutral terms the adapters take (a partition is a
     `queue` there); None for a login-node target (whose options are checked all the same).
     Its name, script and output file are the batch launch's to fill in."""
@@ -115,8 +116,8 @@ def job_request(target: Target, options, choices: Choices | None, user: str = ""
                          qos=values.get("qos"), walltime=values.get("walltime"), nodes=values.get("nodes", 1),
                          cores=values.get("cores"), memory_mb=values.get("memory_mb"), gpus=values.get("gpus", 0),
                          constraint=values.get("constraint"), reservation=values.get("reservation"))
-    try:  # what the adapters would refuse is refused here, naming the option (not at submission)
-        return request.validate()
+    try:  # what the adapter would refuse is refused here, naming the option (not at submission)
+        return scheduler.validate(request) if scheduler is not None else request.validate()
     except ValidationError as exc:
         field = {"queue": "partition"}.get(exc.field, exc.field)
         raise FieldError(field, str(exc)) from None  # (values that got here are short and typed)

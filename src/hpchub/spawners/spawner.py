@@ -183,7 +183,7 @@ class HPCSpawner(HPCSettings, Spawner):
                 raise web.HTTPError(400, f"target: {shown(wanted)} is not a place you can start a server "
                                          f"({', '.join(t.name for t in targets)})")
         try:
-            return target, job_request(target, options, choices, self.user.name)
+            return target, job_request(target, options, choices, self.user.name, self.cluster.adapter)
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
 
