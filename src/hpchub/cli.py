@@ -16,7 +16,7 @@ def _site(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "up":
-            Site.open(args.name, args.isolated).up(with_hub=args.hub, login=args.login)
+            Site.open(args.name, args.isolated, clusters=args.clusters).up(with_hub=args.hub, login=args.login)
             return 0
         layout = load_layout(args.name)
         if layout is None:
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="up: how users log in: password (PAM; the hub signs certificates), or oidc (single "
                            "sign-on at the site's OpenID Connect provider with a one-time code; the site's CA "
                            "service signs). Default: as the instance was (password for a new one)")
+    site.add_argument("--clusters", choices=["slurm,sge", "slurm"], default=None,
+                      help="up: the clusters of the site: slurm,sge (a Slurm cluster and a Grid Engine cluster, "
+                           "the default for a new instance) or slurm alone. Default: as the instance was")
     site.add_argument("--user", help="enrol, code: the demo user")
     site.add_argument("--json", action="store_true", help="status: print JSON")
     site.set_defaults(func=_site)

@@ -101,6 +101,7 @@ def test_several_accounting_blocks_in_one_output():
 
 def test_a_job_accounting_never_saw_is_an_answer_not_a_failure():
     assert sge.only_unknown_jobs(golden("qacct_unknown.err"))
+    assert sge.only_unknown_jobs(golden("qacct_no_accounting_file.err"))  # no job ended yet in this cell
     assert not sge.only_unknown_jobs("error: commlib error: got select error (Connection refused)")
 
 

@@ -244,8 +244,10 @@ class GridEngine(Scheduler):
         return {job_id: "; ".join(texts) for job_id, texts in found.items() if job_id and texts}
 
     def only_unknown_jobs(self, stderr: str) -> bool:
-        """qacct exits 1 for a job it has no record of (one deleted before it started)."""
-        return bool(re.search(r"job id \S+ not found", stderr))
+        """qacct exits 1 for a job it has no record of (one deleted before it started), and
+        when no job has ended since the cell was made (it has no accounting file yet)."""
+        return bool(re.search(r"job id \S+ not found", stderr)) or (
+            "accounting: No such file or directory" in stderr and "no jobs running since startup" in stderr)
 
     def accounting_argv(self, job_ids: list[str] | None = None, user: str | None = None) -> list[str]:
         if job_ids and len(job_ids) == 1:

@@ -22,6 +22,13 @@ COMPUTE_NODES = ("c1", "c2", "c3", "c4")
 LOGIN_NODES = ("login1", "login2")
 HEAD_NODE = "head"
 
+# The second cluster (Grid Engine): a head node with sge_qmaster, an execution node, a login node.
+GE_HEAD_NODE = "ge-head"
+GE_LOGIN_NODE = "ge-login"
+GE_COMPUTE_NODES = ("ge-c1",)
+GE_CLUSTER = "ge"
+"""The Grid Engine cluster's name in the hub's configuration (the Slurm cluster's is the site's)."""
+
 DEMO_USERS = ("alice", "bob")
 SERVICE_ACCOUNT = "hpchub"
 """The cluster account the hub uses for what no single user can do (a Slurm operator)."""
@@ -59,6 +66,7 @@ class SiteLayout:
     name: str
     slot: int
     isolated: bool
+    gridengine: bool = True  # the second cluster (site/gridengine.py); `hpchub site up --clusters`
 
     # ----- paths -------------------------------------------------------------
     @property
@@ -200,8 +208,9 @@ class SiteLayout:
 
     def ssh_port(self, node: str) -> int:
         # Loopback mode shares one address, so each login node needs its own port;
-        # in isolated mode each login node has its own address and uses port 22.
-        if self.isolated:
+        # in isolated mode each login node has its own address and uses port 22, as the
+        # Grid Engine login node does in both modes.
+        if self.isolated or node == GE_LOGIN_NODE:
             return 22
         return self.port_base + 30 + LOGIN_NODES.index(node)
 
@@ -287,8 +296,59 @@ class SiteLayout:
     def nodes(self) -> list[Node]:
         return [self.head, *self.login_nodes, *self.compute_nodes]
 
+    # ----- the Grid Engine cluster ------------------------------------------------
+    # Grid Engine knows its hosts by address (qmaster resolves every connection's peer and
+    # refuses one whose name does not match), so its nodes have network namespaces and
+    # addresses of their own in both modes, on a bridge of their own. In loopback mode the
+    # machine has an address on that bridge (the hub reaches the login node there); in
+    # isolated mode the login node also sits on the public bridge, as login1 and login2 do.
+    @property
+    def ge_subnet(self) -> str:
+        return f"10.199.{128 + self.slot}"
+
+    @property
+    def bridge_gridengine(self) -> str:
+        return f"hpc{self.slot}ge"
+
+    @property
+    def ge_host_address(self) -> str | None:
+        """The machine's address on the Grid Engine bridge (loopback mode only)."""
+        return None if self.isolated else f"{self.ge_subnet}.1"
+
+    @property
+    def ge_head(self) -> Node:
+        return Node(GE_HEAD_NODE, "head", f"{self.ge_subnet}.2")
+
+    @property
+    def ge_login(self) -> Node:
+        public = f"{self._subnet(False)}.13" if self.isolated else f"{self.ge_subnet}.11"
+        return Node(GE_LOGIN_NODE, "login", f"{self.ge_subnet}.11", public)
+
+    @property
+    def ge_compute_nodes(self) -> list[Node]:
+        return [Node(name, "compute", f"{self.ge_subnet}.{21 + i}") for i, name in enumerate(GE_COMPUTE_NODES)]
+
+    @property
+    def ge_nodes(self) -> list[Node]:
+        return [self.ge_head, self.ge_login, *self.ge_compute_nodes]
+
+    @property
+    def ge_cell_dir(self) -> Path:
+        """The Grid Engine cell (Debian's SGE_ROOT/default), mounted at /var/lib/gridengine/default
+        on the cluster's nodes: configuration, act_qmaster, accounting."""
+        return self.cluster_dir / "gridengine" / "cell"
+
+    def ge_spool(self, node: str) -> Path:
+        """Mounted at /var/spool/gridengine on its node: qmaster's or execd's spool."""
+        return self.cluster_dir / "gridengine" / "spool" / node
+
+    @property
+    def all_login_nodes(self) -> list[Node]:
+        """The login nodes of every cluster of the instance (each runs the site's sshd)."""
+        return [*self.login_nodes, *([self.ge_login] if self.gridengine else [])]
+
     def node(self, name: str) -> Node:
-        for node in self.nodes:
+        for node in [*self.nodes, *self.ge_nodes]:
             if node.name == name:
                 return node
         raise KeyError(name)

@@ -47,7 +47,7 @@ class LoginNodes:
         host_keys = {}
         changed = {}
         make_dir(Path("/run/sshd"), 0o755)  # sshd: "Missing privilege separation directory"
-        for node in site.login_nodes:
+        for node in site.all_login_nodes:
             key_dir = make_dir(site.ssh_dir / node.name, 0o700)
             key = key_dir / "ssh_host_ed25519_key"
             if not key.exists():
@@ -65,7 +65,7 @@ class LoginNodes:
 
     def ensure_sshd(self, changed: dict[str, bool]) -> None:
         site = self.site
-        for node in site.login_nodes:
+        for node in site.all_login_nodes:
             name = f"sshd-{node.name}"
             if changed.get(node.name):
                 self.nodes.stop_daemon(name)
@@ -74,7 +74,7 @@ class LoginNodes:
                 config = site.ssh_dir / node.name / "sshd_config"
                 self.nodes.start_daemon(name, node.name, [
                     "/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(site.log_dir / f"{name}.log")])
-        for node in site.login_nodes:
+        for node in site.all_login_nodes:
             wait_for(f"sshd on {node.name}", lambda: self.answers(node.name), timeout=20)
 
     def answers(self, node_name: str) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import network, otp, software, system
 from .grid import GridService
+from .gridengine import GridEngineCluster
 from .hub import Hub
 from .ca_service import SiteCAService
 from .identity import IdentityProvider, client_id, issuer_url, single_sign_on_settings
@@ -32,20 +33,23 @@ def load_layout(name: str) -> SiteLayout | None:
     if not path.exists():
         return None
     rec = json.loads(path.read_text())
-    return SiteLayout(name, rec["slot"], rec["isolated"])
+    return SiteLayout(name, rec["slot"], rec["isolated"], rec.get("gridengine", True))
 
 
-def _allocate(name: str, isolated: bool | None) -> SiteLayout:
+def _allocate(name: str, isolated: bool | None, gridengine: bool | None = None) -> SiteLayout:
     existing = load_layout(name)
     if existing is not None:
-        if isolated is None or isolated == existing.isolated:
+        if (isolated is None or isolated == existing.isolated) and (
+                gridengine is None or gridengine == existing.gridengine):
             return existing
         if Nodes(existing).processes() or network.leftovers(existing):
             mode = "isolated" if existing.isolated else "loopback"
             raise SiteError(
-                f"site {name!r} is running in {mode} mode; take it down first (`hpchub site down --name {name}`)"
+                f"site {name!r} is running ({mode} mode, clusters {'slurm,sge' if existing.gridengine else 'slurm'});"
+                f" take it down first to change it (`hpchub site down --name {name}`)"
             )
-        layout = SiteLayout(name, existing.slot, isolated)
+        layout = SiteLayout(name, existing.slot, existing.isolated if isolated is None else isolated,
+                            existing.gridengine if gridengine is None else gridengine)
     else:
         used = set()
         for other in (STATE_ROOT / "sites").glob("*/instance.json"):
@@ -53,9 +57,10 @@ def _allocate(name: str, isolated: bool | None) -> SiteLayout:
         free = [s for s in range(MAX_SLOTS) if s not in used]
         if not free:
             raise SiteError(f"all {MAX_SLOTS} site slots are taken: take an instance down with --purge")
-        layout = SiteLayout(name, free[0], bool(isolated))
+        layout = SiteLayout(name, free[0], bool(isolated), True if gridengine is None else gridengine)
     make_dir(layout.state_dir, 0o711)  # traversable, not listable: the hub user reaches only hub/
-    write_file(_instance_file(name), json.dumps({"slot": layout.slot, "isolated": layout.isolated}) + "\n")
+    write_file(_instance_file(name), json.dumps({"slot": layout.slot, "isolated": layout.isolated,
+                                                 "gridengine": layout.gridengine}) + "\n")
     return layout
 
 
@@ -77,6 +82,7 @@ class Site:
         self.layout = layout
         self.nodes = Nodes(layout)
         self.cluster = Cluster(layout, self.nodes)
+        self.gridengine = GridEngineCluster(layout, self.nodes)
         self.login = LoginNodes(layout, self.nodes)
         self.hub = Hub(layout, self.nodes)
         self.grid = GridService(layout, self.nodes)
@@ -84,9 +90,11 @@ class Site:
         self.ca_service = SiteCAService(layout, self.nodes)
 
     @classmethod
-    def open(cls, name: str, isolated: bool | None = None) -> "Site":
+    def open(cls, name: str, isolated: bool | None = None, clusters: str | None = None) -> "Site":
+        """clusters: "slurm,sge" or "slurm" (None: as the instance was; both for a new one)."""
         system.require_root()
-        return cls(_allocate(check_name(name), isolated))
+        gridengine = None if clusters is None else ("sge" in clusters.split(","))
+        return cls(_allocate(check_name(name), isolated, gridengine))
 
     # ----- up ---------------------------------------------------------------------
     def up(self, with_hub: bool = True, login: str | None = None) -> Phases:
@@ -123,6 +131,9 @@ class Site:
             self.cluster.ensure_slurmctld(restart=slurm_changed)
             self.cluster.ensure_slurmd(restart=slurm_changed)
             self.cluster.ensure_reservation()
+        if site.gridengine:
+            with phases.phase("grid engine"):
+                self.gridengine.ensure()
         with phases.phase("login nodes"):
             self.login.ensure_ca()
             self.login.ensure_sshd(self.login.write_config())

@@ -1,6 +1,7 @@
 """The isolated mode's networks: namespaces, bridges and veths, made with iproute2.
 
     hub side ──(public bridge)── login1, login2 ──(internal bridge)── head, c1 … c4
+                      └────────── ge-login ──(Grid Engine bridge)── ge-head, ge-c1
 
 The hub side reaches only the login nodes' sshd (a firewall on the login nodes' public
 side lets nothing else in); compute nodes and the head node have no route to the public
@@ -50,7 +51,13 @@ def netns_inode(name: str) -> int | None:
 
 
 def namespaces(site: SiteLayout) -> list[str]:
-    return [site.netns("hub")] + [site.netns(n.name) for n in site.nodes]
+    """Every network namespace of the instance: the Grid Engine cluster's in both modes."""
+    mine = [site.netns("hub")] + [site.netns(n.name) for n in site.nodes] if site.isolated else []
+    return mine + [site.netns(n.name) for n in site.ge_nodes]
+
+
+def bridges(site: SiteLayout) -> list[str]:
+    return ([site.bridge_public, site.bridge_internal] if site.isolated else []) + [site.bridge_gridengine]
 
 
 def _ensure_bridge(name: str, address: str | None) -> None:
@@ -63,10 +70,23 @@ def _ensure_bridge(name: str, address: str | None) -> None:
     run(["ip", "link", "set", name, "up"])
 
 
-def _ensure_veth(site: SiteLayout, node: str, internal: bool, inner: str, address: str) -> None:
+def _ensure_netns(ns: str) -> None:
+    if not netns_exists(ns):
+        run(["ip", "netns", "add", ns])
+    run(["ip", "-n", ns, "link", "set", "lo", "up"])
+
+
+def _ensure_blackhole() -> None:
+    routes = run(["ip", "route", "show", "type", "blackhole"]).stdout
+    if TEST_RANGE not in routes:
+        run(["ip", "route", "add", "blackhole", TEST_RANGE])
+
+
+def _ensure_veth(site: SiteLayout, node: str, internal: bool, inner: str, address: str,
+                 bridge: str | None = None, outer: str | None = None) -> None:
     ns = site.netns(node)
-    outer = site.veth(node, internal)
-    bridge = site.bridge_internal if internal else site.bridge_public
+    outer = outer or site.veth(node, internal)
+    bridge = bridge or (site.bridge_internal if internal else site.bridge_public)
     if not _link_exists(inner, ns):
         if _link_exists(outer):  # half of a broken pair
             run(["ip", "link", "del", outer])
@@ -80,15 +100,11 @@ def _ensure_veth(site: SiteLayout, node: str, internal: bool, inner: str, addres
 
 def up(site: SiteLayout) -> None:
     say("  network: isolated (hub side | login nodes | internal network)")
-    routes = run(["ip", "route", "show", "type", "blackhole"]).stdout
-    if TEST_RANGE not in routes:
-        run(["ip", "route", "add", "blackhole", TEST_RANGE])
+    _ensure_blackhole()
     _ensure_bridge(site.bridge_public, site.host_public_address)
     _ensure_bridge(site.bridge_internal, None)
-    for ns in namespaces(site):
-        if not netns_exists(ns):
-            run(["ip", "netns", "add", ns])
-        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    for ns in [site.netns("hub")] + [site.netns(n.name) for n in site.nodes]:
+        _ensure_netns(ns)
     _ensure_veth(site, "hub", False, "eth0", site.hub_address)
     for node in site.login_nodes:
         _ensure_veth(site, node.name, False, "eth0", node.public_address)
@@ -100,11 +116,29 @@ def up(site: SiteLayout) -> None:
         _ensure_veth(site, node.name, True, "eth0", node.address)
 
 
+def up_gridengine(site: SiteLayout) -> None:
+    """The Grid Engine cluster's network (both modes): its bridge, a namespace per node; its
+    login node also on the public bridge in isolated mode, with the login nodes' firewall."""
+    _ensure_blackhole()
+    _ensure_bridge(site.bridge_gridengine, site.ge_host_address)
+    for node in site.ge_nodes:
+        _ensure_netns(site.netns(node.name))
+        _ensure_veth(site, node.name, True, "eth1", node.address, bridge=site.bridge_gridengine,
+                     outer=f"h{site.slot}{node.name.replace('-', '')}g")
+    if site.isolated:
+        login = site.ge_login
+        _ensure_veth(site, login.name, False, "eth0", login.public_address,
+                     outer=f"h{site.slot}{login.name.replace('-', '')}p")
+        ns = site.netns(login.name)
+        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input="flush ruleset\n" + _LOGIN_FIREWALL)
+
+
 def down(site: SiteLayout) -> None:
     for ns in namespaces(site):
         if netns_exists(ns):
             run(["ip", "netns", "del", ns])
-    for bridge in (site.bridge_public, site.bridge_internal):
+    for bridge in bridges(site):
         if _link_exists(bridge):
             run(["ip", "link", "del", bridge])
     # Host-side veths vanish with their peers; the shared blackhole route goes with the last bridge.
@@ -117,6 +151,6 @@ def down(site: SiteLayout) -> None:
 def leftovers(site: SiteLayout) -> list[str]:
     """What of the instance's networks still exists (for status and for tests of down)."""
     found = [f"netns {ns}" for ns in namespaces(site) if netns_exists(ns)]
-    found += [f"bridge {b}" for b in (site.bridge_public, site.bridge_internal) if _link_exists(b)]
+    found += [f"bridge {b}" for b in bridges(site) if _link_exists(b)]
     return found
 

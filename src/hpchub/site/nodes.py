@@ -27,11 +27,11 @@ SITE_MARKER = "HPCHUB_SITE_INSTANCE"
 """Environment variable set on every process the site starts (daemons, the hub)."""
 
 _HOLDER_SCRIPT = (
-    # A fixed script; the values arrive as positional arguments, never spliced into it.
-    'set -e; hostname "$1"; '
-    'mount --bind "$2" /etc/slurm; mount --bind "$3" /run/munge; '
-    'mount --bind "$4" /etc/hosts; mount --bind "$5" /tmp; mount --bind "$6" /var/spool/slurmd; '
-    'exec -a "hpchub-node $7 $1" sleep infinity'
+    # A fixed script; the values arrive as positional arguments (hostname, title, then pairs of
+    # source and mount point), never spliced into it.
+    'set -e; hostname "$1"; title="$2"; shift 2; '
+    'while [ "$#" -gt 0 ]; do mount --bind "$1" "$2"; shift 2; done; '
+    'exec -a "$title" sleep infinity'
 )
 
 
@@ -128,9 +128,20 @@ class Nodes:
         return daemon if daemon.alive() else None
 
     # ----- nodes ---------------------------------------------------------------
-    def ensure_node(self, node: str) -> Recorded:
-        """The node's holder, started if needed. A dead holder's leftovers are swept first,
-        as a rebooted node loses whatever still ran on it."""
+    def slurm_mounts(self, node: str) -> list[tuple[Path, str]]:
+        """What a node of the Slurm cluster has of its own: Slurm's and munge's files, the
+        site's hosts file, its /tmp and slurmd's spool."""
+        site = self.site
+        return [(site.slurm_etc, "/etc/slurm"), (site.munge_run, "/run/munge"), (site.hosts_file, "/etc/hosts"),
+                (make_dir(site.node_tmp(node), 0o1777), "/tmp"),
+                (make_dir(site.slurmd_spool(node), 0o755), "/var/spool/slurmd")]
+
+    def ensure_node(self, node: str, mounts: list[tuple[Path, str]] | None = None,
+                    netns: str | None = None) -> Recorded:
+        """The node's holder, started if needed, with mounts (source, mount point; a Slurm
+        node's by default) and in the network namespace netns (the node's own in isolated mode
+        by default). A dead holder's leftovers are swept first, as a rebooted node loses
+        whatever still ran on it."""
         holder = self.holder(node)
         if holder is not None:
             return holder
@@ -139,26 +150,24 @@ class Nodes:
         if old is not None:
             self._kill_in_namespaces({old["mnt"]})
         site = self.site
-        tmp = make_dir(site.node_tmp(node), 0o1777)
-        spool = make_dir(site.slurmd_spool(node), 0o755)
-        for mountpoint in ("/etc/slurm", "/run/munge", "/var/spool/slurmd"):
-            os.makedirs(mountpoint, exist_ok=True)
-        argv = [
-            "unshare", "--uts", "--mount", "--propagation", "private", "--",
-            "bash", "-c", _HOLDER_SCRIPT, "hpchub-node",
-            node, str(site.slurm_etc), str(site.munge_run), str(site.hosts_file), str(tmp), str(spool),
-            site.name,
-        ]
-        if site.isolated:
-            argv = ["nsenter", f"--net=/run/netns/{site.netns(node)}", *argv]
+        mounts = self.slurm_mounts(node) if mounts is None else mounts
+        for _, mountpoint in mounts:
+            if not os.path.exists(mountpoint):  # (a directory; files such as /etc/hosts exist)
+                os.makedirs(mountpoint)
+        title = f"hpchub-node {site.name} {node}"
+        argv = ["unshare", "--uts", "--mount", "--propagation", "private", "--",
+                "bash", "-c", _HOLDER_SCRIPT, "hpchub-node", node, title,
+                *(str(part) for pair in mounts for part in pair)]
+        netns = netns or (site.netns(node) if site.isolated else None)
+        if netns:
+            argv = ["nsenter", f"--net=/run/netns/{netns}", *argv]
         pid = self._spawn(argv, site.log_dir / f"node-{node}.log")
-        title = f"hpchub-node {site.name} {node}".encode()
 
         def ready() -> bool:
             if process_start_time(pid) is None or process_is_gone(pid):
                 log = (site.log_dir / f"node-{node}.log").read_text()
                 raise SiteError(f"node {node} failed to start its namespaces: {log.strip()}")
-            return (proc_file(pid, "cmdline") or b"").startswith(title)
+            return (proc_file(pid, "cmdline") or b"").startswith(title.encode())
 
         wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
         holder = Recorded.of(pid)

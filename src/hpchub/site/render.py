@@ -74,7 +74,7 @@ def sshd_config(site: SiteLayout, node_name: str) -> str:
         ca_pub=site.ssh_dir / "user_ca.pub",
         revoked_keys=site.revoked_keys,
         # login1 is sized for a hub; login2 keeps Debian's defaults, as real login nodes do.
-        generous_limits=(node_name == "login1"),
+        generous_limits=(node_name in ("login1", "ge-login")),
         timezone=CLUSTER_TIMEZONE,
     )
 
@@ -86,7 +86,7 @@ def hosts(site: SiteLayout) -> str:
 def known_hosts(site: SiteLayout, host_keys: dict[str, str]) -> str:
     """known_hosts lines for every way a client may name each login node."""
     lines = []
-    for node in site.login_nodes:
+    for node in site.all_login_nodes:
         port = site.ssh_port(node.name)
         names = {node.name, node.address, node.public_address or node.address}
         patterns = sorted(n if port == 22 else f"[{n}]:{port}" for n in names)

@@ -35,7 +35,16 @@ PACKAGES = {
     "myproxy-server": "/usr/sbin/myproxy-server",  # the grid credential service (site/grid.py)
     "globus-proxy-utils": "/usr/bin/grid-proxy-info",  # grid tools for users' notebooks
     "libpam-google-authenticator": "/usr/bin/google-authenticator",  # one-time codes at login (site/otp.py)
+    # The second cluster (site/gridengine.py).
+    "gridengine-master": "/usr/lib/gridengine/sge_qmaster",
+    "gridengine-exec": "/usr/lib/gridengine/sge_execd",
+    "gridengine-client": "/usr/lib/gridengine/qsub",
 }
+
+# Debian's gridengine packages would make and start a cell of their own at install time; the
+# site makes its cells itself (site/gridengine.py), so they are told not to.
+_DEBCONF = "gridengine-common shared/gridengineconfig boolean false\n"
+_NO_SERVICE_STARTS = Path("/usr/sbin/policy-rc.d")
 
 
 class SiteError(RuntimeError):
@@ -119,7 +128,18 @@ def install_packages(packages: Sequence[str]) -> None:
     say(f"  installing Debian packages: {' '.join(packages)} (apt-get; takes a minute)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run(["apt-get", "update", "-q"], timeout=600, env=env)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], timeout=1200, env=env)
+    run(["debconf-set-selections"], input=_DEBCONF)
+    # Packages' daemons (the gridengine ones, exim) are not started at install: the site starts
+    # its own, in its nodes. policy-rc.d is Debian's switch for that; one the machine has stays.
+    made_policy = not _NO_SERVICE_STARTS.exists()
+    if made_policy:
+        _NO_SERVICE_STARTS.write_text("#!/bin/sh\n# hpchub site: no service starts while it installs packages\nexit 101\n")
+        _NO_SERVICE_STARTS.chmod(0o755)
+    try:
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], timeout=1200, env=env)
+    finally:
+        if made_policy:
+            _NO_SERVICE_STARTS.unlink(missing_ok=True)
 
 
 # ----- files ---------------------------------------------------------------------
