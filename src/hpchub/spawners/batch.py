@@ -86,7 +86,7 @@ class BatchLaunch(Launch):
     @property
     def watcher(self) -> JobWatcher:
         owner = self.owner
-        return owner.cluster.watcher(interval=owner.status_interval, urgent_interval=owner.spawn_status_interval,
+        return owner.cluster.watcher(interval=owner.cluster_config.status_interval, urgent_interval=owner.spawn_status_interval,
                                      grace=owner.gone_grace)
 
     # ----- start ----------------------------------------------------------------------------

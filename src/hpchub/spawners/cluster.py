@@ -46,6 +46,7 @@ class ClusterKey:
     scheduler: str
     known_hosts: str
     login_hosts: tuple[Host, ...]
+    scheduler_options: tuple = ()  # the adapter's keyword arguments, as sorted (name, value) pairs
 
 
 class Cluster:
@@ -53,7 +54,7 @@ class Cluster:
                  log: logging.Logger):
         self.key = key
         self.hosts = list(key.login_hosts)
-        self.adapter: Scheduler = SCHEDULERS[key.scheduler]()
+        self.adapter: Scheduler = SCHEDULERS[key.scheduler](**dict(key.scheduler_options))
         self.pool = SSHPool(key.known_hosts, connect_timeout=connect_timeout)
         self.service_credential = service_credential
         self.log = log
@@ -61,6 +62,24 @@ class Cluster:
         self._watcher: JobWatcher | None = None
         self._cached: dict[tuple, tuple[float, object]] = {}
         self._cache_locks: dict[tuple, asyncio.Lock] = {}
+        self.unanswered: dict[str, str] = {}  # login node -> why it did not answer the last time it was asked
+
+    def note_host(self, host: Host, error: str | None) -> None:
+        """What the hub last saw of a login node (None: it answered), for the cluster's state."""
+        if error is None:
+            self.unanswered.pop(host.name, None)
+        else:
+            self.unanswered[host.name] = error
+
+    def state(self) -> str:
+        """The cluster as the spawn page says it: "up", "degraded: ..." (a login node did not
+        answer) or "unreachable: ..." (none did), from what the hub saw when it last asked."""
+        down = [host.name for host in self.hosts if host.name in self.unanswered]
+        if not down:
+            return "up"
+        if len(down) == len(self.hosts):
+            return "unreachable: no login node answered the hub just now"
+        return f"degraded: login node {', '.join(down)} did not answer the hub just now"
 
     def watcher(self, *, interval: float, urgent_interval: float, grace: float) -> JobWatcher:
         """The cluster's one job watcher (made with the settings of the first spawner that asks)."""
@@ -84,7 +103,9 @@ class Cluster:
                                              what="the scheduler query")
             except SSHError as exc:
                 failures.append(exc.log_detail)
+                self.note_host(host, exc.log_detail)
                 continue
+            self.note_host(host, None)
             metrics.SCHEDULER_QUERY.labels(command=command[0]).observe(time.monotonic() - began)
             if result.exit_status != 0:
                 metrics.SCHEDULER_QUERY_FAILURES.labels(command=command[0]).inc()

@@ -16,6 +16,24 @@ import jinja2
 from .targets import Choices, Target
 
 
+@dataclass(frozen=True)
+class ClusterGroup:
+    """A cluster's section of the spawn page: its targets for this user and its scheduler's
+    choices (None: not asked, or it did not answer, which `unavailable` then says)."""
+
+    name: str
+    title: str
+    state: str  # "up", "degraded: ...", "unreachable: ..." (Cluster.state)
+    targets: list[Target]
+    choices: Choices | None
+    unavailable: str = ""
+
+    def values(self, user: str) -> dict:
+        """What the template reads of this cluster's choices."""
+        choices = self.choices or Choices({}, {})
+        return {"choices": choices, "all_qos": choices.qos_for(None), "reservations": choices.reservations_for(user)}
+
+
 @dataclass
 class Refusal:
     """A refused form, shown again with the error next to its field (kept on the server's own
@@ -30,18 +48,18 @@ def _template(name: str) -> jinja2.Template:
     return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(text)
 
 
-def render(targets: list[Target], choices: Choices | None, *, last: dict, refusal: Refusal | None, user: str,
-           unavailable: str = "") -> str:
-    """The form's HTML: one card per target, the chosen one open with the values to start from
-    (a refusal's, else `last`: a spawn link's, or the server's last options)."""
-    choices = choices or Choices({}, {})
+def render(groups: list[ClusterGroup], *, last: dict, refusal: Refusal | None, user: str,
+           headings: bool = False) -> str:
+    """The form's HTML: one card per target, grouped by cluster (with a heading and the
+    cluster's state where the hub has several: `headings`), the chosen one open with the
+    values to start from (a refusal's, else `last`: a spawn link's, or the server's last options)."""
     last = refusal.options if refusal else last
     errors = refusal.errors if refusal else {}
+    targets = [t for group in groups for t in group.targets]
     chosen = last.get("target") if any(t.name == last.get("target") for t in targets) else targets[0].name
     return _template("spawn_form.html").render(
-        targets=targets, choices=choices, last=last, chosen=chosen, errors=errors, user=user,
-        unavailable=unavailable, qos_by_account={a: choices.qos_for(a) for a in choices.associations},
-        all_qos=choices.qos_for(None), reservations=choices.reservations_for(user))
+        groups=[(group, group.values(user)) for group in groups], headings=headings, last=last, chosen=chosen,
+        errors=errors, user=user)
 
 
 def options_from(formdata: dict) -> dict:

@@ -109,7 +109,7 @@ class Launch:
 
     def login_hosts(self, undrained: bool = False) -> list[Host]:
         """The configured login nodes; with undrained, those that take new servers and jobs."""
-        hosts = [self.host(n) for n in self.owner.login_nodes]
+        hosts = [self.host(n) for n in self.owner.cluster_config.login_nodes]
         if not hosts:
             raise spawn_error("no login nodes are configured for this hub", reason="config",
                               log_message="HPCSpawner.login_nodes is empty")
@@ -126,7 +126,7 @@ class Launch:
         return set()
 
     def login_node(self, name: str) -> dict | None:
-        return next((node for node in self.owner.login_nodes if node["name"] == name), None)
+        return next((node for node in self.owner.cluster_config.login_nodes if node["name"] == name), None)
 
     def host_named(self, name: str) -> Host | None:
         node = self.login_node(name) if name else None

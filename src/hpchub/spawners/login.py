@@ -67,13 +67,16 @@ class LoginLaunch(Launch):
         return host
 
     async def _probe(self, host: Host, credential: SSHCredential):
-        pool = self.owner.cluster.pool
+        cluster = self.owner.cluster
         try:
-            conn = await pool.connection(host, credential)
-            result = await pool.run_on(conn, host, ["cat", "/proc/loadavg"], timeout=10, what="reading the load")
+            conn = await cluster.pool.connection(host, credential)
+            result = await cluster.pool.run_on(conn, host, ["cat", "/proc/loadavg"], timeout=10,
+                                               what="reading the load")
+            cluster.note_host(host, None)
             return host, float(str(result.stdout).split()[0]), None
         except SSHError as exc:
             self.log.warning("%s: %s", self.owner._log_name, exc.log_detail)
+            cluster.note_host(host, exc.log_detail)
             return host, float("inf"), exc
         except (ValueError, IndexError):
             return host, float("inf"), None  # no load figure: usable, ranked last

@@ -123,10 +123,32 @@ class HPCSettings(LoggingConfigurable):
         `defaults` (job values: partition, account, qos, nodes, cores, memory_mb, gpus,
         walltime, reservation, constraint), `choose` (the fields the user may change),
         `limits` (`partitions`: allowed names; `max_walltime`, `max_nodes`, `max_cores`,
-        `max_memory_mb`, `max_gpus`), and optionally `groups` (Unix groups) or `accounts`
-        (Slurm accounts) to offer it only to their members. Values are checked again against
+        `max_memory_mb`, `max_gpus`), optionally `groups` (Unix groups) or `accounts`
+        (Slurm accounts) to offer it only to their members, and `cluster` (a name from
+        `clusters`; none: the default cluster). Values are checked again against
         what the scheduler allows each user. hpchub-ssh and hpchub-slurm do not read it: they
         have one implicit target each (a login node; a job with the settings below).""",
+    )
+
+    clusters = Dict(
+        config=True,
+        help="""Further clusters this hub serves, by name, besides the default one (which
+        `login_nodes`, `scheduler` and `status_interval` describe): each a dict of `title` (on
+        the spawn page), `login_nodes` (as `login_nodes`), `scheduler` (one of
+        hpchub.schedulers.SCHEDULERS: `slurm`, `sge`), `scheduler_options` (the adapter's, e.g.
+        `{"parallel_environment": "smp"}` for Grid Engine) and `status_interval`. Targets name
+        their cluster (`"cluster": "NAME"`); the spawn page groups them by cluster and says
+        each cluster's state. Each cluster has its own SSH connections, job watcher (one status
+        query per cluster per interval) and cached choices; one that is down affects only its
+        own targets. Users log in once: every cluster must trust the hub's credential (one SSH
+        user CA may serve several), and `known_hosts` holds every cluster's login node keys.""",
+    )
+
+    cluster_title = Unicode(
+        "",
+        config=True,
+        help="""The default cluster's title on the spawn page, where `clusters` adds others
+        (empty: "Cluster").""",
     )
 
     choices_ttl = Float(300, config=True, help="""Seconds the scheduler's partitions, the users'

@@ -28,7 +28,8 @@ from ..drain import read_drained
 from . import metrics
 from .batch import BatchLaunch
 from .cluster import CONTEXTS, Cluster, ClusterKey, SchedulerUnavailable, TunnelService
-from .form import Refusal, options_from, refusal_of, render
+from .cluster_config import DEFAULT_CLUSTER, ClusterConfig, ClusterConfigError, cluster_configs
+from .form import ClusterGroup, Refusal, options_from, refusal_of, render
 from .launch import Launch, spawn_error
 from .login import LoginLaunch
 from .options import FieldError, job_request, normalise, shown, stored_options
@@ -77,13 +78,39 @@ class HPCSpawner(HPCSettings, Spawner):
         self._new_event = asyncio.Event()
         super().__init__(**kwargs)
 
-    # ----- the cluster ---------------------------------------------------------------------
+    # ----- the clusters --------------------------------------------------------------------
+    def cluster_configs(self) -> dict[str, ClusterConfig]:
+        """Every cluster of the hub by name: the default one (this spawner's own settings) and
+        those of `clusters`."""
+        default = ClusterConfig(DEFAULT_CLUSTER, self.cluster_title or "Cluster", self.scheduler,
+                                tuple(self.login_nodes), float(self.status_interval))
+        try:
+            return cluster_configs(self.clusters, default)
+        except ClusterConfigError as exc:
+            raise spawn_error("the hub's clusters are misconfigured; the administrators have been told",
+                              reason="config", log_message=f"HPCSpawner.clusters: {exc}") from None
+
+    def cluster_config_of(self, target: Target | None) -> ClusterConfig:
+        """The cluster a target runs on (None: the default cluster)."""
+        return self.cluster_configs()[(target.cluster if target else "") or DEFAULT_CLUSTER]
+
     @property
-    def cluster(self) -> Cluster:
-        key = ClusterKey(self.scheduler, self.known_hosts, tuple(Launch.host(n) for n in self.login_nodes))
+    def cluster_config(self) -> ClusterConfig:
+        """The cluster of this server's target."""
+        return self.cluster_config_of(next((t for t in self.all_targets() if t.name == self.target_name), None))
+
+    def cluster_of(self, config: ClusterConfig) -> Cluster:
+        """The hub's one context of that cluster (SSH connections, job watcher, cached choices)."""
+        key = ClusterKey(config.scheduler, self.known_hosts, tuple(Launch.host(n) for n in config.login_nodes),
+                         config.options_key())
         # The hub's one authenticator holds the service account's certificate.
         credential = getattr(self.authenticator, "service_account_credential", None) or no_service_account
         return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log, service_credential=credential)
+
+    @property
+    def cluster(self) -> Cluster:
+        """The context of the cluster this server's target runs on."""
+        return self.cluster_of(self.cluster_config)
 
     @property
     def tunnels(self) -> TunnelService:
@@ -122,7 +149,13 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def all_targets(self) -> list[Target]:
         try:
-            return [Target.from_config(spec) for spec in self.target_specs()]
+            targets = [Target.from_config(spec) for spec in self.target_specs()]
+            names = set(self.clusters) | {DEFAULT_CLUSTER}
+            for target in targets:
+                if target.cluster and target.cluster not in names:
+                    raise TargetConfigError(f"target {target.name!r}: cluster {target.cluster!r} is not one of "
+                                            f"HPCSpawner.clusters ({', '.join(sorted(names))})")
+            return targets
         except TargetConfigError as exc:
             raise spawn_error("the hub's targets are misconfigured; the administrators have been told",
                               reason="config", log_message=f"HPCSpawner.targets: {exc}") from None
@@ -137,23 +170,26 @@ class HPCSpawner(HPCSettings, Spawner):
             return set()
         return {grp.getgrgid(gid).gr_name for gid in os.getgrouplist(entry.pw_name, entry.pw_gid)}
 
-    async def choices(self) -> Choices:
+    async def choices(self, config: ClusterConfig) -> Choices:
+        """What that cluster's scheduler lets this user ask for (HTTP 503 if it cannot be asked)."""
         try:
-            return await self.cluster.choices(self.user.name, self.choices_ttl)
+            return await self.cluster_of(config).choices(self.user.name, self.choices_ttl)
         except SchedulerUnavailable as exc:
-            self.log.error("Asking the scheduler for the spawn page: %s", exc.log_detail)
+            self.log.error("Asking the scheduler of cluster %s for the spawn page: %s", config.name, exc.log_detail)
             raise web.HTTPError(503, exc.user_message) from None
 
-    def visible_targets(self, choices: Choices | None) -> list[Target]:
-        """The targets this user may use. Without the scheduler's answer (choices None), only
-        those that need nothing from it (login nodes not limited by account, ...)."""
+    def visible_targets(self, choices: dict[str, Choices | None] | None = None) -> list[Target]:
+        """The targets this user may use, given the schedulers' answers by cluster name. Where a
+        cluster's scheduler was not asked (or did not answer), only the targets that need
+        nothing from it (login nodes not limited by account, ...)."""
         groups, visible = self.unix_groups(), []
         for target in self.all_targets():
-            if choices is None:
+            answer = (choices or {}).get(target.cluster or DEFAULT_CLUSTER)
+            if answer is None:
                 if not self._needs_scheduler(target) and target.visible_to(groups, ()):
                     visible.append(target)
-            elif target.visible_to(groups, choices.associations) and (
-                    target.kind == "login" or choices.partitions_for(target)):
+            elif target.visible_to(groups, answer.associations) and (
+                    target.kind == "login" or answer.partitions_for(target)):
                 visible.append(target)
         return visible
 
@@ -169,21 +205,32 @@ class HPCSpawner(HPCSettings, Spawner):
         name = options.get("target")
         if name is not None and not isinstance(name, str):
             raise web.HTTPError(400, "target: must be the name of a target")  # not [] or 0 taken for "none"
-        plain = self.visible_targets(None)
+        plain = self.visible_targets()
         # Without a target: the first one this user may use (API callers who name none).
         target = next((t for t in plain if t.name == name), None) if name else (plain[0] if plain else None)
-        choices = None
-        if (target is None or self._needs_scheduler(target)) and any(map(self._needs_scheduler, self.all_targets())):
-            choices = await self.choices()  # (not for a hub whose targets never need the scheduler)
+        asked: dict[str, Choices | None] = {}
         if target is None:
-            targets = self.visible_targets(choices)
-            wanted = name or (targets[0].name if targets else "")
-            target = next((t for t in targets if t.name == wanted), None)
+            # Ask the scheduler of the named target's cluster (without a name: of each cluster in
+            # the targets' order, until one offers this user a target); never a hub whose
+            # targets need no scheduler.
+            for spec in self.all_targets():
+                if (name and spec.name != name) or not self._needs_scheduler(spec):
+                    continue
+                config = self.cluster_config_of(spec)
+                if config.name not in asked:
+                    asked[config.name] = await self.choices(config)
+                target = next((t for t in self.visible_targets(asked) if t.name == spec.name), None)
+                if target is not None:
+                    break
             if target is None:
+                offered = self.visible_targets(asked)
+                wanted = name or (offered[0].name if offered else "")
                 raise web.HTTPError(400, f"target: {shown(wanted)} is not a place you can start a server "
-                                         f"({', '.join(t.name for t in targets)})")
+                                         f"({', '.join(t.name for t in offered)})")
+        config = self.cluster_config_of(target)
         try:
-            return target, job_request(target, options, choices, self.user.name, self.cluster.adapter)
+            return target, job_request(target, options, asked.get(config.name), self.user.name,
+                                       self.cluster_of(config).adapter)
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
 
@@ -241,16 +288,36 @@ class HPCSpawner(HPCSettings, Spawner):
         return stored_options(max(spawners, key=lambda s: s.started).user_options) if spawners else {}
 
     async def render_form(self) -> str:
-        try:
-            choices, unavailable = await self.choices(), ""
-        except web.HTTPError as exc:
-            choices, unavailable = None, exc.log_message or "the scheduler cannot be reached just now"
-        targets = self.visible_targets(choices)
-        if not targets:
+        """One section per cluster that offers this user a target (a hub of one cluster shows
+        no headings), each with its scheduler's choices, asked of all clusters at once; a
+        cluster whose scheduler does not answer offers what needs nothing from it, and says so."""
+        configs = self.cluster_configs()
+        targets = self.all_targets()
+        order = list(dict.fromkeys((t.cluster or DEFAULT_CLUSTER) for t in targets))
+
+        async def ask(name: str) -> tuple[Choices | None, str]:
+            if not any(self._needs_scheduler(t) for t in targets if (t.cluster or DEFAULT_CLUSTER) == name):
+                return None, ""
+            try:
+                return await self.choices(configs[name]), ""
+            except web.HTTPError as exc:
+                return None, exc.log_message or "the scheduler cannot be reached just now"
+
+        answers = dict(zip(order, await asyncio.gather(*(ask(name) for name in order))))
+        choices = {name: answer[0] for name, answer in answers.items()}
+        visible = self.visible_targets(choices)
+        groups = []
+        for name in order:
+            mine = [t for t in visible if (t.cluster or DEFAULT_CLUSTER) == name]
+            if mine:
+                groups.append(ClusterGroup(name, configs[name].title, self.cluster_of(configs[name]).state(),
+                                           mine, choices[name], answers[name][1]))
+        if not groups:
+            unavailable = next((answer[1] for answer in answers.values() if answer[1]), "")
             raise web.HTTPError(503, unavailable or "there is no place you may start a server; ask the centre's staff")
         refusal, self.refusal = self.refusal, None
-        return render(targets, choices, last=self.last_options(), refusal=refusal, user=self.user.name,
-                      unavailable=unavailable)
+        return render(groups, last=self.last_options(), refusal=refusal, user=self.user.name,
+                      headings=len(order) > 1)
 
     # ----- the Spawner contract ---------------------------------------------------------------
     async def start(self):

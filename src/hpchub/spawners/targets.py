@@ -34,12 +34,13 @@ class Target:
     limits: dict = field(default_factory=dict)
     groups: frozenset[str] = frozenset()
     accounts: frozenset[str] = frozenset()
+    cluster: str = ""  # a name from HPCSpawner.clusters; "" the default cluster
 
     @classmethod
     def from_config(cls, spec: dict) -> "Target":
         where = f"target {spec.get('name', '?')!r}"
         unknown = set(spec) - {"name", "title", "kind", "description", "defaults", "choose", "limits", "groups",
-                               "accounts"}
+                               "accounts", "cluster"}
         if unknown:
             raise TargetConfigError(f"{where}: unknown keys {sorted(unknown)}")
         if not NAME.fullmatch(str(spec.get("name", ""))):
@@ -56,7 +57,8 @@ class Target:
         return cls(name=spec["name"], title=spec.get("title", spec["name"]), kind=spec["kind"],
                    description=spec.get("description", ""), defaults=dict(spec.get("defaults", {})),
                    choose=tuple(spec.get("choose", ())), limits=dict(spec.get("limits", {})),
-                   groups=frozenset(spec.get("groups", ())), accounts=frozenset(spec.get("accounts", ())))
+                   groups=frozenset(spec.get("groups", ())), accounts=frozenset(spec.get("accounts", ())),
+                   cluster=str(spec.get("cluster") or ""))
 
     def visible_to(self, groups, accounts) -> bool:
         if self.groups and not self.groups & set(groups):

@@ -1,0 +1,102 @@
+"""The clusters a hub serves, as the admin configures them (`c.HPCSpawner.clusters`), checked
+once into `ClusterConfig`s (pure: no I/O). A target names its cluster; one that names none runs
+on the default cluster, which the spawner's own settings describe (login_nodes,
+scheduler, status_interval), as they did before a hub had several clusters.
+
+    c.HPCSpawner.clusters = {
+        "ge": {"title": "Grid Engine cluster", "scheduler": "sge",
+               "scheduler_options": {"parallel_environment": "smp"},
+               "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}], "status_interval": 60},
+    }
+
+Host keys: the hub's one `known_hosts` (HPCSpawner.known_hosts) holds every cluster's login
+nodes' keys (or a `@cert-authority` line per cluster's host CA): the tunnel service, which
+holds the tunnels of every cluster, verifies against it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+
+from ..schedulers import SCHEDULERS
+
+DEFAULT_CLUSTER = "default"
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "status_interval"}
+
+
+class ClusterConfigError(ValueError):
+    """The admin's cluster configuration is wrong (reported at the first spawn page)."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    title: str
+    scheduler: str
+    login_nodes: tuple[dict, ...]
+    status_interval: float
+    scheduler_options: dict = field(default_factory=dict)
+
+    def options_key(self) -> tuple:
+        """The scheduler options, hashable (part of the key of the hub's one context per cluster)."""
+        return tuple(sorted(self.scheduler_options.items()))
+
+
+def _login_nodes(where: str, value) -> tuple[dict, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ClusterConfigError(f"{where}: `login_nodes` must be a non-empty list of login nodes")
+    nodes = []
+    for node in value:
+        if not isinstance(node, dict) or not isinstance(node.get("name"), str) or not node["name"]:
+            raise ClusterConfigError(f"{where}: each login node needs a `name` (and `address`, `port`)")
+        port = node.get("port", 22)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ClusterConfigError(f"{where}: login node {node['name']!r}: `port` must be a TCP port")
+        nodes.append(dict(node))
+    return tuple(nodes)
+
+
+def _scheduler_options(where: str, scheduler: str, options) -> dict:
+    if not isinstance(options, dict):
+        raise ClusterConfigError(f"{where}: `scheduler_options` must be a dict")
+    accepted = set(inspect.signature(SCHEDULERS[scheduler]).parameters)
+    unknown = set(options) - accepted
+    if unknown:
+        raise ClusterConfigError(f"{where}: the {scheduler} adapter takes no options {sorted(unknown)} "
+                                 f"(it takes: {', '.join(sorted(accepted)) or 'none'})")
+    return dict(options)
+
+
+def cluster_configs(clusters: dict, default: ClusterConfig) -> dict[str, ClusterConfig]:
+    """Every cluster by name: the configured ones (their missing values from the default
+    cluster's, except login nodes, which each cluster names) and the default one."""
+    if not isinstance(clusters, dict):
+        raise ClusterConfigError("HPCSpawner.clusters must be a dict of cluster name -> settings")
+    found = {DEFAULT_CLUSTER: default}
+    for name, spec in clusters.items():
+        where = f"cluster {name!r}"
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ClusterConfigError(f"{where}: a cluster's name is lower-case letters, digits and -")
+        if name == DEFAULT_CLUSTER:
+            raise ClusterConfigError(f"{where}: {DEFAULT_CLUSTER!r} is the cluster the spawner's own settings "
+                                     "describe; give this one another name")
+        if not isinstance(spec, dict):
+            raise ClusterConfigError(f"{where}: its settings must be a dict")
+        unknown = set(spec) - _KEYS
+        if unknown:
+            raise ClusterConfigError(f"{where}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(_KEYS))})")
+        scheduler = spec.get("scheduler", default.scheduler)
+        if scheduler not in SCHEDULERS:
+            raise ClusterConfigError(f"{where}: scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        interval = spec.get("status_interval", default.status_interval)
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 1:
+            raise ClusterConfigError(f"{where}: `status_interval` must be a number of seconds (at least 1)")
+        found[name] = ClusterConfig(
+            name=name, title=str(spec.get("title", name)), scheduler=scheduler,
+            login_nodes=_login_nodes(where, spec.get("login_nodes")),
+            status_interval=float(interval),
+            scheduler_options=_scheduler_options(where, scheduler, spec.get("scheduler_options", {})))
+    return found
