@@ -249,3 +249,72 @@ def test_the_time_left_on_a_job_does_not_depend_on_the_hubs_time_zone(monkeypatc
         assert 595 <= spawner.seconds_left <= 600, zone
     monkeypatch.undo()
     clock.tzset()
+
+
+# ----- several clusters ---------------------------------------------------------------------
+CLUSTERS = {"ge": {"title": "Grid Engine", "scheduler": "sge", "scheduler_options": {"parallel_environment": "mpi"},
+                   "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}], "status_interval": 60}}
+TWO_CLUSTER_TARGETS = [
+    {"name": "login", "title": "Login node", "kind": "login"},
+    {"name": "ge-login", "title": "GE login node", "kind": "login", "cluster": "ge"},
+    {"name": "ge-job", "title": "GE job", "kind": "batch", "cluster": "ge",
+     "defaults": {"partition": "short.q", "walltime": "01:00:00"}, "choose": ["walltime", "cores", "nodes", "qos"]},
+    {"name": "slurm-job", "title": "Slurm job", "kind": "batch", "defaults": {"partition": "batch"},
+     "choose": ["walltime", "nodes"]},
+]
+
+
+def two_clusters():
+    return make(HPCSpawner, targets=TWO_CLUSTER_TARGETS, clusters=CLUSTERS, login_nodes=[{"name": "login1"}],
+                **NO_SCHEDULER)
+
+
+def test_a_target_runs_on_its_clusters_login_nodes_with_its_clusters_scheduler():
+    spawner = two_clusters()
+    asyncio.run(spawner.apply_options({"target": "ge-job", "cores": "4"}))
+    config = spawner.cluster_config
+    assert config.name == "ge" and config.scheduler == "sge" and config.status_interval == 60
+    assert [n["name"] for n in config.login_nodes] == ["ge-login"]
+    assert spawner.cluster.adapter.name == "sge" and spawner.cluster.adapter.parallel_environment == "mpi"
+    assert [h.name for h in spawner.launch.login_hosts()] == ["ge-login"]
+    asyncio.run(spawner.apply_options({"target": "slurm-job"}))
+    assert spawner.cluster_config.name == "default" and spawner.cluster.adapter.name == "slurm"
+    assert [h.name for h in spawner.launch.login_hosts()] == ["login1"]
+
+
+def test_a_targets_options_are_checked_by_its_own_clusters_scheduler():
+    spawner = two_clusters()
+    for field, value in (("nodes", "2"), ("qos", "high")):  # fine for Slurm; Grid Engine has neither
+        with pytest.raises(web.HTTPError) as refused:
+            check(spawner, {"target": "ge-job", field: value})
+        assert refused.value.status_code == 400 and refused.value.log_message.startswith(f"{field}: ")
+    _, request = check(spawner, {"target": "slurm-job", "nodes": "2"})
+    assert request.nodes == 2
+
+
+def test_one_context_per_cluster_shared_by_every_spawner_of_it():
+    first, second = two_clusters(), two_clusters()
+    asyncio.run(first.apply_options({"target": "ge-job"}))
+    asyncio.run(second.apply_options({"target": "ge-login"}))
+    assert first.cluster is second.cluster
+    asyncio.run(second.apply_options({"target": "login"}))
+    assert first.cluster is not second.cluster
+
+
+def test_a_target_naming_an_unknown_cluster_is_a_configuration_error():
+    spawner = make(HPCSpawner, targets=[{"name": "x", "kind": "login", "cluster": "nosuch"}], **NO_SCHEDULER)
+    with pytest.raises(Exception) as refused:
+        spawner.all_targets()
+    assert "cluster 'nosuch' is not one of HPCSpawner.clusters" in str(refused.value)
+
+
+def test_the_spawn_page_groups_targets_by_cluster_with_each_clusters_state():
+    spawner = two_clusters()
+    spawner.handler = None
+    html = asyncio.run(spawner.render_form())
+    assert html.index('data-cluster="default"') < html.index('data-target="login"') < html.index('data-cluster="ge"')
+    assert html.index('data-cluster="ge"') < html.index('data-target="ge-job"')
+    assert ">Grid Engine" in html and "hpchub-cluster-state" in html
+    one = make(HPCSpawner, targets=TARGETS, **NO_SCHEDULER)
+    one.handler = None
+    assert "data-cluster" not in asyncio.run(one.render_form())  # one cluster: no headings
