@@ -81,7 +81,7 @@ class SiteHandle:
         return Credential(key, Path(f"{key}-cert.pub"))
 
     def login_address(self, node: str) -> tuple[str, int]:
-        for entry in self.info["login_nodes"]:
+        for entry in self.info["login_nodes"] + (self.info.get("gridengine") or {}).get("login_nodes", []):
             if entry["name"] == node:
                 return entry["address"], entry["port"]
         raise KeyError(node)

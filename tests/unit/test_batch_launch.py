@@ -193,3 +193,29 @@ def test_every_url_of_the_hubs_api_moves_to_where_the_server_reaches_it():
     assert moved == {**env, "JUPYTERHUB_API_URL": "http://127.0.0.1:40001/hub/api",
                      "JUPYTERHUB_ACTIVITY_URL": "http://127.0.0.1:40001/hub/api/users/alice/activity",
                      "JUPYTERHUB_SOME_FUTURE_URL": "http://127.0.0.1:40001/hub/api/x"}
+
+
+@pytest.mark.parametrize("env_file", [False, True], ids=["exported (Slurm)", "private file (Grid Engine)"])
+def test_the_servers_environment_reaches_the_job_by_export_or_by_a_private_file_never_both(tmp_path, env_file):
+    seen_by_scheduler = tmp_path / "submit-env.json"
+    submit = [sys.executable, "-c", "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))",
+              str(seen_by_scheduler)]
+    answer = ask(tmp_path, {"action": "submit", "server_id": "alice-x-3", "argv": submit, "script": "#!/bin/bash\n",
+                            "env": {"JUPYTERHUB_API_TOKEN": "s3cret-token"}, "env_file": env_file})
+    assert answer["status"] == "submitted"
+    exported = json.loads(seen_by_scheduler.read_text())
+    job_dir = tmp_path / ".hpchub" / "jobs" / "alice-x-3"
+    private = job_dir / "server-environment.json"
+    if not env_file:
+        assert exported["JUPYTERHUB_API_TOKEN"] == "s3cret-token" and not private.exists()
+        return
+    assert "JUPYTERHUB_API_TOKEN" not in exported  # the scheduler never holds it
+    assert oct(private.stat().st_mode)[-3:] == "600" and "s3cret-token" in private.read_text()
+    seen_by_server = tmp_path / "server-env.txt"
+    server = [sys.executable, "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['JUPYTERHUB_API_TOKEN'])",
+              str(seen_by_server)]
+    config = {"server_id": "alice-x-3", "argv": server, "bind": "127.0.0.1"}
+    with open(job_dir / "job.out", "w") as out:
+        serving = launcher(tmp_path, "serve", json.dumps(config), output=out)
+    serving.wait(20)
+    assert seen_by_server.read_text() == "s3cret-token" and not private.exists()  # read once, then gone

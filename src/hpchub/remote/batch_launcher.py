@@ -10,7 +10,10 @@ On a login node, sent over SSH (one JSON request on stdin, one JSON line on stdo
         makes the job's directory ~/.hpchub/jobs/ID (0700, in the shared home), then runs
         the scheduler's submit command (e.g. `sbatch --parsable`) with the script on its
         stdin and `env` added to its environment: the job inherits that environment, so the
-        server's token reaches it without being written into the script or any file. The
+        server's token reaches it without being written into the script or any file. With
+        "env_file": true (a scheduler that shows jobs' environments to every user, as Grid
+        Engine's qstat -j does) `env` goes instead into a 0600 file of the job's 0700 directory,
+        which the job reads and removes as it starts. The
         "files" the server needs as files (an X.509 proxy) go 0600 into the job's directory
         (compute nodes read it through the shared home); the job removes them when its
         server ends, and `remove` with the directory
@@ -41,6 +44,9 @@ from hpchub.remote.launcher_prelude import *  # noqa: F401,F403 - the prelude's 
 
 JOBS_DIR = os.path.join(".hpchub", "jobs")  # relative to the home directory
 KEEP_SECONDS = 7 * 86400  # finished jobs' directories (with their output) are kept this long
+
+
+ENV_FILE = "server-environment.json"
 
 
 def job_dir(server_id):
@@ -93,11 +99,17 @@ def submit(request):
     if os.path.exists(directory):
         shutil.rmtree(directory)
     os.mkdir(directory, 0o700)
-    env = dict(os.environ)
-    env.update(request["env"])
+    server_env = dict(request["env"])
     files = request.get("files", {})
-    write_secret_files(directory, files, env)
-    env["HPCHUB_SECRET_FILES"] = " ".join(sorted(files))  # for the job to remove when its server ends
+    write_secret_files(directory, files, server_env)
+    server_env["HPCHUB_SECRET_FILES"] = " ".join(sorted(files))  # for the job to remove when its server ends
+    env = dict(os.environ)
+    if request.get("env_file"):
+        # The scheduler would show the job's environment to other users (Grid Engine's qstat -j):
+        # the server's environment waits in a 0600 file of the job's 0700 directory instead.
+        write_json(os.path.join(directory, ENV_FILE), server_env)
+    else:
+        env.update(server_env)  # the job inherits it (sbatch exports its environment)
     try:
         proc = subprocess.run(request["argv"], input=request["script"].encode(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd=home, timeout=float(request.get("timeout", 90)))
@@ -163,6 +175,11 @@ def serve(config):
     address = config.get("bind") or socket.gethostbyname(hostname)
     runtime = tempfile.mkdtemp(prefix="hpchub-%s-" % server_id)  # node-local, 0700
     env = dict(os.environ)
+    env_file = os.path.join(directory, ENV_FILE)
+    delivered = read_json(env_file)
+    if delivered is not None:  # read once, then gone: the server's own environment holds it
+        env.update(delivered)
+        os.unlink(env_file)
     env[MARKER] = server_id
     env["JUPYTER_RUNTIME_DIR"] = runtime
     base_path = re.sub(r"^[a-z]+://[^/]*", "", env.get("JUPYTERHUB_SERVICE_URL", "")) or "/"

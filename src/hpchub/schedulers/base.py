@@ -155,6 +155,11 @@ class Scheduler(abc.ABC):
     """
 
     name: str = ""
+    private_environment: bool = True
+    """Whether the submit command hands its environment to the job and shows it to nobody but
+    the job's owner and root (Slurm). False where any user may read a job's environment (Grid
+    Engine's `qstat -j`): the server's environment, token included, then reaches the job through
+    a private file of the user's (remote/batch_launcher.py), never through the scheduler."""
 
     # ----- submitting -----------------------------------------------------------------
     def validate(self, request: JobRequest) -> JobRequest:

@@ -126,6 +126,7 @@ class GridEngine(Scheduler):
     """The Grid Engine adapter (the contract: schedulers/base.py, Scheduler)."""
 
     name = "sge"
+    private_environment = False  # qstat -j shows every job's environment to every user
 
     def __init__(self, parallel_environment: str = "smp", gpu_resource: str | None = None):
         self.parallel_environment = parallel_environment

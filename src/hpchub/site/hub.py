@@ -11,7 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .layout import DEMO_USERS, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
+from .gridengine import PARALLEL_ENVIRONMENT
+from .layout import DEMO_USERS, GE_CLUSTER, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 from .nodes import Nodes
 from .otp import PAM_SERVICE
 from .software import JUPYTER_ENV
@@ -43,6 +44,24 @@ DEMO_TARGETS = [
      "choose": ["partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
                 "constraint"]},
 ]
+
+
+# The Grid Engine cluster's targets (site/gridengine.py), offered where the instance has it.
+GE_TARGETS = [
+    {"name": "ge-login", "title": "Login node", "kind": "login", "cluster": GE_CLUSTER,
+     "description": "The Grid Engine cluster's login node; starts at once."},
+    {"name": "ge-compute", "title": "Compute node", "kind": "batch", "cluster": GE_CLUSTER,
+     "description": "Cores of a compute node from a Grid Engine queue, up to 4 hours. May wait in the queue.",
+     "defaults": {"partition": "short.q", "cores": 1, "walltime": "01:00:00"},
+     "choose": ["partition", "account", "cores", "walltime"],
+     "limits": {"partitions": ["short.q", "batch.q"], "max_walltime": "04:00:00", "max_cores": 4}},
+]
+
+
+def _login_nodes(site: SiteLayout, nodes) -> list[dict]:
+    return [{"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name),
+             # where compute nodes reach this login node (for the hub API forward of batch jobs)
+             "cluster_address": n.address} for n in nodes]
 
 
 def hub_config(site: SiteLayout) -> str:
@@ -80,15 +99,16 @@ def hub_config(site: SiteLayout) -> str:
         # the tunnel service, so that a hub restart (servers are not cleaned up) cuts nothing.
         # One spawn page: a login node at once, or compute nodes through the queue.
         "JupyterHub.spawner_class": "hpchub",
-        "HPCSpawner.targets": DEMO_TARGETS,
+        "HPCSpawner.targets": DEMO_TARGETS + (GE_TARGETS if site.gridengine else []),
         "JupyterHub.cleanup_servers": False,
-        # Settings shared by the SSH spawner and the Slurm spawner (hpchub-slurm).
-        "HPCSpawner.login_nodes": [
-            {"name": n.name, "address": n.public_address or n.address, "port": site.ssh_port(n.name),
-             # where compute nodes reach this login node (for the hub API forward of batch jobs)
-             "cluster_address": n.address}
-            for n in site.login_nodes
-        ],
+        # The Slurm cluster is the default one (settings shared with hpchub-ssh and hpchub-slurm);
+        # the Grid Engine cluster is a second one, on its own login node (site/gridengine.py).
+        "HPCSpawner.login_nodes": _login_nodes(site, site.login_nodes),
+        "HPCSpawner.cluster_title": "Slurm cluster",
+        "HPCSpawner.clusters": {GE_CLUSTER: {
+            "title": "Grid Engine cluster", "scheduler": "sge",
+            "scheduler_options": {"parallel_environment": PARALLEL_ENVIRONMENT},
+            "login_nodes": _login_nodes(site, [site.ge_login])}} if site.gridengine else {},
         "HPCSpawner.known_hosts": str(site.known_hosts),
         "HPCSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
         "HPCSpawner.launcher_python": "/usr/bin/python3",

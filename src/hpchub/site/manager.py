@@ -190,6 +190,12 @@ class Site:
                 for n in site.login_nodes
             ],
             "compute_nodes": [n.name for n in site.compute_nodes],
+            # The Grid Engine cluster (site/gridengine.py), where the instance has it.
+            "gridengine": {
+                "login_nodes": [{"name": site.ge_login.name, "address": site.ge_login.public_address,
+                                 "port": site.ssh_port(site.ge_login.name)}],
+                "compute_nodes": [n.name for n in site.ge_compute_nodes],
+            } if site.gridengine else None,
             "known_hosts": str(site.known_hosts),
             "jupyter_env": str(software.JUPYTER_ENV),
             "hub_url": site.hub_url,
@@ -246,11 +252,13 @@ class Site:
         report = {
             "name": site.name,
             "mode": "isolated" if site.isolated else "loopback",
-            "nodes": {n.name: bool(self.nodes.holder(n.name)) for n in site.nodes},
+            "nodes": {n.name: bool(self.nodes.holder(n.name))
+                      for n in [*site.nodes, *(site.ge_nodes if site.gridengine else [])]},
             "daemons": daemons,
             "where": where,
             "slurm_nodes": self.cluster.status(),
-            "login_nodes": {n.name: self.login.answers(n.name) for n in site.login_nodes},
+            "gridengine_queues": self.gridengine.status() if site.gridengine else None,
+            "login_nodes": {n.name: self.login.answers(n.name) for n in site.all_login_nodes},
             "hub": {"url": site.hub_url, "answers": self.hub.answers()} if "hub" in daemons else None,
         }
         report["up"] = (
@@ -258,6 +266,7 @@ class Site:
             and bool(daemons) and all(daemons.values())
             and all(report["login_nodes"].values())
             and len(report["slurm_nodes"]) == len(site.compute_nodes)
+            and (not site.gridengine or bool(report["gridengine_queues"]))
         )
         return report
 
@@ -273,6 +282,10 @@ def describe(report: dict) -> str:
             lines.append(f"  daemon {name} is NOT running")
     slurm = report["slurm_nodes"]
     lines.append("  slurm: " + (", ".join(f"{n} {s}" for n, s in sorted(slurm.items())) or "not answering"))
+    if report.get("gridengine_queues") is not None:
+        queues = report["gridengine_queues"]
+        lines.append("  grid engine: " + (", ".join(f"{q} {s}" for q, s in sorted(queues.items()))
+                                          or "not answering"))
     lines.append("  sshd: " + ", ".join(f"{n} {'answers' if ok else 'NOT answering'}"
                                        for n, ok in report["login_nodes"].items()))
     if report["hub"] is not None:

@@ -130,7 +130,8 @@ class BatchLaunch(Launch):
         env.update(grid_env)
         adapter = owner.cluster.adapter
         submit = {"action": "submit", "server_id": self.server_id, "argv": adapter.submit_argv(),
-                  "script": adapter.job_script(request), "env": env, "files": files}
+                  "script": adapter.job_script(request), "env": env, "files": files,
+                  "env_file": not adapter.private_environment}
         owner.event(f"Submitting your job from {host.name}", 15)
         # A Stop while sbatch runs must not leave a job behind: the submission finishes under
         # a shield, and a cancelled spawn cancels the job as soon as its id is known.
