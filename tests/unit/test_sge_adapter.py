@@ -217,8 +217,15 @@ def test_walltime_forms():
 
 
 def test_status_query_asks_for_everyone_or_one_user():
-    assert sge.status_argv(["8"]) == ["qstat", "-xml", "-u", "*"]
-    assert sge.status_argv(user="alice") == ["qstat", "-xml", "-u", "alice"]
+    assert sge.status_argv(["8"]) == ["qstat", "-xml", "-r", "-u", "*"]
+    assert sge.status_argv(user="alice") == ["qstat", "-xml", "-r", "-u", "alice"]
+
+
+def test_a_running_job_ends_at_its_start_plus_its_h_rt():
+    jobs = sge.parse_status(golden("qstat_requests.xml"))
+    assert jobs["3"].start == "2026-11-30T16:34:40" and jobs["3"].end == "2026-11-30T16:39:40"
+    assert jobs["4"].state is JobState.PENDING and jobs["4"].end is None  # not started: no end yet
+    assert sge.parse_status(golden("qstat_all.xml"))["8"].end is None  # (asked without -r)
 
 
 def test_unreadable_xml_is_a_value_error_for_the_watcher():

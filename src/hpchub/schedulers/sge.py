@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .base import (Association, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
                    ValidationError, quote)
@@ -196,7 +196,7 @@ class GridEngine(Scheduler):
                     all_states: bool = True) -> list[str]:
         """Every job of every user (or of one user): qstat lists jobs by owner, not by id.
         Finished jobs are never listed (all_states changes nothing): accounting has them."""
-        return ["qstat", "-xml", "-u", user or "*"]
+        return ["qstat", "-xml", "-r", "-u", user or "*"]  # -r: the requests, h_rt among them
 
     def parse_status(self, stdout: str) -> dict[str, JobStatus]:
         jobs = {}
@@ -210,11 +210,18 @@ class GridEngine(Scheduler):
             queue = _text(entry, "queue_name")
             host = queue.split("@", 1)[1] if "@" in queue else ""
             start = _text(entry, "JAT_start_time") or None
+            end = None
+            h_rt = next((r.text for r in entry.findall("hard_request") if r.get("name") == "h_rt"), None)
+            if start and h_rt and h_rt.strip().isdigit():  # a running job ends at its start plus h_rt
+                try:
+                    end = (datetime.fromisoformat(start) + timedelta(seconds=int(h_rt))).isoformat()
+                except ValueError:
+                    end = None
             # qstat writes "<" in a name as "%lt;" (its own escape, beside XML's &gt; and &amp;), so
             # a name that holds "%lt;" itself reads back as "<": shown to users only, never matched.
             name = _text(entry, "JB_name").replace("%lt;", "<")
             jobs[job_id] = JobStatus(job_id=job_id, state=state_of(letters), native_state=letters,
-                                     nodes=(host,) if host else (), start=start, name=name,
+                                     nodes=(host,) if host else (), start=start, end=end, name=name,
                                      user=_text(entry, "JB_owner"))
         return jobs
 

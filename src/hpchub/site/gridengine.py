@@ -82,15 +82,20 @@ def global_configuration() -> str:
     return "\n".join(lines) + "\n"
 
 
-def queue_definition(template: str, name: str, h_rt: str, hosts: str) -> str:
-    """A cluster queue from qconf's template (`qconf -sq`), with the site's values."""
-    values = {"qname": name, "hostlist": hosts, "pe_list": PARALLEL_ENVIRONMENT, "slots": str(SLOTS_PER_NODE),
-              "h_rt": h_rt, "shell": "/bin/bash", "shell_start_mode": "posix_compliant"}
+def replaced_values(definition: str, values: dict[str, str]) -> str:
+    """A qconf definition (one "key value" per line) with some values replaced."""
     lines = []
-    for line in template.splitlines():
+    for line in definition.splitlines():
         key = line.split()[0] if line.strip() else ""
         lines.append(f"{key:21} {values[key]}" if key in values else line)
     return "\n".join(lines) + "\n"
+
+
+def queue_definition(template: str, name: str, h_rt: str, hosts: str) -> str:
+    """A cluster queue from qconf's template (`qconf -sq`), with the site's values."""
+    return replaced_values(template, {"qname": name, "hostlist": hosts, "pe_list": PARALLEL_ENVIRONMENT,
+                                      "slots": str(SLOTS_PER_NODE), "h_rt": h_rt, "shell": "/bin/bash",
+                                      "shell_start_mode": "posix_compliant"})
 
 
 class GridEngineCluster:
@@ -188,9 +193,11 @@ class GridEngineCluster:
     def _configure(self) -> None:
         self.in_node(GE_HEAD_NODE, ["qconf", "-Mconf", f"{CELL_MOUNT}/hpchub/global"])
         hosts = self.in_node(GE_HEAD_NODE, ["qconf", "-sh"]).stdout.split()
-        for node in GE_COMPUTE_NODES:
+        # Admin hosts: an execd registers from one; qconf's show commands (the project list the
+        # spawn page reads) answer only there. Changing anything still takes a manager.
+        for node in (*GE_COMPUTE_NODES, GE_LOGIN_NODE):
             if node not in hosts:
-                self.in_node(GE_HEAD_NODE, ["qconf", "-ah", node])  # an execd registers from an admin host
+                self.in_node(GE_HEAD_NODE, ["qconf", "-ah", node])
         submit = self.in_node(GE_HEAD_NODE, ["qconf", "-ss"], check=False).stdout.split()
         for node in (GE_LOGIN_NODE, *GE_COMPUTE_NODES):  # jobs submit too (the magics)
             if node not in submit:
@@ -198,6 +205,11 @@ class GridEngineCluster:
         self._qconf(["-spl"], "-Ap", "-Mp", self.config_dir / "pe.smp", PARALLEL_ENVIRONMENT)
         self._qconf(["-shgrpl"], "-Ahgrp", "-Mhgrp", self.config_dir / "allhosts", "@allhosts")
         self._qconf(["-sprjl"], "-Aprj", "-Mprj", self.config_dir / f"project.{PROJECT}", PROJECT)
+        # The scheduler runs a second after a submission or a job's end (Debian's: every 15 s).
+        scheduler = self.in_node(GE_HEAD_NODE, ["qconf", "-ssconf"]).stdout
+        write_file(self.config_dir / "scheduler", replaced_values(scheduler, {
+            "schedule_interval": "0:0:5", "flush_submit_sec": "1", "flush_finish_sec": "1"}))
+        self.in_node(GE_HEAD_NODE, ["qconf", "-Msconf", f"{CELL_MOUNT}/hpchub/scheduler"])
         template = self.in_node(GE_HEAD_NODE, ["qconf", "-sq"]).stdout
         for queue, h_rt in QUEUES.items():
             path = self.config_dir / f"queue.{queue}"
