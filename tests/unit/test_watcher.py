@@ -231,7 +231,7 @@ class GridEngineQueue:
 
     async def run(self, argv):
         self.calls.append(argv)
-        if argv[:2] == ["qstat", "-xml"] and argv[2] == "-u":
+        if argv[:2] == ["qstat", "-xml"] and "-u" in argv:
             jobs = "".join(f"<job_list><JB_job_number>{i}</JB_job_number><JB_name>jupyter</JB_name>"
                            f"<JB_owner>alice</JB_owner><state>{s}</state><queue_name></queue_name></job_list>"
                            for i, s in self.queue.items())
@@ -263,7 +263,7 @@ def test_grid_engine_reasons_are_asked_only_for_jobs_a_spawn_waits_on():
         watcher.watch("7", urgent=True)
         watcher.stop()
         await watcher.poll_once()
-        assert [c[:3] for c in scheduler.calls] == [["qstat", "-xml", "-u"], ["qstat", "-xml", "-j"]]
+        assert [c[:3] for c in scheduler.calls] == [["qstat", "-xml", "-r"], ["qstat", "-xml", "-j"]]
         assert scheduler.calls[1][3] == "5"  # only the waiting job a spawn follows
         assert watcher.jobs["5"].status.reason.startswith("cannot run in PE")
         assert watcher.jobs["6"].status.reason == ""
