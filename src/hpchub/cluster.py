@@ -36,8 +36,8 @@ from .schedulers.slurm import format_walltime, parse_walltime
 
 # The watcher: waits for the kernel to end, then cancels its jobs (run detached, stdlib only).
 REAPER = r"""
-import os, subprocess, sys, time
-pid, name = int(sys.argv[1]), sys.argv[2]
+import json, os, subprocess, sys, time
+pid, cancel = int(sys.argv[1]), json.loads(sys.argv[2])
 while True:
     try:
         os.kill(pid, 0)
@@ -47,10 +47,24 @@ while True:
         pass
     time.sleep(1)
 for _ in range(3):  # jobs submitted in the last moments too
-    subprocess.run(["scancel", "--name=" + name, "--user=" + str(os.getuid())], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(cancel, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
 """
+
+
+def scheduler_here() -> str:
+    """"slurm" or "sge": the batch system of the cluster this kernel runs on (what the hub told
+    the server in HPCHUB_SCHEDULER, else Slurm where sbatch is installed)."""
+    from .magics import scheduler_here as here
+
+    return here()
+
+
+def cancel_by_name_argv(name: str) -> list[str]:
+    """Cancel every job of this user named name (Slurm: scancel --name; Grid Engine: qdel takes names)."""
+    if scheduler_here() == "sge":
+        return ["qdel", name]
+    return ["scancel", "--name=" + name, "--user=" + str(os.getuid())]
 
 
 def site_settings() -> dict:
@@ -68,7 +82,10 @@ def cluster_address() -> str:
 
 def time_left_in_this_job(job_id: str | None = None) -> int | None:
     """Seconds left on the job this process runs in (or on job_id), or None outside a job.
-    Slurm's time left (%L) is a duration: no time zone enters it."""
+    Slurm's time left (%L) is a duration: no time zone enters it; Grid Engine's is the job's
+    start plus its h_rt, both read in UTC."""
+    if scheduler_here() == "sge":
+        return _grid_engine_time_left(os.environ.get("JOB_ID", "") if job_id is None else job_id)
     job_id = os.environ.get("SLURM_JOB_ID", "") if job_id is None else job_id
     if not job_id.isdigit():
         return None
@@ -80,11 +97,31 @@ def time_left_in_this_job(job_id: str | None = None) -> int | None:
         return None
 
 
+def _grid_engine_time_left(job_id: str) -> int | None:
+    from datetime import datetime
+
+    from .schedulers.sge import GridEngine
+
+    if not job_id.isdigit():
+        return None
+    sge = GridEngine()
+    try:
+        out = subprocess.run(["env", "TZ=UTC", *sge.status_argv()], capture_output=True, text=True,
+                             timeout=30).stdout
+        status = sge.parse_status(out).get(job_id)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    if status is None or status.end is None:
+        return None
+    return max(0, int((datetime.fromisoformat(status.end) - datetime.utcnow()).total_seconds()))
+
+
 def job_settings(**overrides) -> dict:
     """account, partition, walltime ([D-]HH:MM:SS), cores and memory for worker jobs."""
     settings = {"walltime": "01:00:00", "cores": 1, "memory": "1GB"}
     settings.update(site_settings())
-    for key, variable in (("account", "SLURM_JOB_ACCOUNT"), ("partition", "SLURM_JOB_PARTITION")):
+    for key, variable in (("account", "SLURM_JOB_ACCOUNT"), ("partition", "SLURM_JOB_PARTITION"),
+                          ("partition", "QUEUE")):  # (QUEUE: Grid Engine's, in a job)
         if os.environ.get(variable):
             settings[key] = os.environ[variable]
     settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -102,33 +139,47 @@ def new_tag(kind: str) -> str:
 def watch_kernel(job_name: str) -> None:
     """Cancel every job named job_name once this process (the kernel) has ended."""
     runtime = Path(os.environ.get("JUPYTER_RUNTIME_DIR") or "/tmp")
-    spawn_detached([sys.executable, "-c", REAPER, str(os.getpid()), job_name], str(runtime / f"{job_name}.log"),
+    spawn_detached([sys.executable, "-c", REAPER, str(os.getpid()), json.dumps(cancel_by_name_argv(job_name))],
+                   str(runtime / f"{job_name}.log"),
                    {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")})
 
 
 def dask_cluster(jobs: int = 0, *, account: str | None = None, partition: str | None = None,
                  walltime: str | None = None, cores: int | None = None, memory: str | None = None,
                  **cluster_options):
-    """A dask-jobqueue SLURMCluster for this site and a Client connected to it.
+    """A dask-jobqueue cluster for this site (SLURMCluster, or SGECluster on a Grid Engine
+    cluster) and a Client connected to it.
 
     jobs: worker jobs to submit at once (0: none yet; call cluster.scale(n) or adapt()).
-    The other settings default as the module says; anything else goes to SLURMCluster.
+    The other settings default as the module says (on Grid Engine the account is the project
+    and the cores are slots of the site's parallel environment, `parallel_environment` in the
+    site's cluster.json, "smp" by default); anything else goes to dask-jobqueue's cluster class.
     Returns (cluster, client). cluster.dashboard_link goes through your Jupyter server."""
     import dask
     from dask.distributed import Client
-    from dask_jobqueue import SLURMCluster
 
     settings = job_settings(account=account, partition=partition, walltime=walltime, cores=cores, memory=memory)
     name = new_tag("dask")
     dask.config.set({"distributed.dashboard.link": dashboard_link_template()})
-    cluster = SLURMCluster(
-        job_name=name, queue=settings.get("partition"), account=settings.get("account"),
-        walltime=settings["walltime"], cores=settings["cores"], memory=settings["memory"], processes=1,
+    common = dict(
+        job_name=name, queue=settings.get("partition"), walltime=settings["walltime"], cores=settings["cores"],
+        memory=settings["memory"], processes=1,
         # Workers that lose this kernel stop on their own, and end their job with them.
         death_timeout=30, log_directory=None,
         scheduler_options={"host": cluster_address(), "dashboard_address": ":0"},
-        **cluster_options,
     )
+    if scheduler_here() == "sge":
+        from dask_jobqueue import SGECluster
+
+        environment = settings.get("parallel_environment", "smp")
+        extra = list(cluster_options.pop("job_extra_directives", []))
+        cluster = SGECluster(project=settings.get("account"), **common,
+                             job_extra_directives=[f"-pe {environment} {int(settings['cores'])}", "-r n", *extra],
+                             **cluster_options)
+    else:
+        from dask_jobqueue import SLURMCluster
+
+        cluster = SLURMCluster(account=settings.get("account"), **common, **cluster_options)
     watch_kernel(name)
     if jobs:
         cluster.scale(jobs=jobs)

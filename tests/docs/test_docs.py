@@ -23,7 +23,7 @@ def test_the_docs_build_without_warnings_and_list_every_setting(tmp_path):
     for section, cls in configurable_classes():
         for name in cls.class_own_traits(config=True):
             assert f"c.{section}.{name}" in reference, f"{section}.{name} is not in the reference"
-    for page in ("tutorial", "howto/ssh-ca", "howto/slurm", "howto/isolated-networks", "howto/production",
+    for page in ("tutorial", "howto/ssh-ca", "howto/slurm", "howto/gridengine", "howto/clusters", "howto/isolated-networks", "howto/production",
                  "howto/migrate-from-batchspawner", "howto/operations", "release-notes", "reference/metrics", "reference/commands",
                  "explanation/security", "explanation/hub-restart", "explanation/certificate-lifetime",
                  "explanation/upstream"):

@@ -28,9 +28,12 @@ class SlurmError(UsageError):
     """Shown by IPython as its message alone: Slurm's words, no traceback."""
 
 
-def run(argv: list[str], input: str | None = None, timeout: float = 120, stderr_errors: bool = False) -> str:
+def run(argv: list[str], input: str | None = None, timeout: float = 120, stderr_errors: bool = False,
+        words=None) -> str:
     """Run argv; a non-zero exit (or, with stderr_errors, an "error:" line on stderr from a
-    command that exits 0 regardless, like scancel) raises SlurmError with Slurm's words."""
+    command that exits 0 regardless, like scancel) raises SlurmError (the magics' error, for
+    every scheduler) with the scheduler's words: stderr, or words(stderr) where an adapter
+    picks them out (Grid Engine's "Unable to run job: ... Exiting.")."""
     try:
         proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -38,7 +41,8 @@ def run(argv: list[str], input: str | None = None, timeout: float = 120, stderr_
     except subprocess.TimeoutExpired:
         raise SlurmError(f"{argv[0]} did not answer within {timeout:.0f} s") from None
     if proc.returncode != 0:
-        raise SlurmError(proc.stderr.strip() or f"{argv[0]} exited {proc.returncode}")
+        said = proc.stderr.strip() or proc.stdout.strip()
+        raise SlurmError((words(said) if words and said else said) or f"{argv[0]} exited {proc.returncode}")
     if stderr_errors:
         errors = [line for line in proc.stderr.splitlines() if ": error:" in line]
         if errors:

@@ -320,6 +320,14 @@ class HPCSpawner(HPCSettings, Spawner):
                       headings=len(order) > 1)
 
     # ----- the Spawner contract ---------------------------------------------------------------
+    def get_env(self):
+        """JupyterHub's environment for the server, and which cluster and batch system it runs
+        on (the magics load that scheduler's: hpchub.magics.scheduler_here)."""
+        env = super().get_env()
+        config = self.cluster_config
+        env["HPCHUB_CLUSTER"], env["HPCHUB_SCHEDULER"] = config.name, config.scheduler
+        return env
+
     async def start(self):
         metrics.ACTIVE_SERVERS.track(self)
         began = time.monotonic()
