@@ -67,8 +67,10 @@ qsort_args         NONE
 """
 
 
-def global_configuration() -> str:
-    """Debian's default configuration with the spool, users and mail of the site."""
+def global_configuration(for_qconf: bool = False) -> str:
+    """Debian's default configuration with the spool, users and mail of the site. for_qconf:
+    without conf_version, which qconf -Mconf would add as a second one (qmaster keeps its own,
+    and then cannot read its configuration back at its next start)."""
     replaced = {"execd_spool_dir": f"{SPOOL_MOUNT}/execd", "mailer": "/bin/true", "min_uid": "1000",
                 "min_gid": "1000", "load_report_time": "00:00:10", "max_unheard": "00:01:00",
                 # Accounting written within a second of a job's end (Debian's 15 s keeps hpchub's
@@ -78,6 +80,8 @@ def global_configuration() -> str:
     lines = []
     for line in Path("/usr/share/gridengine/default-configuration").read_text().splitlines():
         key = line.split()[0] if line.strip() and not line.startswith("#") else ""
+        if for_qconf and (key == "conf_version" or line.startswith("#")):
+            continue
         lines.append(f"{key:22} {replaced[key]}" if key in replaced else line)
     return "\n".join(lines) + "\n"
 
@@ -146,7 +150,8 @@ class GridEngineCluster:
         write_file(common / "act_qmaster", GE_HEAD_NODE + "\n", 0o644, owner=ADMIN_USER)
         make_dir(self.config_dir, 0o755)
         # Named "global": `qconf -Mconf FILE` takes the configuration's name from the file's.
-        write_file(self.config_dir / "global", global_configuration())
+        write_file(self.config_dir / "global", global_configuration(for_qconf=True))
+        write_file(self.config_dir / "global.spool", global_configuration())
         write_file(self.config_dir / "pe.smp", _PARALLEL_ENVIRONMENT)
         write_file(self.config_dir / "allhosts", "group_name @allhosts\nhostlist " + " ".join(GE_COMPUTE_NODES) + "\n")
         write_file(self.config_dir / f"project.{PROJECT}",
@@ -161,7 +166,7 @@ class GridEngineCluster:
         conf = f"{CELL_MOUNT}/hpchub"
         steps = [
             [f"{tools}/spoolinit", "classic", "libspoolc", f"{CELL_MOUNT}/common;{SPOOL_MOUNT}/db", "init"],
-            [f"{tools}/spooldefaults", "configuration", f"{conf}/global"],
+            [f"{tools}/spooldefaults", "configuration", f"{conf}/global.spool"],
             [f"{tools}/spooldefaults", "complexes", "/usr/share/gridengine/util/resources/centry"],
             [f"{tools}/spooldefaults", "usersets", "/usr/share/gridengine/util/resources/usersets"],
             [f"{tools}/spooldefaults", "managers", ADMIN_USER, "root"],
