@@ -1,0 +1,109 @@
+"""Spawn in a Grid Engine job on an idle cluster: time from the spawn request until the server
+answers, for hpchub (POST to the hub's API with the demo's "ge-compute" target, answer through
+its proxy), against the floor: `jupyterhub-singleuser` submitted with `qsub` by hand from the
+Grid Engine cluster's login node, in the same environment, timed until it answers there.
+
+Both are measured in this run, interleaved, on an instance of their own (`benchge`, loopback
+mode); between runs every job is gone from the queue. The figure that matters is hpchub's
+overhead above the floor (goal: at most 0.5 s). (batchspawner's SGESpawner is not measured:
+its hub would need a Grid Engine client on the hub host, which hpchub's hub never has.)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from hpchub.schedulers.sge import GridEngine
+from hpchub.site.system import demo_passwords
+from tests.site_handle import SiteHandle, check, stop
+
+from .table import Figure, median_spread
+from .timing import bench_instance, time_until_answer
+
+NAME = "benchge"
+
+# Runs on ge-login as alice: submit the server by hand (the same queue, slots and walltime as
+# the target's defaults), poll until it answers from its node, delete the job.
+FLOOR = r"""
+import json, os, subprocess, sys, time, urllib.error, urllib.request
+address, port, singleuser = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+url = "http://%s:%d/user/alice/" % (address, port)
+env = dict(os.environ, JUPYTERHUB_SERVICE_URL=url, JUPYTERHUB_API_URL="http://127.0.0.1:9/hub/api",
+           JUPYTERHUB_API_TOKEN="floor-benchmark", JUPYTERHUB_CLIENT_ID="jupyterhub-user-alice",
+           JUPYTERHUB_USER="alice", JUPYTERHUB_SERVICE_PREFIX="/user/alice/", JUPYTERHUB_BASE_URL="/",
+           JUPYTERHUB_OAUTH_CALLBACK_URL="/user/alice/oauth_callback")
+start = time.monotonic()
+job = subprocess.run(["qsub", "-terse", "-V", "-q", "short.q", "-pe", "smp", "1", "-l", "h_rt=0:10:00",
+                      "-o", "/dev/null", "-j", "y", "-b", "y", singleuser], env=env, capture_output=True, text=True,
+                     check=True).stdout.strip()
+while True:
+    try:
+        urllib.request.urlopen(url + "api", timeout=1)
+        break
+    except urllib.error.HTTPError:
+        break  # any HTTP answer: the server is up
+    except OSError:
+        if time.monotonic() - start > 90:
+            subprocess.run(["qdel", job])
+            sys.exit("the hand-submitted server did not answer within 90 s")
+        time.sleep(0.02)
+elapsed = time.monotonic() - start
+subprocess.run(["qdel", job], check=True, capture_output=True)
+print(json.dumps(elapsed))
+"""
+
+
+def wait_queue_empty(site: SiteHandle, timeout: float = 60) -> None:
+    sge = GridEngine()
+    deadline = time.monotonic() + timeout
+    while sge.parse_status(check(site.ssh("alice", sge.status_argv(), node="ge-login")).stdout):
+        if time.monotonic() > deadline:
+            raise RuntimeError("jobs stayed in the Grid Engine queue")
+        time.sleep(0.2)
+
+
+def run(runs: int = 10) -> dict:
+    with bench_instance(NAME) as (site, hub):
+        singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
+        node_address = site.layout.ge_compute_nodes[0].address
+        hub.login("alice", demo_passwords()["alice"])
+        token = site.site.hub.admin_token()
+        times: dict[str, list[float]] = {"hpchub": [], "floor": []}
+        for run_number in range(runs):
+            times["hpchub"].append(time_until_answer(
+                lambda: hub.admin("POST", "/users/alice/server", json={"user_options": {"target": "ge-compute"}}),
+                f"{hub.url}/user/alice/api/status", token))
+            stop(hub, "alice", timeout=90)
+            wait_queue_empty(site)
+            floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", FLOOR, node_address, str(38100 + run_number),
+                                             singleuser], node="ge-login", timeout=120))
+            times["floor"].append(json.loads(floor.stdout))
+            wait_queue_empty(site)
+    return {"runs": runs, **times}
+
+
+def report(result: dict) -> str:
+    floor = statistics.median(result["floor"])
+
+    def line(name):
+        values = result[name]
+        median = statistics.median(values)
+        overhead = "" if name == "floor" else f"  overhead {median - floor:+.2f} s"
+        return (f"{name:12} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f}, "
+                f"n={len(values)}){overhead}")
+
+    ours = statistics.median(result["hpchub"]) - floor
+    return "\n".join([
+        "spawn in a Grid Engine job (idle cluster): request to answering, against qsub by hand",
+        line("hpchub"), line("floor"),
+        f"goal: hpchub's overhead <= 0.5 s ({ours:+.2f} s): {'met' if ours <= 0.5 else 'MISSED'}",
+    ])
+
+
+def figures(result: dict) -> list[Figure]:
+    floor, _ = median_spread(result["floor"])
+    ours, spread = median_spread(result["hpchub"])
+    return [Figure("Grid Engine-job spawn, hpchub", ours, "s", "qsub by hand", floor, "overhead <= 0.5 s",
+                   ours - floor <= 0.5, spread)]
