@@ -1,7 +1,9 @@
 """Spawn in a Grid Engine job on an idle cluster: time from the spawn request until the server
 answers, for hpchub (POST to the hub's API with the demo's "ge-compute" target, answer through
 its proxy), against the floor: `jupyterhub-singleuser` submitted with `qsub` by hand from the
-Grid Engine cluster's login node, in the same environment, timed until it answers there.
+Grid Engine cluster's login node, in the same environment, timed until it answers there (with
+a stand-in for the hub's API on the login node, which it asks for the hub's version as it
+starts: the hub's own API is not reachable from the Grid Engine nodes in loopback mode).
 
 Both are measured in this run, interleaved, on an instance of their own (`benchge`, loopback
 mode); between runs every job is gone from the queue. The figure that matters is hpchub's
@@ -15,6 +17,8 @@ import json
 import statistics
 import time
 
+import requests
+
 from hpchub.schedulers.sge import GridEngine
 from hpchub.site.system import demo_passwords
 from tests.site_handle import SiteHandle, check, stop
@@ -27,10 +31,28 @@ NAME = "benchge"
 # Runs on ge-login as alice: submit the server by hand (the same queue, slots and walltime as
 # the target's defaults), poll until it answers from its node, delete the job.
 FLOOR = r"""
-import json, os, subprocess, sys, time, urllib.error, urllib.request
-address, port, singleuser = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+import http.server, json, os, subprocess, sys, threading, time, urllib.error, urllib.request
+address, port, singleuser, here, version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+
+
+class HubAPI(http.server.BaseHTTPRequestHandler):
+    # What jupyterhub-singleuser asks of the hub as it starts (its version check); the hub's own
+    # API is not reachable from the Grid Engine nodes in loopback mode. Started before the clock.
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("X-JupyterHub-Version", version)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"version": version}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+api = http.server.ThreadingHTTPServer((here, 0), HubAPI)
+threading.Thread(target=api.serve_forever, daemon=True).start()
 url = "http://%s:%d/user/alice/" % (address, port)
-env = dict(os.environ, JUPYTERHUB_SERVICE_URL=url, JUPYTERHUB_API_URL="http://127.0.0.1:9/hub/api",
+env = dict(os.environ, JUPYTERHUB_SERVICE_URL=url, JUPYTERHUB_API_URL="http://%s:%d/hub/api" % (here, api.server_port),
            JUPYTERHUB_API_TOKEN="floor-benchmark", JUPYTERHUB_CLIENT_ID="jupyterhub-user-alice",
            JUPYTERHUB_USER="alice", JUPYTERHUB_SERVICE_PREFIX="/user/alice/", JUPYTERHUB_BASE_URL="/",
            JUPYTERHUB_OAUTH_CALLBACK_URL="/user/alice/oauth_callback")
@@ -68,6 +90,8 @@ def run(runs: int = 10) -> dict:
     with bench_instance(NAME) as (site, hub):
         singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
         node_address = site.layout.ge_compute_nodes[0].address
+        login_address = site.layout.ge_login.address
+        hub_version = requests.get(f"{hub.url}/hub/api/", timeout=10).json()["version"]
         hub.login("alice", demo_passwords()["alice"])
         token = site.site.hub.admin_token()
         times: dict[str, list[float]] = {"hpchub": [], "floor": []}
@@ -78,7 +102,7 @@ def run(runs: int = 10) -> dict:
             stop(hub, "alice", timeout=90)
             wait_queue_empty(site)
             floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", FLOOR, node_address, str(38100 + run_number),
-                                             singleuser], node="ge-login", timeout=120))
+                                             singleuser, login_address, hub_version], node="ge-login", timeout=120))
             times["floor"].append(json.loads(floor.stdout))
             wait_queue_empty(site)
     return {"runs": runs, **times}

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from benchmarks import (batch_spawn, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn,
+from benchmarks import (batch_spawn, cluster_queries, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn,
                         ssh_throughput, status_queries)
 from benchmarks.table import render
 
@@ -38,6 +38,13 @@ def test_status_queries_quick_iteration_counts_queries_for_both_spawners():
     assert all(counts[tool][size][0] >= 0 for tool in counts for size in (2, 4))
     assert "10 s windows" in status_queries.report(result)
     reports_every_figure(status_queries, result)
+
+
+def test_cluster_queries_quick_iteration_counts_each_clusters_queries():
+    result = cluster_queries.run(1, window=10, sizes=(1,))
+    (windows,) = result["counts"].values()
+    assert set(windows[0]) == {"slurm", "sge"} and all(v >= 0 for v in windows[0].values())
+    reports_every_figure(cluster_queries, result)
 
 
 def test_scale_quick_iteration_spawns_every_user_on_both_paths():
