@@ -217,3 +217,22 @@ def test_stop_on_the_pending_page_cancels_the_job(loopback_site, hub, page):
         time.sleep(0.5)
     check(site.ssh("bob", ["scancel", blocker]))
     assert job_id
+
+
+def test_the_page_groups_targets_by_cluster_and_a_grid_engine_job_lands_in_jupyterlab(loopback_site, hub, page):
+    log_in(page, hub, "alice")
+    page.wait_for_selector("#target-ge-compute")
+    sections = page.eval_on_selector_all(
+        "section.hpchub-cluster", "els => els.map(e => [e.dataset.cluster, e.querySelector('h3').innerText])")
+    assert [name for name, _ in sections] == ["default", "ge"]
+    assert sections[0][1].startswith("Slurm cluster") and sections[1][1].startswith("Grid Engine cluster")
+    assert all(heading.endswith("up") for _, heading in sections), sections
+    # Each cluster's own choices: Grid Engine's queues, not Slurm's partitions.
+    queues = page.eval_on_selector_all('[name="ge-compute.partition"] option', "os => os.map(o => o.value)")
+    assert sorted(queues) == ["batch.q", "short.q"]
+    shot(page, "spawn-form-two-clusters")
+    start_from_form(page, "ge-compute", {"cores": "2"})
+    wait_for_lab(page, "/user/alice/")
+    state = hub.admin("GET", "/users/alice").json()["servers"][""]["state"]
+    assert state["target"] == "ge-compute" and state["node"] == "ge-c1"
+    stop(hub, "alice", timeout=60)

@@ -208,3 +208,29 @@ def test_the_grid_engine_magics_in_ipython_on_its_login_node(loopback_site):
     assert out["errors"] == ['Job was rejected because job requests unknown queue "nosuch.q"',
                              'job "999999" does not exist',
                              '"9lives" is not a valid object name (cannot start with a digit)']
+
+
+GE_DASK = """
+import json, socket
+from hpchub.cluster import dask_cluster
+cluster, client = dask_cluster(jobs=1, cores=2, memory="1GB", walltime="00:10:00")
+client.wait_for_workers(1, timeout=120)
+hosts = sorted(set(client.run(socket.gethostname).values()))
+total = client.submit(sum, range(10)).result()
+kind = type(cluster).__name__
+cluster.close(); client.close()
+print(json.dumps({"hosts": hosts, "total": total, "kind": kind}))
+"""
+
+
+def test_dask_from_a_server_on_the_grid_engine_cluster_runs_its_workers_in_grid_engine_jobs(loopback_site,
+                                                                                           loop_hub):
+    import json
+
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    spawn(hub, "alice", "gl", options={"target": "ge-login"})  # the scheduler runs in the kernel there
+    out = json.loads(run_in_kernel(hub, "alice", GE_DASK, server="gl").strip().splitlines()[-1])
+    assert out == {"hosts": ["ge-c1"], "total": 45, "kind": "SGECluster"}
+    wait_until("the worker's job gone", lambda: not ge_jobs(site, "alice"), timeout=60)
+    stop(hub, "alice", "gl")

@@ -1,5 +1,6 @@
 """jupyterhub-idle-culler, unchanged, as a hub service: idle servers of both kinds are
-stopped, the batch job cancelled and the login node's server process gone."""
+stopped, the batch jobs (Slurm's and Grid Engine's) cancelled and the login node's server
+process gone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from hpchub.site.hub import HUB_ENV
 
 from ..integration.test_credentials import login_ok
+from ..integration.test_gridengine import ge_jobs
 from ..integration.test_slurm_spawner import queue
 from ..site_handle import clean_hub, hub_settings, site_processes, spawn
 
@@ -42,15 +44,17 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
     login_ok(hub, "alice")
     on_login = spawn(hub, "alice", "l", options={"target": "login"})
     in_job = spawn(hub, "alice", "j", options={"target": "compute"})
+    in_ge_job = spawn(hub, "alice", "g", options={"target": "ge-compute"})  # the second cluster's
     job_id, node = in_job["state"]["job_id"], on_login["state"]["host"]
     assert queue(loopback_site, "alice") == {job_id: "RUNNING"}
+    assert ge_jobs(loopback_site, "alice") == {in_ge_job["state"]["job_id"]: "r"}
     assert any("jupyterhub-singleuser" in cmd for cmd in loopback_site.processes_in_node(node, "alice"))
 
     deadline = time.monotonic() + IDLE_TIMEOUT + 60
     while hub.admin("GET", "/users/alice").json()["servers"]:
         assert time.monotonic() < deadline, "the idle culler did not stop alice's servers"
         time.sleep(1)
-    assert queue(loopback_site, "alice") == {}
+    assert queue(loopback_site, "alice") == {} and ge_jobs(loopback_site, "alice") == {}
     state = loopback_site.ssh("alice", ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]).stdout
     assert state.startswith("CANCELLED"), state  # by alice: the hub's stop, as her, over SSH
     assert not [cmd for cmd in loopback_site.processes_in_node(node, "alice") if "jupyterhub-singleuser" in cmd]
@@ -58,6 +62,7 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
         log.seek(log_start)
         culled = log.read()
     assert "Culling server alice/l " in culled and "Culling server alice/j " in culled
+    assert "Culling server alice/g " in culled
 
 
 def culler_processes(site) -> list[int]:

@@ -27,17 +27,27 @@ def test_a_job_not_yet_seen_is_asked_about_briefly_then_answers():
     assert f.events() == [] and not f.waiting_in_queue
 
 
+def test_a_job_pending_just_after_submission_is_also_asked_about_at_its_node():
+    f = follower()
+    assert f.on_queue(PENDING, None, 1001) == AskNode(3) and f.waiting_in_queue  # it may start any moment
+    assert f.on_report({"status": "waiting"}, None, 1004) is None
+    assert f.on_queue(PENDING, None, 1019.9) == AskNode(3)
+    assert f.on_queue(PENDING, None, 1020) == WaitForQueue()  # then the shared status query alone
+    step = follower().on_report({"status": "ready", "started": "5", "job_began": "4", "port": 1}, None, 1003)
+    assert isinstance(step, Connect)  # started and answered before any status query saw it run
+
+
 def test_a_pending_job_says_why_once_per_change_and_waits_for_the_queue():
     f = follower()
-    assert f.on_queue(PENDING, None, 1010) == WaitForQueue() and f.waiting_in_queue
+    assert f.on_queue(PENDING, None, 1030) == WaitForQueue() and f.waiting_in_queue
     (event,) = f.events()
     assert event.progress == 30 and event.message == ("Job 7 is waiting in the queue (pending, reason: Resources); "
-                                                      "expected start 2026-12-01 09:00:00 UTC; waited 10 s")
+                                                      "expected start 2026-12-01 09:00:00 UTC; waited 30 s")
     assert event.fields == {"job_id": "7", "state": "PENDING", "reason": "Resources",
                             "expected_start": "2026-12-01T09:00:00Z"}
-    assert f.on_queue(PENDING, None, 1020) == WaitForQueue() and f.events() == []  # nothing new to say
+    assert f.on_queue(PENDING, None, 1040) == WaitForQueue() and f.events() == []  # nothing new to say
     priority = JobStatus("7", JobState.PENDING, "PENDING", reason="Priority")
-    f.on_queue(priority, None, 1030)
+    f.on_queue(priority, None, 1050)
     assert [e.fields["reason"] for e in f.events()] == ["Priority"]
 
 

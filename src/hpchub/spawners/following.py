@@ -5,7 +5,7 @@ latest word on the job (from the hub's one shared status query), the node's repo
 the shared home (the batch launcher's `await`), and the time - and does what it is told:
 
     AskNode(wait)   ask the login node to wait up to `wait` s for the job's report
-    WaitForQueue()  wait for the next status query (the job is pending)
+    WaitForQueue()  wait for the next status query (the job is pending, and has been for a while)
     Connect(report) the server answers: connect to it
     Fail(...)       the spawn ends: the job ended first, never answered, or waited too long
 
@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 
 from ..schedulers.base import JobState, JobStatus
 from .messages import format_duration, pending_message
+
+
+EARLY_START_WINDOW = 20.0
+"""Seconds after submission in which a job still pending is also asked about at its node: on an
+idle cluster it starts within a second or two (Grid Engine's scheduler runs a second after a
+submission), sooner than the next status query would say; later, the shared query alone."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class JobFollower:
         if now - self.queued_since > self.max_queue_wait:
             return Fail("queue", f"job {self.job_id} waited in the queue for more than "
                                  f"{format_duration(self.max_queue_wait)}; it has been cancelled")
+        if now - self.queued_since < EARLY_START_WINDOW:
+            return AskNode(3)  # it may start before the next status query says so: ask its node
         return WaitForQueue()
 
     def on_report(self, report: dict, final: JobStatus | None, now: float) -> Connect | Fail | None:
