@@ -89,8 +89,10 @@ class SiteHandle:
     def ssh_argv(self, user: str, cred: Credential, node: str = "login1",
                  known_hosts: Path | None = None) -> list[str]:
         address, port = self.login_address(node)
+        ge = self.info.get("gridengine") or {}
+        cluster_file = ge["known_hosts"] if node in [n["name"] for n in ge.get("login_nodes", [])] else None
         argv = ["ssh", "-F", "/dev/null", "-i", str(cred.key), "-o", "IdentitiesOnly=yes",
-                "-o", f"UserKnownHostsFile={known_hosts or self.layout.known_hosts}",
+                "-o", f"UserKnownHostsFile={known_hosts or cluster_file or self.layout.known_hosts}",
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(port)]
         if cred.cert is not None:

@@ -26,6 +26,7 @@ def test_the_default_cluster_and_the_configured_ones():
     ({"ge": {**GE, "status_interval": 0}}, "at least 1"),
     ({"ge": {**GE, "status_interval": True}}, "number of seconds"),
     ({"ge": {**GE, "known_host": "/x"}}, "unknown keys ['known_host']"),
+    ({"ge": {**GE, "known_hosts": ["/x"]}}, "name of a known_hosts file"),
     ({"ge": {**GE, "scheduler_options": {"pe": "smp"}}}, "takes no options ['pe']"),
     ({"Big Cluster": GE}, "lower-case letters"),
     ({DEFAULT_CLUSTER: GE}, "another name"),
@@ -44,3 +45,10 @@ def test_the_adapters_options_are_what_its_constructor_takes():
     assert configs["ge"].options_key() == (("gpu_resource", "gpu"), ("parallel_environment", "mpi"))
     with pytest.raises(ClusterConfigError, match="it takes: none"):
         cluster_configs({"s2": {**GE, "scheduler": "slurm", "scheduler_options": {"x": 1}}}, DEFAULT)
+
+
+def test_a_clusters_known_hosts_goes_with_each_of_its_login_nodes():
+    configs = cluster_configs({"ge": {**GE, "known_hosts": "/etc/hpchub/ge_known_hosts",
+                                      "login_nodes": [{"name": "a"}, {"name": "b", "known_hosts": "/own"}]}}, DEFAULT)
+    assert [n.get("known_hosts") for n in configs["ge"].login_nodes] == ["/etc/hpchub/ge_known_hosts", "/own"]
+    assert "known_hosts" not in cluster_configs({"ge": GE}, DEFAULT)["ge"].login_nodes[0]  # the hub's own

@@ -253,7 +253,8 @@ def test_the_time_left_on_a_job_does_not_depend_on_the_hubs_time_zone(monkeypatc
 
 # ----- several clusters ---------------------------------------------------------------------
 CLUSTERS = {"ge": {"title": "Grid Engine", "scheduler": "sge", "scheduler_options": {"parallel_environment": "mpi"},
-                   "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}], "status_interval": 60}}
+                   "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}], "status_interval": 60,
+                   "known_hosts": "/etc/hpchub/ge_known_hosts"}}
 TWO_CLUSTER_TARGETS = [
     {"name": "login", "title": "Login node", "kind": "login"},
     {"name": "ge-login", "title": "GE login node", "kind": "login", "cluster": "ge"},
@@ -277,6 +278,7 @@ def test_a_target_runs_on_its_clusters_login_nodes_with_its_clusters_scheduler()
     assert [n["name"] for n in config.login_nodes] == ["ge-login"]
     assert spawner.cluster.adapter.name == "sge" and spawner.cluster.adapter.parallel_environment == "mpi"
     assert [h.name for h in spawner.launch.login_hosts()] == ["ge-login"]
+    assert spawner.launch.login_hosts()[0].known_hosts == "/etc/hpchub/ge_known_hosts"  # its cluster's keys
     asyncio.run(spawner.apply_options({"target": "slurm-job"}))
     assert spawner.cluster_config.name == "default" and spawner.cluster.adapter.name == "slurm"
     assert [h.name for h in spawner.launch.login_hosts()] == ["login1"]

@@ -108,7 +108,8 @@ def hub_config(site: SiteLayout) -> str:
         "HPCSpawner.clusters": {GE_CLUSTER: {
             "title": "Grid Engine cluster", "scheduler": "sge",
             "scheduler_options": {"parallel_environment": PARALLEL_ENVIRONMENT},
-            "login_nodes": _login_nodes(site, [site.ge_login])}} if site.gridengine else {},
+            "login_nodes": _login_nodes(site, [site.ge_login]),
+            "known_hosts": str(site.ge_known_hosts)}} if site.gridengine else {},
         "HPCSpawner.known_hosts": str(site.known_hosts),
         "HPCSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
         "HPCSpawner.launcher_python": "/usr/bin/python3",

@@ -126,6 +126,12 @@ class SiteLayout:
         return self.state_dir / "public" / "ssh_known_hosts"
 
     @property
+    def ge_known_hosts(self) -> Path:
+        """Public: the Grid Engine cluster's login node's host key (the hub's configuration
+        gives each cluster its own file, as sites with separate clusters have)."""
+        return self.state_dir / "public" / "ge_ssh_known_hosts"
+
+    @property
     def revoked_keys(self) -> Path:
         """Public: the key revocation list (KRL) every login node's sshd reads."""
         return self.state_dir / "public" / "revoked_keys"

@@ -61,6 +61,8 @@ class LoginNodes:
                 raise SiteError(f"sshd rejects the configuration of {node.name}: {proc.stderr.strip()}")
         make_dir(site.known_hosts.parent, 0o755)
         write_file(site.known_hosts, render.known_hosts(site, host_keys))
+        if site.gridengine:
+            write_file(site.ge_known_hosts, render.known_hosts(site, host_keys, [site.ge_login]))
         return changed
 
     def ensure_sshd(self, changed: dict[str, bool]) -> None:

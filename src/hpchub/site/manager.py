@@ -195,6 +195,7 @@ class Site:
                 "login_nodes": [{"name": site.ge_login.name, "address": site.ge_login.public_address,
                                  "port": site.ssh_port(site.ge_login.name)}],
                 "compute_nodes": [n.name for n in site.ge_compute_nodes],
+                "known_hosts": str(site.ge_known_hosts),
             } if site.gridengine else None,
             "known_hosts": str(site.known_hosts),
             "jupyter_env": str(software.JUPYTER_ENV),

@@ -83,10 +83,11 @@ def hosts(site: SiteLayout) -> str:
     return _render("hosts.j2", site=site)
 
 
-def known_hosts(site: SiteLayout, host_keys: dict[str, str]) -> str:
-    """known_hosts lines for every way a client may name each login node."""
+def known_hosts(site: SiteLayout, host_keys: dict[str, str], nodes=None) -> str:
+    """known_hosts lines for every way a client may name each login node (of `nodes`: the
+    Slurm cluster's by default)."""
     lines = []
-    for node in site.all_login_nodes:
+    for node in site.login_nodes if nodes is None else nodes:
         port = site.ssh_port(node.name)
         names = {node.name, node.address, node.public_address or node.address}
         patterns = sorted(n if port == 22 else f"[{n}]:{port}" for n in names)

@@ -6,12 +6,13 @@ scheduler, status_interval), as they did before a hub had several clusters.
     c.HPCSpawner.clusters = {
         "ge": {"title": "Grid Engine cluster", "scheduler": "sge",
                "scheduler_options": {"parallel_environment": "smp"},
-               "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}], "status_interval": 60},
+               "login_nodes": [{"name": "ge-login", "address": "10.0.0.11"}],
+               "known_hosts": "/etc/hpchub/ge_known_hosts", "status_interval": 60},
     }
 
-Host keys: the hub's one `known_hosts` (HPCSpawner.known_hosts) holds every cluster's login
-nodes' keys (or a `@cert-authority` line per cluster's host CA): the tunnel service, which
-holds the tunnels of every cluster, verifies against it.
+Host keys: a cluster's `known_hosts` (default: HPCSpawner.known_hosts) verifies its login
+nodes; each login node carries the file with it (Host.known_hosts), to the hub's connections
+and to the tunnel service alike.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..schedulers import SCHEDULERS
 
 DEFAULT_CLUSTER = "default"
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "status_interval"}
+_KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "known_hosts", "status_interval"}
 
 
 class ClusterConfigError(ValueError):
@@ -45,7 +46,7 @@ class ClusterConfig:
         return tuple(sorted(self.scheduler_options.items()))
 
 
-def _login_nodes(where: str, value) -> tuple[dict, ...]:
+def _login_nodes(where: str, value, known_hosts: str = "") -> tuple[dict, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise ClusterConfigError(f"{where}: `login_nodes` must be a non-empty list of login nodes")
     nodes = []
@@ -55,7 +56,7 @@ def _login_nodes(where: str, value) -> tuple[dict, ...]:
         port = node.get("port", 22)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ClusterConfigError(f"{where}: login node {node['name']!r}: `port` must be a TCP port")
-        nodes.append(dict(node))
+        nodes.append({**({"known_hosts": known_hosts} if known_hosts else {}), **node})
     return tuple(nodes)
 
 
@@ -91,12 +92,15 @@ def cluster_configs(clusters: dict, default: ClusterConfig) -> dict[str, Cluster
         scheduler = spec.get("scheduler", default.scheduler)
         if scheduler not in SCHEDULERS:
             raise ClusterConfigError(f"{where}: scheduler {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        known_hosts = spec.get("known_hosts", "")
+        if not isinstance(known_hosts, str):
+            raise ClusterConfigError(f"{where}: `known_hosts` must be the name of a known_hosts file")
         interval = spec.get("status_interval", default.status_interval)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 1:
             raise ClusterConfigError(f"{where}: `status_interval` must be a number of seconds (at least 1)")
         found[name] = ClusterConfig(
             name=name, title=str(spec.get("title", name)), scheduler=scheduler,
-            login_nodes=_login_nodes(where, spec.get("login_nodes")),
+            login_nodes=_login_nodes(where, spec.get("login_nodes"), known_hosts),
             status_interval=float(interval),
             scheduler_options=_scheduler_options(where, scheduler, spec.get("scheduler_options", {})))
     return found

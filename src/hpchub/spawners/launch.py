@@ -105,7 +105,8 @@ class Launch:
     # ----- the login nodes --------------------------------------------------------------
     @staticmethod
     def host(node: dict) -> Host:
-        return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)))
+        return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)),
+                    node.get("known_hosts", ""))
 
     def login_hosts(self, undrained: bool = False) -> list[Host]:
         """The configured login nodes; with undrained, those that take new servers and jobs."""

@@ -136,12 +136,13 @@ class HPCSettings(LoggingConfigurable):
         `login_nodes`, `scheduler` and `status_interval` describe): each a dict of `title` (on
         the spawn page), `login_nodes` (as `login_nodes`), `scheduler` (one of
         hpchub.schedulers.SCHEDULERS: `slurm`, `sge`), `scheduler_options` (the adapter's, e.g.
-        `{"parallel_environment": "smp"}` for Grid Engine) and `status_interval`. Targets name
+        `{"parallel_environment": "smp"}` for Grid Engine), `known_hosts` (the file with its
+        login nodes' host keys; default: `known_hosts`) and `status_interval`. Targets name
         their cluster (`"cluster": "NAME"`); the spawn page groups them by cluster and says
         each cluster's state. Each cluster has its own SSH connections, job watcher (one status
         query per cluster per interval) and cached choices; one that is down affects only its
         own targets. Users log in once: every cluster must trust the hub's credential (one SSH
-        user CA may serve several), and `known_hosts` holds every cluster's login node keys.""",
+        user CA may serve several).""",
     )
 
     cluster_title = Unicode(
