@@ -52,3 +52,12 @@ def test_a_clusters_known_hosts_goes_with_each_of_its_login_nodes():
                                       "login_nodes": [{"name": "a"}, {"name": "b", "known_hosts": "/own"}]}}, DEFAULT)
     assert [n.get("known_hosts") for n in configs["ge"].login_nodes] == ["/etc/hpchub/ge_known_hosts", "/own"]
     assert "known_hosts" not in cluster_configs({"ge": GE}, DEFAULT)["ge"].login_nodes[0]  # the hub's own
+
+
+def test_a_host_travels_to_the_tunnel_service_in_a_form_an_earlier_service_reads():
+    from hpchub.remote import Host
+
+    plain, keyed = Host("login1", "10.0.0.1"), Host("ge-login", "10.0.0.11", 22, "/etc/hpchub/ge_known_hosts")
+    assert plain.to_dict() == {"name": "login1", "address": "10.0.0.1"}  # (0.2's tunnel service knew no more)
+    assert Host.from_dict(keyed.to_dict()) == keyed
+    assert Host.from_dict({**keyed.to_dict(), "added_later": 1}) == keyed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import asyncssh
@@ -19,6 +19,18 @@ class Host:
     address: str
     port: int = 22
     known_hosts: str = ""  # the file that holds this host's key (its cluster's); "": the pool's own
+
+    def to_dict(self) -> dict:
+        """As the tunnel service's requests carry it: a field at its default is left out, so that
+        a tunnel service of an earlier hpchub (it outlives hub upgrades) still reads it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name in ("name", "address") or getattr(self, f.name) != f.default}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Host":
+        """From a request, ignoring fields a later hub may add."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 class SSHError(Exception):

@@ -169,7 +169,7 @@ class TunnelService:
         tunnel = self.tunnels.get(tunnel_id)
         if tunnel is not None and tunnel.reverse is not None and tunnel.connected(self.pool):
             return {"remote_port": tunnel.reverse.get_port()}
-        host = Host(**request["host"])
+        host = Host.from_dict(request["host"])
         credential = SSHCredential.from_dict(request["credential"])
         conn = await self.pool.connection(host, credential)  # (unreachable: the old entry stays, disconnected)
         if tunnel is not None:  # its connection had closed: rebuilt on the same ports

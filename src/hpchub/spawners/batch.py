@@ -24,7 +24,6 @@ import asyncio
 import dataclasses
 import json
 import time
-from dataclasses import asdict
 from urllib.parse import urlparse
 
 import jinja2
@@ -180,7 +179,7 @@ class BatchLaunch(Launch):
             return env  # compute nodes reach the hub directly: get_env used hub_connect_url
         hub_api = urlparse(owner.hub.api_url)
         bind = (self.login_node(host.name) or {}).get("cluster_address") or "127.0.0.1"
-        opened = await self.tunnel("open", host=asdict(host), credential=credential.to_dict(),
+        opened = await self.tunnel("open", host=host.to_dict(), credential=credential.to_dict(),
                                    hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], bind=bind)
         self.server.remote_port = opened["remote_port"]
         return with_hub_api_at(env, f"http://{bind}:{opened['remote_port']}{hub_api.path}")

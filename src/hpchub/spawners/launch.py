@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -241,7 +240,7 @@ class Launch:
         host, opening, forwarding = plan
         hub_api = urlparse(self.owner.hub.api_url)
         try:
-            await self.owner.tunnels.call("open", id=self.server_id, host=asdict(host), credential=credential.to_dict(),
+            await self.owner.tunnels.call("open", id=self.server_id, host=host.to_dict(), credential=credential.to_dict(),
                                           hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], **opening)
             if forwarding is not None:
                 await self._forward_again(forwarding)

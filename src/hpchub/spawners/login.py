@@ -9,7 +9,6 @@ forward on the login node: the same in every network mode.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from urllib.parse import urlparse
 
 from jupyterhub.spawner import SpawnException
@@ -88,7 +87,7 @@ class LoginLaunch(Launch):
         hub_api = urlparse(owner.hub.api_url)
         self.server = LoginServer(server_id=new_server_id(owner.user.name, owner.name))
         # The server reaches the hub's API through a forward on the login node's loopback.
-        opened = await self.tunnel("open", host=asdict(host), credential=credential.to_dict(),
+        opened = await self.tunnel("open", host=host.to_dict(), credential=credential.to_dict(),
                                    hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port])
         self.server.remote_port = opened["remote_port"]
         env = with_hub_api_at(owner.get_env(), f"http://127.0.0.1:{opened['remote_port']}{hub_api.path}")
