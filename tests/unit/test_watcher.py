@@ -285,9 +285,8 @@ def test_a_grid_engine_job_deleted_while_waiting_is_settled_though_accounting_ne
         scheduler.queue["9"] = "qw"
         await watcher.poll_once()
         del scheduler.queue["9"]  # qdel'd before it started: qacct will never know it
-        await watcher.poll_once()
-        clock[0] = 31
-        await watcher.poll_once()
+        clock[0] = 2
+        await watcher.poll_once()  # qstat lists no ended job: accounting is asked at once
         assert scheduler.calls[-1] == ["qacct", "-j", "9"]
         assert watcher.jobs["9"].final is not None and watcher.jobs["9"].final.state is JobState.UNKNOWN
 
@@ -307,5 +306,63 @@ def test_a_grid_engine_job_in_error_state_ends_with_its_reason():
         await watcher.poll_once()
         final = watcher.jobs["41"].final
         assert final is not None and final.state is JobState.ERROR and final.reason == "can't open output file"
+
+    asyncio.run(go())
+
+
+QACCT_DELETED = """==============================================================
+qname        short.q
+hostname     ge-c1
+owner        alice
+jobname      jupyter-default
+jobnumber    12
+start_time   Mon Nov 30 16:19:14 2026
+end_time     Mon Nov 30 16:19:20 2026
+failed       100 : assumedly after job
+exit_status  137                  (Killed)
+"""
+
+
+def test_a_grid_engine_job_that_ran_is_settled_once_accounting_has_it_without_the_grace():
+    from hpchub.schedulers.sge import GridEngine
+
+    async def go():
+        scheduler, clock = GridEngineQueue(), [0.0]
+        watcher = JobWatcher(GridEngine(), scheduler.run, clock=lambda: clock[0], grace=30)
+        watcher.watch("12")
+        watcher.stop()
+        scheduler.queue["12"] = "r"
+        await watcher.poll_once()
+        del scheduler.queue["12"]  # qdel'd: gone from qstat; accounting writes its record a moment later
+        clock[0] = 2
+        await watcher.poll_once()
+        assert scheduler.calls[-1] == ["qacct", "-j", "12"] and watcher.jobs["12"].final is None
+        scheduler.accounting["12"] = QACCT_DELETED
+        clock[0] = 4
+        await watcher.poll_once()
+        final = watcher.jobs["12"].final
+        assert final is not None and final.state is JobState.CANCELLED and final.exit_code == 137
+
+    asyncio.run(go())
+
+
+def test_a_grid_engine_job_that_ran_and_accounting_never_records_is_gone_after_the_grace():
+    from hpchub.schedulers.sge import GridEngine
+
+    async def go():
+        scheduler, clock = GridEngineQueue(), [0.0]
+        watcher = JobWatcher(GridEngine(), scheduler.run, clock=lambda: clock[0], grace=30)
+        watcher.watch("13")
+        watcher.stop()
+        scheduler.queue["13"] = "r"
+        await watcher.poll_once()
+        del scheduler.queue["13"]
+        for moment in (2, 10, 29):
+            clock[0] = moment
+            await watcher.poll_once()
+            assert watcher.jobs["13"].final is None
+        clock[0] = 32
+        await watcher.poll_once()
+        assert watcher.jobs["13"].final.state is JobState.UNKNOWN
 
     asyncio.run(go())

@@ -155,6 +155,10 @@ class Scheduler(abc.ABC):
     """
 
     name: str = ""
+    ended_jobs_listed: bool = True
+    """Whether the status query still lists jobs that just ended (Slurm's squeue --states=all).
+    Where it does not (Grid Engine's qstat), a job missing from a complete listing has ended:
+    the watcher asks accounting at once, rather than after its grace period."""
     private_environment: bool = True
     """Whether the submit command hands its environment to the job and shows it to nobody but
     the job's owner and root (Slurm). False where any user may read a job's environment (Grid

@@ -127,6 +127,7 @@ class GridEngine(Scheduler):
 
     name = "sge"
     private_environment = False  # qstat -j shows every job's environment to every user
+    ended_jobs_listed = False  # qstat lists waiting and running jobs only
 
     def __init__(self, parallel_environment: str = "smp", gpu_resource: str | None = None):
         self.parallel_environment = parallel_environment

@@ -5,7 +5,9 @@ scheduler about all registered jobs at once (for Slurm: `squeue --jobs=1,2,3 --s
 run with the hub's service account so that sites with PrivateData see every job), with
 jitter so that restarted hubs do not poll in step, and backoff when the scheduler is slow
 or failing. A job is declared gone only when it has been missing from the queue for a grace
-period and accounting agrees; a failed query is never taken as "gone".
+period (no grace where the status query never lists ended jobs: Grid Engine's) and accounting
+agrees - for a job that ran, only once accounting has it or the grace is over; a failed query
+is never taken as "gone".
 
 While a spawn is in progress its job may be marked urgent: the loop then runs at the short
 interval, so that a job that dies in the queue ends its spawn within seconds.
@@ -165,7 +167,7 @@ class JobWatcher:
                 continue
             if job.missing_since is None:
                 job.missing_since = now
-            if now - job.missing_since >= self.grace:
+            if now - job.missing_since >= (self.grace if self.adapter.ended_jobs_listed else 0):
                 to_account.append(job_id)
         await self._explain([j for j in self.jobs.values() if j.final is None and j.status is not None
                              and not j.status.reason and j.job_id in seen
@@ -206,6 +208,9 @@ class JobWatcher:
             elif job.status is not None and job.status.state.finished:
                 job.final = job.status  # the queue saw it end; accounting has not caught up
             elif job.missing_since is not None:
+                if (job.status is not None and job.status.state in (JobState.RUNNING, JobState.COMPLETING)
+                        and self.clock() - job.missing_since < self.grace):
+                    continue  # it ran, so accounting will have it (Grid Engine writes it a moment later)
                 # Neither the queue nor accounting knows it any more.
                 job.final = JobStatus(job_id=job_id, state=JobState.UNKNOWN, native_state="GONE",
                                       reason="the job is no longer known to the scheduler")
