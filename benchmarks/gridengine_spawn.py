@@ -57,8 +57,10 @@ env = dict(os.environ, JUPYTERHUB_SERVICE_URL=url, JUPYTERHUB_API_URL="http://%s
            JUPYTERHUB_USER="alice", JUPYTERHUB_SERVICE_PREFIX="/user/alice/", JUPYTERHUB_BASE_URL="/",
            JUPYTERHUB_OAUTH_CALLBACK_URL="/user/alice/oauth_callback")
 start = time.monotonic()
-job = subprocess.run(["qsub", "-terse", "-V", "-q", "short.q", "-pe", "smp", "1", "-l", "h_rt=0:10:00",
-                      "-o", "/dev/null", "-j", "y", "-b", "y", singleuser], env=env, capture_output=True, text=True,
+# A job script on qsub's stdin, as a user writes one (and as Slurm's floor's --wrap makes one).
+job = subprocess.run(["qsub", "-terse", "-V", "-S", "/bin/bash", "-q", "short.q", "-pe", "smp", "1",
+                      "-l", "h_rt=0:10:00", "-o", "/dev/null", "-j", "y"],
+                     input="#!/bin/bash\nexec %s\n" % singleuser, env=env, capture_output=True, text=True,
                      check=True).stdout.strip()
 while True:
     try:
