@@ -18,7 +18,7 @@ from hpchub.site.system import demo_passwords
 from tests.site_handle import SiteHandle, check, stop
 
 from .incumbents import IncumbentHub
-from .table import Figure, median_spread
+from .table import Figure, median_spread, timing_line
 from .timing import bench_instance, time_until_answer
 
 NAME = "benchsl"
@@ -97,11 +97,7 @@ def report(result: dict) -> str:
     floor = statistics.median(result["floor"])
 
     def line(name):
-        values = result[name]
-        median = statistics.median(values)
-        overhead = "" if name == "floor" else f"  overhead {median - floor:+.2f} s"
-        return (f"{name:12} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f}, "
-                f"n={len(values)}){overhead}")
+        return timing_line(name, result[name], None if name == "floor" else floor)
 
     ours = statistics.median(result["hpchub"]) - floor
     theirs = statistics.median(result["batchspawner"]) - floor

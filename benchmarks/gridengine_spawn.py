@@ -23,7 +23,7 @@ from hpchub.schedulers.sge import GridEngine
 from hpchub.site.system import demo_passwords
 from tests.site_handle import SiteHandle, check, stop
 
-from .table import Figure, median_spread
+from .table import Figure, median_spread, timing_line
 from .timing import bench_instance, time_until_answer
 
 NAME = "benchge"
@@ -114,11 +114,7 @@ def report(result: dict) -> str:
     floor = statistics.median(result["floor"])
 
     def line(name):
-        values = result[name]
-        median = statistics.median(values)
-        overhead = "" if name == "floor" else f"  overhead {median - floor:+.2f} s"
-        return (f"{name:12} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f}, "
-                f"n={len(values)}){overhead}")
+        return timing_line(name, result[name], None if name == "floor" else floor)
 
     ours = statistics.median(result["hpchub"]) - floor
     return "\n".join([

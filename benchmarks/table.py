@@ -53,3 +53,11 @@ def render(figures: list[Figure]) -> str:
             lines.append("  ".join("-" * width for width in widths))
     spreads = [f"  {f.name}: {f.spread}" for f in figures if f.spread]
     return "\n".join(lines + (["spread of the values:"] + spreads if spreads else []))
+
+
+def timing_line(name: str, values: list[float], floor: float | None = None) -> str:
+    """One path's times as a report line: median, range, count, and its overhead above the
+    floor's median where the path is not the floor itself."""
+    median = statistics.median(values)
+    overhead = "" if floor is None else f"  overhead {median - floor:+.2f} s"
+    return f"{name:12} median {median:.2f} s (min {min(values):.2f}, max {max(values):.2f}, n={len(values)}){overhead}"

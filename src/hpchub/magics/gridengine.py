@@ -9,13 +9,10 @@ hub says so in HPCHUB_SCHEDULER; without it, where qsub is found and sbatch is n
 
 from __future__ import annotations
 
-import time
-
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from ..schedulers import JobState
 from ..schedulers.sge import GridEngine
-from .slurm import SlurmError, split, table
+from .slurm import JobHandle, SlurmError, split, table
 from .slurm import run as run_command
 
 sge = GridEngine()
@@ -26,11 +23,8 @@ def run(argv: list[str], input: str | None = None) -> str:
     return run_command(argv, input=input, words=sge.error_message)
 
 
-class GridEngineJob:
+class GridEngineJob(JobHandle):
     """What `%qsub` returns: prints as qsub does ("Your job N has been submitted")."""
-
-    def __init__(self, job_id: str):
-        self.id = job_id
 
     def __repr__(self) -> str:
         return f"Your job {self.id} has been submitted"
@@ -43,29 +37,6 @@ class GridEngineJob:
             return sge.parse_accounting(run(sge.accounting_argv([self.id]))).get(self.id)
         except SlurmError:
             return None  # accounting has no record (deleted before it started) or none yet
-
-    @property
-    def state(self) -> str:
-        status = self.status()
-        return status.native_state if status else "UNKNOWN"
-
-    def wait(self, timeout: float | None = None, poll: float = 2.0) -> str:
-        """Wait until the job ends, with a live status line; returns its final state."""
-        from IPython.display import display
-
-        handle = display(f"job {self.id}: waiting", display_id=True)
-        start = time.monotonic()
-        while True:
-            status = self.status()
-            state = status.state if status else JobState.UNKNOWN
-            line = f"job {self.id}: {status.native_state if status else 'UNKNOWN'} - {time.monotonic() - start:.0f} s"
-            if handle is not None:
-                handle.update(line)
-            if state.finished or (status is None and time.monotonic() - start > 30):
-                return status.native_state if status else "UNKNOWN"
-            if timeout is not None and time.monotonic() - start > timeout:
-                raise SlurmError(f"job {self.id} has not ended after {timeout:.0f} s")
-            time.sleep(poll)
 
     def cancel(self) -> None:
         run(sge.cancel_argv([self.id]))

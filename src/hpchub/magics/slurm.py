@@ -97,21 +97,15 @@ def has_option(args: list[str], *names: str) -> bool:
                for a in args for n in names)
 
 
-class Job:
-    """What `%sbatch` returns: prints as slurm-magic did ("Submitted batch job N")."""
+class JobHandle:
+    """What the submit magics return (Job for Slurm, GridEngineJob for Grid Engine): the job's
+    id, its state, and a wait with a live status line. A subclass says how to ask (status)."""
 
     def __init__(self, job_id: str):
         self.id = job_id
 
-    def __repr__(self) -> str:
-        return f"Submitted batch job {self.id}"
-
     def status(self):
-        jobs = slurm.parse_status(run(slurm.status_argv([self.id])))
-        if self.id in jobs:
-            return jobs[self.id]
-        # Gone from squeue (MinJobAge): accounting remembers.
-        return slurm.parse_accounting(run(slurm.accounting_argv([self.id]))).get(self.id)
+        raise NotImplementedError
 
     @property
     def state(self) -> str:
@@ -138,6 +132,20 @@ class Job:
             if timeout is not None and time.monotonic() - start > timeout:
                 raise SlurmError(f"job {self.id} is still {line.split(': ', 1)[1]} after {timeout:.0f} s")
             time.sleep(poll)
+
+
+class Job(JobHandle):
+    """What `%sbatch` returns: prints as slurm-magic did ("Submitted batch job N")."""
+
+    def __repr__(self) -> str:
+        return f"Submitted batch job {self.id}"
+
+    def status(self):
+        jobs = slurm.parse_status(run(slurm.status_argv([self.id])))
+        if self.id in jobs:
+            return jobs[self.id]
+        # Gone from squeue (MinJobAge): accounting remembers.
+        return slurm.parse_accounting(run(slurm.accounting_argv([self.id]))).get(self.id)
 
     def cancel(self) -> None:
         scancel(slurm.cancel_argv([self.id])[1:])
