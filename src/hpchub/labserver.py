@@ -1,8 +1,8 @@
 """The single-user server's side of the walltime notice: a jupyter_server extension with one
 endpoint, GET /hpchub/walltime, read by hpchub's JupyterLab extension (labextension/).
 
-Inside a Slurm job it answers with the job's end (asked of Slurm on the node, at most once a
-minute, so an administrator's change of the time limit shows) and the warning threshold the
+Inside a Slurm or Grid Engine job it answers with the job's end (asked of the scheduler on the
+node, at most once a minute, so an administrator's change of the time limit shows) and the warning threshold the
 hub's admin set (HPCHUB_WALLTIME_WARNING_MINUTES, passed by the batch spawner). Elsewhere
 it answers {"end": null}. It runs on the cluster and imports nothing of JupyterHub.
 """
@@ -17,14 +17,14 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .cluster import time_left_in_this_job
+from .cluster import scheduler_here, time_left_in_this_job
 
 CACHE_SECONDS = 60
 _cache: dict[str, tuple[float, float | None]] = {}
 
 
 def job_end(job_id: str) -> float | None:
-    """The job's end as a Unix time, from squeue on this node; None if unknown."""
+    """The job's end as a Unix time, from the scheduler on this node; None if unknown."""
     hit = _cache.get(job_id)
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
@@ -37,7 +37,8 @@ def job_end(job_id: str) -> float | None:
 class WalltimeHandler(APIHandler):
     @web.authenticated
     async def get(self):
-        job_id = os.environ.get("SLURM_JOB_ID", "")
+        # The job this server runs in: Slurm's SLURM_JOB_ID, or Grid Engine's JOB_ID there.
+        job_id = os.environ.get("SLURM_JOB_ID") or (os.environ.get("JOB_ID", "") if scheduler_here() == "sge" else "")
         end = job_end(job_id) if job_id.isdigit() else None
         warn = os.environ.get("HPCHUB_WALLTIME_WARNING_MINUTES", "10")
         self.finish(json.dumps({"job_id": job_id or None, "end": end,

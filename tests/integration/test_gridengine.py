@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
+import requests
 
 from hpchub.schedulers.sge import GridEngine
 
@@ -82,8 +84,12 @@ def test_servers_on_the_grid_engine_clusters_login_node_and_in_its_job(site, hub
     token = run_in_kernel(hub, "alice", "import os; print(os.environ['JUPYTERHUB_API_TOKEN'])", server="ge").strip()
     assert len(token) >= 32 and token not in shown and "JUPYTERHUB_API_TOKEN" not in shown
     assert "job_name:                   jupyter-ge" in shown
-    # The job's end is known from its h_rt: the walltime notice and the home page use it.
+    # The job's end is known from its h_rt: the home page (from the hub) and JupyterLab's walltime
+    # notice (from the node) use it.
     assert model["state"]["end_time"] or hub.admin("GET", "/users/alice").json()["servers"]["ge"]["state"]["end_time"]
+    walltime = requests.get(f"{hub.url}/user/alice/ge/hpchub/walltime", timeout=30,
+                            headers={"Authorization": f"token {hub.handle.site.hub.admin_token()}"}).json()
+    assert walltime["job_id"] == state["job_id"] and 0 < walltime["end"] - time.time() <= 3600, walltime
     login = spawn(hub, "alice", "gl", options={"target": "ge-login"})
     assert login["state"]["host"] == "ge-login"
     assert run_in_kernel(hub, "alice", "import socket; print(socket.gethostname())", server="gl").strip() == "ge-login"
