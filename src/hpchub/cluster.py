@@ -98,7 +98,7 @@ def time_left_in_this_job(job_id: str | None = None) -> int | None:
 
 
 def _grid_engine_time_left(job_id: str) -> int | None:
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     from .schedulers.sge import GridEngine
 
@@ -113,7 +113,8 @@ def _grid_engine_time_left(job_id: str) -> int | None:
         return None
     if status is None or status.end is None:
         return None
-    return max(0, int((datetime.fromisoformat(status.end) - datetime.utcnow()).total_seconds()))
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # (the query ran in UTC)
+    return max(0, int((datetime.fromisoformat(status.end) - now).total_seconds()))
 
 
 def job_settings(**overrides) -> dict:
