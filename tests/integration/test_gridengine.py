@@ -149,9 +149,15 @@ def test_grid_engine_refusals_reach_the_user_in_its_words(loopback_site, loop_hu
 
 def test_the_grid_engine_head_node_down_leaves_the_slurm_cluster_working(loopback_site, loop_hub):
     site, hub = loopback_site, loop_hub
-    login_ok(hub, "alice")
+    session = login_ok(hub, "alice")
+    running = spawn(hub, "alice", "gr", options={"target": "ge-compute"})["state"]["job_id"]
     site.site.nodes.stop_daemon("sge_qmaster")
     try:
+        # Its server goes on (the job still runs), and the home page says its state is not known.
+        wait_until("the home page says the Grid Engine cluster's scheduler does not answer", lambda: (
+            f"so the state of job {running} is not known" in session.get(f"{hub.url}/hub/home", timeout=30).text),
+            timeout=90)
+        assert answers(hub, "alice", "gr")
         model = spawn(hub, "alice", "s", options={"target": "compute"}, timeout=120)
         assert model["state"]["node"] in ("c1", "c2", "c3", "c4") and answers(hub, "alice", "s")
         # Refused at once (the form's choices cannot be read), or submitted and failed: in words.
@@ -166,7 +172,10 @@ def test_the_grid_engine_head_node_down_leaves_the_slurm_cluster_working(loopbac
         check(hpchub_site("up", site.name))  # the head node back: no hub restart
     model = spawn(hub, "alice", "ge", options={"target": "ge-compute"}, timeout=120)
     assert model["state"]["node"] == "ge-c1"
+    wait_until("the notice gone once the scheduler answers again", lambda: (
+        "is not known" not in session.get(f"{hub.url}/hub/home", timeout=30).text), timeout=90)
     stop(hub, "alice", "ge")
+    stop(hub, "alice", "gr")
     stop(hub, "alice", "s")
     assert not leftovers(site, "alice")
 

@@ -320,3 +320,18 @@ def test_the_spawn_page_groups_targets_by_cluster_with_each_clusters_state():
     one = make(HPCSpawner, targets=TARGETS, **NO_SCHEDULER)
     one.handler = None
     assert "data-cluster" not in asyncio.run(one.render_form())  # one cluster: no headings
+
+
+def test_a_server_whose_clusters_scheduler_does_not_answer_says_its_job_state_is_not_known():
+    from hpchub.spawners.state import BatchServer
+
+    spawner, other = two_clusters(), two_clusters()
+    asyncio.run(spawner.apply_options({"target": "ge-job"}))
+    spawner.launch = BatchLaunch(spawner, server=BatchServer(job_id="41", server_id="alice-ge-1", submit_host="ge-login"))
+    asyncio.run(other.apply_options({"target": "slurm-job"}))
+    other.launch = BatchLaunch(other, server=BatchServer(job_id="7", server_id="alice-s-1", submit_host="login1"))
+    assert spawner.notice == "" and other.notice == ""
+    spawner.launch.watcher.last_error = "qstat -xml -r -u * exited 1: unable to contact qmaster"
+    assert spawner.notice == ("the scheduler of the Grid Engine does not answer just now, so the state of job 41 "
+                              "is not known")
+    assert other.notice == ""  # the other cluster's servers are not concerned

@@ -64,6 +64,10 @@ class Cluster:
         self._cache_locks: dict[tuple, asyncio.Lock] = {}
         self.unanswered: dict[str, str] = {}  # login node -> why it did not answer the last time it was asked
 
+    def scheduler_trouble(self) -> str:
+        """Why the cluster's last status query failed ("" if it answered, or none was made)."""
+        return self._watcher.last_error if self._watcher is not None else ""
+
     def note_host(self, host: Host, error: str | None) -> None:
         """What the hub last saw of a login node (None: it answered), for the cluster's state."""
         if error is None:

@@ -128,7 +128,8 @@ class HPCSpawner(HPCSettings, Spawner):
 
     @property
     def notice(self) -> str:
-        """What the home page tells the user about a running server: its login node is drained."""
+        """What the home page tells the user about a running server: its login node is drained,
+        or its cluster's scheduler does not answer (so its job's state is not known just now)."""
         if self.launch is None:
             return ""
         drained = self.drained_login_nodes()
@@ -136,6 +137,9 @@ class HPCSpawner(HPCSettings, Spawner):
             message = drained[node].get("message") or "maintenance"
             return (f"login node {node} is being drained ({message}): stop your server and start it again "
                     "to move it to another node")
+        if self.launch.kind == "batch" and self.launch.job_id and self.cluster.scheduler_trouble():
+            return (f"the scheduler of the {self.cluster_config.title} does not answer just now, so the state "
+                    f"of job {self.launch.job_id} is not known")
         return ""
 
     @property
