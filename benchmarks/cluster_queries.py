@@ -57,7 +57,7 @@ def count_for(hub: HubClient, window: float) -> dict[str, int]:
 
 def run(runs: int = 1, window: float = WINDOW, sizes: tuple[int, ...] = SIZES) -> dict:
     counts: dict[int, list[dict[str, int]]] = {}
-    with bench_instance(NAME) as (site, hub):
+    with bench_instance(NAME, clusters="slurm,sge") as (site, hub):
         stand_in = install_stand_in()
         (site.layout.hub_config_dir / "40-bench.py").write_text(f"c.HPCSpawner.cmd = [{stand_in!r}]\n" + SHARED)
         site.site.hub.restart()

@@ -89,7 +89,7 @@ def wait_queue_empty(site: SiteHandle, timeout: float = 60) -> None:
 
 
 def run(runs: int = 10) -> dict:
-    with bench_instance(NAME) as (site, hub):
+    with bench_instance(NAME, clusters="slurm,sge") as (site, hub):
         singleuser = f"{site.info['jupyter_env']}/bin/jupyterhub-singleuser"
         node_address = site.layout.ge_compute_nodes[0].address
         login_address = site.layout.ge_login.address

@@ -15,11 +15,12 @@ from tests.site_handle import HubClient, SiteHandle, check, hpchub_site
 
 
 @contextlib.contextmanager
-def bench_instance(name: str) -> Iterator[tuple[SiteHandle, HubClient]]:
-    """The instance `name` (loopback mode) brought up from nothing, with a client of its hub;
-    purged afterwards."""
+def bench_instance(name: str, clusters: str = "slurm") -> Iterator[tuple[SiteHandle, HubClient]]:
+    """The instance `name` (loopback mode, with `clusters`: the Slurm cluster alone unless a
+    benchmark measures the Grid Engine one too) brought up from nothing, with a client of its
+    hub; purged afterwards."""
     check(hpchub_site("down", name, "--purge"))
-    check(hpchub_site("up", name, "--loopback"))
+    check(hpchub_site("up", name, "--loopback", "--clusters", clusters))
     site = SiteHandle(name)
     hub = HubClient(site)
     try:

@@ -177,7 +177,7 @@ def test_the_grid_engine_head_node_down_leaves_the_slurm_cluster_working(loopbac
     stop(hub, "alice", "ge")
     stop(hub, "alice", "gr")
     stop(hub, "alice", "s")
-    assert not leftovers(site, "alice")
+    wait_until("nothing of alice's left on the Slurm nodes", lambda: not leftovers(site, "alice"), 30)
 
 
 PYTHON = "/opt/hpchub/jupyter/bin/python"
