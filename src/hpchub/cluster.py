@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,11 +54,12 @@ for _ in range(3):  # jobs submitted in the last moments too
 
 
 def scheduler_here() -> str:
-    """"slurm" or "sge": the batch system of the cluster this kernel runs on (what the hub told
-    the server in HPCHUB_SCHEDULER, else Slurm where sbatch is installed)."""
-    from .magics import scheduler_here as here
-
-    return here()
+    """"slurm" or "sge": the batch system of the cluster this process runs on - what the hub told
+    the server (HPCHUB_SCHEDULER), else what is installed (Slurm where sbatch is)."""
+    told = os.environ.get("HPCHUB_SCHEDULER", "")
+    if told in ("slurm", "sge"):
+        return told
+    return "sge" if shutil.which("qsub") and not shutil.which("sbatch") else "slurm"
 
 
 def cancel_by_name_argv(name: str) -> list[str]:

@@ -1,24 +1,14 @@
 """IPython extension: `%load_ext hpchub.magics` (NERSC's `%load_ext slurm_magic` works too)."""
 
 import importlib.util
-import os
-import shutil
 import sys
 
+from ..cluster import scheduler_here
 from .gridengine import GridEngineJob, GridEngineMagics
 from .slurm import Job, Records, SlurmError, SlurmMagics
 
 __all__ = ["GridEngineJob", "GridEngineMagics", "Job", "Records", "SlurmError", "SlurmMagics",
            "load_ipython_extension", "scheduler_here"]
-
-
-def scheduler_here() -> str:
-    """The batch system of the cluster this kernel runs on: what the hub told the server
-    (HPCHUB_SCHEDULER: "slurm" or "sge"), else what is installed (Slurm where sbatch is)."""
-    told = os.environ.get("HPCHUB_SCHEDULER", "")
-    if told in ("slurm", "sge"):
-        return told
-    return "sge" if shutil.which("qsub") and not shutil.which("sbatch") else "slurm"
 
 
 def load_ipython_extension(ipython) -> None:

@@ -22,8 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..schedulers import SCHEDULERS
-
-DEFAULT_CLUSTER = "default"
+from .targets import DEFAULT_CLUSTER
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "known_hosts", "status_interval"}
 

@@ -92,7 +92,7 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def cluster_config_of(self, target: Target | None) -> ClusterConfig:
         """The cluster a target runs on (None: the default cluster)."""
-        return self.cluster_configs()[(target.cluster if target else "") or DEFAULT_CLUSTER]
+        return self.cluster_configs()[target.cluster if target else DEFAULT_CLUSTER]
 
     @property
     def cluster_config(self) -> ClusterConfig:
@@ -156,7 +156,7 @@ class HPCSpawner(HPCSettings, Spawner):
             targets = [Target.from_config(spec) for spec in self.target_specs()]
             names = set(self.clusters) | {DEFAULT_CLUSTER}
             for target in targets:
-                if target.cluster and target.cluster not in names:
+                if target.cluster not in names:
                     raise TargetConfigError(f"target {target.name!r}: cluster {target.cluster!r} is not one of "
                                             f"HPCSpawner.clusters ({', '.join(sorted(names))})")
             return targets
@@ -188,7 +188,7 @@ class HPCSpawner(HPCSettings, Spawner):
         nothing from it (login nodes not limited by account, ...)."""
         groups, visible = self.unix_groups(), []
         for target in self.all_targets():
-            answer = (choices or {}).get(target.cluster or DEFAULT_CLUSTER)
+            answer = (choices or {}).get(target.cluster)
             if answer is None:
                 if not self._needs_scheduler(target) and target.visible_to(groups, ()):
                     visible.append(target)
@@ -297,10 +297,10 @@ class HPCSpawner(HPCSettings, Spawner):
         cluster whose scheduler does not answer offers what needs nothing from it, and says so."""
         configs = self.cluster_configs()
         targets = self.all_targets()
-        order = list(dict.fromkeys((t.cluster or DEFAULT_CLUSTER) for t in targets))
+        order = list(dict.fromkeys(t.cluster for t in targets))
 
         async def ask(name: str) -> tuple[Choices | None, str]:
-            if not any(self._needs_scheduler(t) for t in targets if (t.cluster or DEFAULT_CLUSTER) == name):
+            if not any(self._needs_scheduler(t) for t in targets if t.cluster == name):
                 return None, ""
             try:
                 return await self.choices(configs[name]), ""
@@ -312,7 +312,7 @@ class HPCSpawner(HPCSettings, Spawner):
         visible = self.visible_targets(choices)
         groups = []
         for name in order:
-            mine = [t for t in visible if (t.cluster or DEFAULT_CLUSTER) == name]
+            mine = [t for t in visible if t.cluster == name]
             if mine:
                 groups.append(ClusterGroup(name, configs[name].title, self.cluster_of(configs[name]).state(),
                                            mine, choices[name], answers[name][1]))
@@ -326,7 +326,7 @@ class HPCSpawner(HPCSettings, Spawner):
     # ----- the Spawner contract ---------------------------------------------------------------
     def get_env(self):
         """JupyterHub's environment for the server, and which cluster and batch system it runs
-        on (the magics load that scheduler's: hpchub.magics.scheduler_here)."""
+        on (the magics load that scheduler's: hpchub.cluster.scheduler_here)."""
         env = super().get_env()
         config = self.cluster_config
         env["HPCHUB_CLUSTER"], env["HPCHUB_SCHEDULER"] = config.name, config.scheduler

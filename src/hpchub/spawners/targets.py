@@ -19,6 +19,11 @@ FIELDS = ("partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", 
 LIMITS = {"partitions", "max_walltime", "max_nodes", "max_cores", "max_memory_mb", "max_gpus"}
 
 
+DEFAULT_CLUSTER = "default"
+"""The cluster the spawner's own settings describe (login_nodes, scheduler, ...); a target that
+names no cluster runs there."""
+
+
 class TargetConfigError(ValueError):
     """The admin's target configuration is wrong (reported at hub start)."""
 
@@ -34,7 +39,7 @@ class Target:
     limits: dict = field(default_factory=dict)
     groups: frozenset[str] = frozenset()
     accounts: frozenset[str] = frozenset()
-    cluster: str = ""  # a name from HPCSpawner.clusters; "" the default cluster
+    cluster: str = DEFAULT_CLUSTER  # a name from HPCSpawner.clusters, or the default cluster
 
     @classmethod
     def from_config(cls, spec: dict) -> "Target":
@@ -58,7 +63,7 @@ class Target:
                    description=spec.get("description", ""), defaults=dict(spec.get("defaults", {})),
                    choose=tuple(spec.get("choose", ())), limits=dict(spec.get("limits", {})),
                    groups=frozenset(spec.get("groups", ())), accounts=frozenset(spec.get("accounts", ())),
-                   cluster=str(spec.get("cluster") or ""))
+                   cluster=str(spec.get("cluster") or DEFAULT_CLUSTER))
 
     def visible_to(self, groups, accounts) -> bool:
         if self.groups and not self.groups & set(groups):
