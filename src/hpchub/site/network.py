@@ -76,6 +76,12 @@ def _ensure_netns(ns: str) -> None:
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
 
 
+def _close_login_node(ns: str) -> None:
+    """A login node forwards nothing, and its public side lets in SSH only."""
+    run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+    run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input="flush ruleset\n" + _LOGIN_FIREWALL)
+
+
 def _ensure_blackhole() -> None:
     routes = run(["ip", "route", "show", "type", "blackhole"]).stdout
     if TEST_RANGE not in routes:
@@ -109,9 +115,7 @@ def up(site: SiteLayout) -> None:
     for node in site.login_nodes:
         _ensure_veth(site, node.name, False, "eth0", node.public_address)
         _ensure_veth(site, node.name, True, "eth1", node.address)
-        ns = site.netns(node.name)
-        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
-        run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input="flush ruleset\n" + _LOGIN_FIREWALL)
+        _close_login_node(site.netns(node.name))
     for node in [site.head, *site.compute_nodes]:
         _ensure_veth(site, node.name, True, "eth0", node.address)
 
@@ -129,9 +133,7 @@ def up_gridengine(site: SiteLayout) -> None:
         login = site.ge_login
         _ensure_veth(site, login.name, False, "eth0", login.public_address,
                      outer=f"h{site.slot}{login.name.replace('-', '')}p")
-        ns = site.netns(login.name)
-        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
-        run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input="flush ruleset\n" + _LOGIN_FIREWALL)
+        _close_login_node(site.netns(login.name))
 
 
 def down(site: SiteLayout) -> None:
