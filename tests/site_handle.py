@@ -387,8 +387,10 @@ def leftovers(site, user: str) -> list[str]:
     return found
 
 
-def wait_until(what: str, condition, timeout: float) -> None:
+def wait_until(what: str, condition, timeout: float, detail=None) -> None:
+    """Wait for condition(); past timeout, fail naming what (and what detail() shows then)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what}" + (f": {detail()}" if detail else ""))
         time.sleep(0.3)

@@ -217,7 +217,8 @@ def test_revoking_a_user_ends_their_tunnels_and_the_hubs_connections_at_once_and
             assert opens_to_a_fresh_login(hub, "bob", "")
         finally:
             stop_all(hub)
-        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30)
+        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30,
+                   detail=lambda: leftovers(loopback_site, "bob"))
 
 
 def test_a_revocation_made_while_the_hub_was_down_ends_the_sessions_when_it_starts(loopback_site, loop_hub):
@@ -240,7 +241,8 @@ def test_a_revocation_made_while_the_hub_was_down_ends_the_sessions_when_it_star
             # the hub's every way to the node as bob is gone - the how-to says so.
             login_ok(hub, "bob")
             stop_all(hub)
-        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30)
+        wait_until("bob's processes end", lambda: not leftovers(loopback_site, "bob"), 30,
+                   detail=lambda: leftovers(loopback_site, "bob"))
 
 
 @contextmanager

@@ -82,7 +82,8 @@ def test_hub_killed_with_ten_servers_three_queued_keeps_them_all_and_leaves_noth
         stop(hub, user, name, timeout=90)
     wait_until("the queue empties", lambda: not queue(site, "alice") and not queue(site, "bob"), 60)
     for user in ("alice", "bob"):
-        wait_until(f"{user}'s processes end", lambda user=user: not leftovers(site, user), 30)
+        wait_until(f"{user}'s processes end", lambda user=user: not leftovers(site, user), 30,
+                   detail=lambda user=user: leftovers(site, user))
 
 
 def test_the_proxy_killed_and_restarted_gets_every_route_back(faults_site, hub):

@@ -96,7 +96,8 @@ def test_servers_on_the_grid_engine_clusters_login_node_and_in_its_job(site, hub
     stop(hub, "alice", "gl")
     stop(hub, "alice", "ge")
     assert ge_jobs(site, "alice") == {}
-    wait_until("nothing of alice's left on the Grid Engine nodes", lambda: not ge_leftovers(site, "alice"), 30)
+    wait_until("nothing of alice's left on the Grid Engine nodes", lambda: not ge_leftovers(site, "alice"), 30,
+               detail=lambda: ge_leftovers(site, "alice"))
 
 
 def test_a_full_queue_shows_grid_engines_state_and_reason_and_stop_deletes_the_job(loopback_site, loop_hub):
@@ -177,7 +178,8 @@ def test_the_grid_engine_head_node_down_leaves_the_slurm_cluster_working(loopbac
     stop(hub, "alice", "ge")
     stop(hub, "alice", "gr")
     stop(hub, "alice", "s")
-    wait_until("nothing of alice's left on the Slurm nodes", lambda: not leftovers(site, "alice"), 30)
+    wait_until("nothing of alice's left on the Slurm nodes", lambda: not leftovers(site, "alice"), 30,
+               detail=lambda: leftovers(site, "alice"))
 
 
 PYTHON = "/opt/hpchub/jupyter/bin/python"

@@ -140,13 +140,19 @@ def test_a_wrong_host_key_stops_the_spawn_with_a_clear_message(loopback_site):
                 if response.status_code == 400:  # it failed within the hub's slow_spawn_timeout
                     final = {"failed": True, "message": response.json()["message"]}
                     break
-                assert response.status_code == 202, response.text
+                # 201 is not "started": JupyterHub answers 201 whenever the spawn is no longer
+                # pending when it answers, which a spawn that fails at that moment also is.
+                assert response.status_code in (201, 202), response.text
+                server = hub.admin("GET", "/users/alice").json()["servers"].get("")
+                assert not (server and server.get("ready")), (
+                    f"a server started although the hub's known_hosts had every login node's key wrong: {server}\n"
+                    + "\n".join((site.layout.log_dir / "hub.out").read_text().splitlines()[-40:]))
                 events = progress_events(hub, "alice")
                 if events:
                     final = events[-1]
                     break
-                # It failed between the 202 and the progress request, which then has nothing to
-                # tell; the failure is the same every time, so ask again.
+                # It failed between the POST's answer and the progress request, which then has
+                # nothing to tell; the failure is the same every time, so ask again.
             assert final.get("failed") and "could not be verified" in final["message"], final
             assert "Traceback" not in final["message"]
     finally:

@@ -215,6 +215,49 @@ def test_tunnels_lost_with_their_service_are_rebuilt_on_their_saved_ports():
     assert [op for op, _ in held.calls] == ["status"]
 
 
+class StoppedMeanwhile(TunnelServiceStandIn):
+    """A tunnel service that, while a poll asks for the tunnels' status, sees the server's stop
+    run to its end (its `close` among the calls), then holds whatever is opened after."""
+
+    def __init__(self, spawner_ref: list):
+        super().__init__(holds=False)
+        self.spawner_ref = spawner_ref
+        self.held: set[str] = set()
+
+    async def call(self, op: str, **fields) -> dict:
+        if op == "status" and not any(o == "close" for o, _ in self.calls):
+            self.calls.append((op, fields))
+            await self.spawner_ref[0].stop()
+            return {"missing": True}
+        if op == "open":
+            self.held.add(fields["id"])
+        if op == "close":
+            self.held.discard(fields["id"])
+        return await super().call(op, **fields)
+
+
+def test_a_poll_that_overlaps_a_stop_leaves_no_tunnel_open():
+    # CI found a tunnel's keepalive session still on a login node after every server was stopped:
+    # a poll that found the tunnels missing rebuilt them after the stop had closed them.
+    from hpchub.credentials import SSHCredential
+
+    credential = SSHCredential(private_key="k", certificate="c", principal="alice", serial=1, key_id="id",
+                               valid_after=0, valid_before=2**31, issuer="test")
+    ref: list = []
+    tunnels = StoppedMeanwhile(ref)
+    spawner = login_server_spawner(tunnels, credential)
+    ref.append(spawner)
+    launch = spawner.launch
+
+    async def stopped_on_its_node(*_args, **_kwargs):
+        return {"status": "stopped"}
+
+    launch.run_launcher = stopped_on_its_node
+    assert asyncio.run(launch.ensure_tunnels()) is True
+    assert spawner.launch is None and [op for op, _ in tunnels.calls][:2] == ["status", "close"]
+    assert tunnels.held == set(), tunnels.calls
+
+
 def test_a_server_whose_tunnels_cannot_be_rebuilt_says_why_and_is_not_stopped():
     spawner = login_server_spawner(TunnelServiceStandIn(holds=False), credential=None)
     assert asyncio.run(spawner.launch.ensure_tunnels()) is False

@@ -73,6 +73,9 @@ class Launch:
     def __init__(self, owner: HPCSpawner):
         self.owner = owner
         self.log = owner.log
+        # Set when a stop begins (HPCSpawner.stop): a poll still running then must not rebuild
+        # the tunnels the stop closes, or they would be left open with nobody to close them.
+        self.stopping = False
 
     # ----- the contract (each launch fills it) ------------------------------------------
     async def start(self) -> tuple[str, int]:
@@ -223,7 +226,7 @@ class Launch:
         False when they cannot be rebuilt now (no usable credential, or the node refused):
         unsure, never "gone" - the next check tries again."""
         plan = self.tunnel_plan()
-        if plan is None:
+        if plan is None or self.stopping:
             return True
         try:
             status = await self.owner.tunnels.call("status", id=self.server_id)
@@ -242,12 +245,15 @@ class Launch:
         try:
             await self.owner.tunnels.call("open", id=self.server_id, host=host.to_dict(), credential=credential.to_dict(),
                                           hub_api=[hub_api.hostname or "127.0.0.1", hub_api.port], **opening)
-            if forwarding is not None:
+            if forwarding is not None and not self.stopping:
                 await self._forward_again(forwarding)
         except SSHError as exc:
             self.log.warning("%s: rebuilding its tunnels: %s", self.owner._log_name, exc.log_detail)
             self.owner.trouble = "the hub's connection to your server is being rebuilt"
             return False
+        if self.stopping:  # the stop began while they were rebuilt, and may have closed them already
+            await self.close_tunnels()
+            return True
         self.owner.trouble = ""
         self.log.info("%s: rebuilt its tunnels through %s", self.owner._log_name, host.name)
         return True

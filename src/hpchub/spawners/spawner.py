@@ -356,6 +356,7 @@ class HPCSpawner(HPCSettings, Spawner):
             # JupyterHub's start-up check stops a server that did not answer: say so on the pages.
             self.record_outcome("your server did not answer when the hub restarted, and was stopped")
         if self.launch is not None:
+            self.launch.stopping = True
             await self.launch.stop()
         self.launch = None
 
