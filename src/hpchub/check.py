@@ -9,6 +9,9 @@ fails, how to fix it. Nothing is left behind: test jobs are cancelled and their 
 5. a held test job is submitted, seen in the queue, and cancelled;
 6. a compute node reaches the hub's API (directly, or through a forward on a login node as
    the batch spawner opens it) - this one runs a short job, so it waits for the queue.
+
+Checks 3 to 6 run for every cluster of the hub (HPCSpawner.clusters), each with its login
+nodes, host keys and scheduler; with more than one, each result names its cluster.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import secrets
 import stat
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .remote import Host, SSHError, SSHPool
 from .schedulers import SCHEDULERS
-from .schedulers.base import JobRequest, quote
+from .schedulers.base import JobRequest, Scheduler, quote
+
+if TYPE_CHECKING:  # (imported where used: the spawners package imports JupyterHub)
+    from .spawners.cluster_config import ClusterConfig
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
 
@@ -105,19 +112,20 @@ _SSH_FIXES = {
 class SiteSettings:
     """What the check needs from the hub's configuration."""
 
-    login_nodes: list[dict]
+    clusters: list[ClusterConfig]  # the default cluster first
     known_hosts: str
-    scheduler: str
-    partition: str
+    partition: str  # the default cluster's
     launcher_python: str
     hub_api_url: str  # where the hub's API listens, as the hub host sees it
     hub_connect_url: str  # where compute nodes reach it directly ("" : through a login node)
     credential_issuer: str
     ssh_ca_key: str
+    clusters_error: str = ""  # HPCSpawner.clusters could not be read (then: the default cluster only)
 
     @classmethod
     def from_config(cls, config) -> "SiteSettings":
         from .spawners import HPCSpawner, SlurmSpawner
+        from .spawners.cluster_config import DEFAULT_CLUSTER, ClusterConfig, ClusterConfigError, cluster_configs
 
         def setting(section: str, key: str, default=None):
             value = config[section].get(key) if section in config else None
@@ -136,10 +144,16 @@ class SiteSettings:
         def authenticator_setting(key: str, default: str) -> str:
             return next((setting(a, key) for a in authenticators if setting(a, key) is not None), default)
 
+        default = ClusterConfig(DEFAULT_CLUSTER, spawner.cluster_title or "Cluster", spawner.scheduler,
+                                tuple(spawner.login_nodes), float(spawner.status_interval))
+        try:
+            clusters, clusters_error = list(cluster_configs(spawner.clusters, default).values()), ""
+        except ClusterConfigError as exc:
+            clusters, clusters_error = [default], str(exc)
         return cls(
-            login_nodes=list(spawner.login_nodes),
+            clusters=clusters,
+            clusters_error=clusters_error,
             known_hosts=spawner.known_hosts,
-            scheduler=spawner.scheduler,
             partition=spawner.partition,
             launcher_python=spawner.launcher_python,
             hub_api_url=hub_bind.rstrip("/") + "/hub/api/",
@@ -157,7 +171,6 @@ class SiteCheck:
         self.account = account or ""
         self.job_timeout = job_timeout
         self.pool = SSHPool(settings.known_hosts, connect_timeout=connect_timeout)
-        self.adapter = SCHEDULERS[settings.scheduler]()
         self.results: list[Result] = []
 
     def add(self, result: Result) -> Result:
@@ -190,23 +203,48 @@ class SiteCheck:
                             "check CredentialIssuingAuthenticator's issuer settings (ssh_ca_key or the CA service)"))
             return
         self.add(Result(OK, f"certificate for {self.account}", f"issued by {s.credential_issuer}: {credential.key_id}"))
-        if not s.login_nodes:
+        if s.clusters_error:
+            self.add(Result(FAIL, "clusters", s.clusters_error,
+                            "see HPCSpawner.clusters in the settings reference; only the default cluster was checked"))
+        for index, cluster in enumerate(s.clusters):
+            await ClusterCheck(self, cluster, named=len(s.clusters) > 1, default=index == 0).run(credential)
+
+
+def _host(node: dict) -> Host:
+    return Host(node["name"], node["address"], int(node.get("port", 22)), node.get("known_hosts", ""))
+
+
+class ClusterCheck:
+    """Checks 3 to 6 on one cluster: its login nodes, its scheduler, its compute nodes' way to
+    the hub. Results go to the site check's list."""
+
+    def __init__(self, site: SiteCheck, cluster: ClusterConfig, named: bool, default: bool):
+        self.site, self.cluster, self.default = site, cluster, default
+        self.settings, self.pool, self.account = site.settings, site.pool, site.account
+        self.adapter: Scheduler = SCHEDULERS[cluster.scheduler](**cluster.scheduler_options)
+        self.prefix = f"{cluster.title}: " if named else ""
+
+    def add(self, result: Result) -> Result:
+        return self.site.add(Result(result.status, self.prefix + result.name, result.detail, result.fix))
+
+    async def run(self, credential) -> None:
+        if not self.cluster.login_nodes:
             self.add(Result(FAIL, "login nodes", "HPCSpawner.login_nodes is empty",
                             'set c.HPCSpawner.login_nodes = [{"name": ..., "address": ..., "port": 22}]'))
             return
-        reachable = [node for node in s.login_nodes if await self._check_node(node, credential)]
+        reachable = [node for node in self.cluster.login_nodes if await self._check_node(node, credential)]
         if not reachable:
             self.add(Result(SKIP, "test job", "no login node could be used"))
             return
         node = reachable[0]
-        host = Host(node["name"], node["address"], int(node.get("port", 22)))
+        host = _host(node)
         if await self._check_held_job(host, credential):
             await self._check_hub_from_compute_node(host, node, credential)
         else:
             self.add(Result(SKIP, "hub API from a compute node", "the scheduler check failed"))
 
     async def _check_node(self, node: dict, credential) -> bool:
-        host = Host(node["name"], node["address"], int(node.get("port", 22)))
+        host = _host(node)
         name = f"login node {host.name} ({host.address}:{host.port})"
         try:
             await self.pool.connection(host, credential)
@@ -228,11 +266,13 @@ class SiteCheck:
         return True
 
     def _request(self, name: str, script: str, output: str) -> JobRequest:
-        return JobRequest(name=name, script=script, queue=self.settings.partition or None, walltime=60,
-                          output=output)
+        # HPCSpawner.partition is the default cluster's; another cluster's test job goes to its
+        # scheduler's default queue.
+        partition = self.settings.partition if self.default else ""
+        return JobRequest(name=name, script=script, queue=partition or None, walltime=60, output=output)
 
     async def _check_held_job(self, host: Host, credential) -> bool:
-        name = f"test job ({self.settings.scheduler}, from {host.name})"
+        name = f"test job ({self.cluster.scheduler}, from {host.name})"
         adapter = self.adapter
         script = adapter.job_script(self._request("hpchub-check", "true", "/dev/null"))
         try:
@@ -245,8 +285,9 @@ class SiteCheck:
             await self.pool.run(host, credential, adapter.cancel_argv([job_id]), timeout=60, what="cancelling")
         except SSHError as exc:
             self.add(Result(FAIL, name, exc.log_detail,
-                            "the account needs an association (sacctmgr) and the partition must accept it; "
-                            "set HPCSpawner.partition if the default partition is not the one to use"))
+                            "the account must be allowed to submit (Slurm: an association, sacctmgr; Grid Engine: "
+                            "the queue's user lists) and the partition or queue must accept it; set "
+                            "HPCSpawner.partition if the default partition is not the one to use"))
             return False
         if not seen:
             self.add(Result(FAIL, name, f"job {job_id} was submitted but the queue does not list it",
@@ -300,7 +341,7 @@ class SiteCheck:
             if listener is not None:
                 listener.close()
         if text is None:
-            self.add(Result(SKIP, name, f"probe job {job_id} did not run within {self.job_timeout:.0f} s "
+            self.add(Result(SKIP, name, f"probe job {job_id} did not run within {self.site.job_timeout:.0f} s "
                                         "(busy queue?); it has been cancelled", "run again with a longer --job-timeout"))
         elif "HPCHUB-CHECK 200" in text:
             self.add(Result(OK, name, f"job {job_id} reached {url} ({how})"))
@@ -311,7 +352,7 @@ class SiteCheck:
 
     async def _await_output(self, host: Host, credential, job_id: str, output: str) -> str | None:
         """The job's output once it has ended; None if it did not end within job_timeout."""
-        deadline = time.monotonic() + self.job_timeout
+        deadline = time.monotonic() + self.site.job_timeout
         while time.monotonic() < deadline:
             listed = await self.pool.run(host, credential, self.adapter.status_argv([job_id]), timeout=60,
                                          what="the queue query")

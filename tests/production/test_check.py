@@ -46,15 +46,24 @@ def test_a_working_site_passes_every_check(site):
     proc = run_check(site, site.layout.hub_dir / "jupyterhub_config.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    for what in ("auth_state key", "SSH CA key", "certificate for hpchub", "login node login1", "command on login1",
-                 "login node login2", "command on login2", "test job", "hub API from a compute node"):
+    # Both clusters of the demo, each named: its login nodes, its scheduler, its compute nodes' way to the hub.
+    for what in ("auth_state key", "SSH CA key", "certificate for hpchub",
+                 "Slurm cluster: login node login1", "Slurm cluster: command on login1",
+                 "Slurm cluster: login node login2", "Slurm cluster: command on login2",
+                 "Slurm cluster: test job (slurm, ", "Slurm cluster: hub API from a compute node",
+                 "Grid Engine cluster: login node ge-login", "Grid Engine cluster: command on ge-login",
+                 "Grid Engine cluster: test job (sge, ", "Grid Engine cluster: hub API from a compute node"):
         assert any(line.startswith(f"  ok    {what}") for line in lines), (what, proc.stdout)
-    assert "(through a forward on login1)" in proc.stdout  # the demo hub config sets no hub_connect_url
-    assert lines[-1] == "9 checks, 0 failed, 0 skipped"
+    # the demo hub config sets no hub_connect_url
+    assert "(through a forward on login1)" in proc.stdout and "(through a forward on ge-login)" in proc.stdout
+    assert lines[-1] == "13 checks, 0 failed, 0 skipped"
     # Nothing left behind: no test job, no probe output.
     queue = site.ssh("hpchub", ["squeue", "--noheader", "--user", "hpchub"])
     assert queue.returncode == 0 and queue.stdout.strip() == ""
     assert "hpchub-check" not in site.ssh("hpchub", ["ls", "-a"]).stdout
+    ge_queue = site.ssh("hpchub", ["qstat", "-u", "hpchub"], node="ge-login")
+    assert ge_queue.returncode == 0 and ge_queue.stdout.strip() == ""
+    assert "hpchub-check" not in site.ssh("hpchub", ["ls", "-a"], node="ge-login").stdout
 
 
 def test_a_missing_crypt_key_and_an_open_ca_key_are_named_with_their_fix(loopback_site, scratch):
@@ -86,9 +95,11 @@ def test_a_changed_host_key_is_refused_and_named_with_its_fix(loopback_site, scr
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
     for node in ("login1", "login2"):
-        assert f"  FAIL  login node {node}" in out and "host key verification failed" in out
+        assert f"  FAIL  Slurm cluster: login node {node}" in out and "host key verification failed" in out
     assert "fix: compare the node's host key" in out
-    assert "  skip  test job: no login node could be used" in out
+    assert "  skip  Slurm cluster: test job: no login node could be used" in out
+    # The Grid Engine cluster's login node has a known_hosts file of its own: still checked, and fine.
+    assert "  ok    Grid Engine cluster: login node ge-login" in out
     assert "Traceback" not in out + proc.stderr
 
 
@@ -108,7 +119,7 @@ def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_na
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "  ok    certificate for hpchub: issued by ca-service" in proc.stdout
         assert "SSH CA key" not in proc.stdout  # the key is the service's, not on the hub host
-        assert proc.stdout.splitlines()[-1] == "8 checks, 0 failed, 0 skipped"
+        assert proc.stdout.splitlines()[-1] == "12 checks, 0 failed, 0 skipped"  # 4 of them on each cluster
     finally:
         service.stop()
     proc = run_check(site, variant(scratch, site, issuer + f"c.CredentialIssuingAuthenticator.ca_service_url = "

@@ -37,7 +37,9 @@ def test_settings_come_from_the_hubs_configuration():
     config.JupyterHub.hub_bind_url = "http://10.0.0.5:8081"
     config.CredentialIssuingAuthenticator.ssh_ca_key = "/etc/hpchub/ca"
     settings = SiteSettings.from_config(config)
-    assert settings.login_nodes[0]["name"] == "l1" and settings.partition == "interactive"
+    (cluster,) = settings.clusters  # no HPCSpawner.clusters: the spawner's own settings only
+    assert cluster.login_nodes[0]["name"] == "l1" and settings.partition == "interactive"
+    assert cluster.scheduler == "slurm" and settings.clusters_error == ""
     assert settings.hub_api_url == "http://10.0.0.5:8081/hub/api/" and settings.hub_connect_url == ""
     assert settings.ssh_ca_key == "/etc/hpchub/ca" and settings.credential_issuer == "local-ca"
     config.Spawner.hub_connect_url = "http://hub.cluster:8081"
@@ -50,3 +52,19 @@ def test_the_report_shows_fixes_for_failures_only_and_counts():
                    Result(SKIP, "c", "not run")])
     assert text.splitlines() == ["  ok    a: fine", "  FAIL  b: broken", "        fix: mend it", "  skip  c: not run",
                                  "3 checks, 1 failed, 1 skipped"]
+
+
+def test_every_cluster_is_checked_and_a_broken_clusters_setting_is_a_finding():
+    config = Config()
+    config.HPCSpawner.login_nodes = [{"name": "l1", "address": "l1.example.org"}]
+    config.HPCSpawner.clusters = {"ge": {"title": "Grid Engine", "scheduler": "sge", "known_hosts": "/etc/ge_hosts",
+                                         "scheduler_options": {"parallel_environment": "mpi"},
+                                         "login_nodes": [{"name": "g1", "address": "g1.example.org"}]}}
+    default, ge = SiteSettings.from_config(config).clusters
+    assert default.login_nodes[0]["name"] == "l1" and "known_hosts" not in default.login_nodes[0]
+    assert (ge.title, ge.scheduler, ge.scheduler_options) == ("Grid Engine", "sge", {"parallel_environment": "mpi"})
+    assert ge.login_nodes[0]["known_hosts"] == "/etc/ge_hosts"  # its own host keys, not the default file
+    config.HPCSpawner.clusters = {"ge": {"scheduler": "pbs", "login_nodes": [{"name": "g1"}]}}
+    settings = SiteSettings.from_config(config)
+    assert [c.login_nodes[0]["name"] for c in settings.clusters] == ["l1"]
+    assert "scheduler 'pbs' is not one of" in settings.clusters_error

@@ -327,6 +327,31 @@ def test_a_target_runs_on_its_clusters_login_nodes_with_its_clusters_scheduler()
     assert [h.name for h in spawner.launch.login_hosts()] == ["login1"]
 
 
+def test_a_server_stays_on_the_cluster_it_started_on_when_its_target_moves_or_its_cluster_goes():
+    from hpchub.spawners.batch import BatchLaunch
+
+    spawner = two_clusters()
+    asyncio.run(spawner.apply_options({"target": "ge-job"}))
+    spawner.launch.server.server_id, spawner.launch.server.job_id = "alice-default-1", "17"
+    saved = spawner.get_state()
+    assert saved["cluster"] == "ge" and saved["target"] == "ge-job"
+    # The admin moves the target to the Slurm cluster while job 17 runs on Grid Engine.
+    moved = [dict(t, cluster="default") if t["name"] == "ge-job" else t for t in TWO_CLUSTER_TARGETS]
+    restarted = make(HPCSpawner, targets=moved, clusters=CLUSTERS, login_nodes=[{"name": "login1"}], **NO_SCHEDULER)
+    restarted.load_state(saved)
+    assert isinstance(restarted.launch, BatchLaunch) and restarted.launch.job_id == "17"
+    assert restarted.cluster_config.name == "ge" and restarted.cluster.adapter.name == "sge"
+    # A state of an earlier hpchub (no cluster saved) is on its target's cluster.
+    earlier = make(HPCSpawner, targets=TWO_CLUSTER_TARGETS, clusters=CLUSTERS, login_nodes=[{"name": "login1"}],
+                   **NO_SCHEDULER)
+    earlier.load_state({k: v for k, v in saved.items() if k != "cluster"})
+    assert earlier.cluster_config.name == "ge"
+    # Its cluster taken out of the configuration: the server is left alone, never asked of another scheduler.
+    gone = make(HPCSpawner, targets=moved, login_nodes=[{"name": "login1"}], **NO_SCHEDULER)
+    gone.load_state(saved)
+    assert gone.launch is None
+
+
 def test_a_targets_options_are_checked_by_its_own_clusters_scheduler():
     spawner = two_clusters()
     for field, value in (("nodes", "2"), ("qos", "high")):  # fine for Slurm; Grid Engine has neither

@@ -17,6 +17,9 @@ def test_each_kind_round_trips_with_its_version():
         assert raw["version"] == VERSION and raw["kind"] == state.kind
         assert load(raw) == state
     assert dump(SpawnerState()) == {}
+    on_ge = SpawnerState("batch", "ge-compute", QUEUED, cluster="gridengine")
+    assert dump(on_ge)["cluster"] == "gridengine" and load(dump(on_ge)) == on_ge
+    assert "cluster" not in dump(SpawnerState("batch", "gpu", QUEUED))  # the default: as before 0.3
     assert dump(SpawnerState(last_outcome={"message": "x"})) == {"version": VERSION, "last_outcome": {"message": "x"}}
 
 

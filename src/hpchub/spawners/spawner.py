@@ -20,7 +20,7 @@ import os
 import pwd
 import time
 
-from jupyterhub.spawner import Spawner
+from jupyterhub.spawner import SpawnException, Spawner
 from tornado import web
 from traitlets import default
 
@@ -70,6 +70,7 @@ class HPCSpawner(HPCSettings, Spawner):
     def __init__(self, **kwargs):
         self.launch: Launch | None = None  # what runs the current server
         self.target_name = ""
+        self.cluster_name = ""  # the cluster the current server runs on (saved with it)
         self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
         self.refusal: Refusal | None = None  # this server's last refused form
         self.trouble = ""  # what keeps a running server from being reached, for the pages
@@ -96,7 +97,12 @@ class HPCSpawner(HPCSettings, Spawner):
 
     @property
     def cluster_config(self) -> ClusterConfig:
-        """The cluster of this server's target."""
+        """The cluster this server runs on: the one it started on (saved with it, so that a target
+        moved to another cluster since does not send its job's queries elsewhere), else its
+        target's."""
+        configs = self.cluster_configs()
+        if self.cluster_name in configs:
+            return configs[self.cluster_name]
         return self.cluster_config_of(next((t for t in self.all_targets() if t.name == self.target_name), None))
 
     def cluster_of(self, config: ClusterConfig) -> Cluster:
@@ -263,7 +269,7 @@ class HPCSpawner(HPCSettings, Spawner):
     async def apply_options(self, options) -> None:
         """The launch for these (checked) options; a spawn resumed after a restart keeps its job."""
         target, request = await self.check_user_options(options or {})
-        self.target_name = target.name
+        self.target_name, self.cluster_name = target.name, target.cluster
         self.start_timeout = (int(self.login_start_timeout) if target.kind == "login"
                               else int(self.max_queue_wait + self.ready_timeout + 600))
         if not self._resuming:
@@ -273,7 +279,7 @@ class HPCSpawner(HPCSettings, Spawner):
         """Follow the queued job of this saved state when the spawn starts (hpchub.hubapp, at
         start-up, for states that state.is_resumable accepts), instead of submitting a new one."""
         state = load(saved)
-        self.target_name = state.target
+        self.target_name, self.cluster_name = state.target, state.cluster
         self.launch = BatchLaunch(self, server=state.server)
         self.launch.resume()
         self._resuming = True
@@ -363,7 +369,7 @@ class HPCSpawner(HPCSettings, Spawner):
     def get_state(self):
         server = self.launch.saved() if self.launch is not None else None
         state = SpawnerState(self.kind, self.target_name, server if server and server.server_id else None,
-                             self.last_outcome)
+                             self.last_outcome, self.cluster_name)
         return {**super().get_state(), **dump(state)}
 
     def load_state(self, state):
@@ -373,7 +379,13 @@ class HPCSpawner(HPCSettings, Spawner):
         except ValueError as exc:  # a state of a newer hpchub (a downgrade): not misread, and said
             self.log.error("%s: %s; its server is left alone", self._log_name, exc)
             return
-        self.target_name, self.last_outcome = saved.target, saved.last_outcome
+        self.target_name, self.last_outcome, self.cluster_name = saved.target, saved.last_outcome, saved.cluster
+        if saved.server is not None and saved.cluster and saved.cluster not in self._cluster_names():
+            # Its cluster was taken out of the configuration: nothing here can reach it any more,
+            # and no other cluster's scheduler may be asked about (or cancel) its job.
+            self.log.error("%s: its server runs on cluster %r, which is no longer in HPCSpawner.clusters; "
+                           "it is left alone", self._log_name, saved.cluster)
+            return
         if isinstance(saved.server, LoginServer):
             self.launch = LoginLaunch(self, saved.server)
         elif isinstance(saved.server, BatchServer):
@@ -381,10 +393,17 @@ class HPCSpawner(HPCSettings, Spawner):
         if self.launch is not None:
             metrics.ACTIVE_SERVERS.track(self)  # a server taken up again after a hub restart
 
+    def _cluster_names(self) -> set[str]:
+        try:
+            return set(self.cluster_configs())
+        except SpawnException:  # misconfigured: said at the first page; the saved cluster is taken as it is
+            return {self.cluster_name}
+
     def clear_state(self):
         super().clear_state()
         if not self._resuming:  # (JupyterHub clears the state before every start)
             self.launch = None
+            self.cluster_name = ""
 
     # ----- what launches tell the spawner -------------------------------------------------------
     def event(self, message: str, progress: int, **fields) -> None:

@@ -2,12 +2,17 @@
 restart, with a version (as kubespawner keeps one), read and written only here. The spawner
 and hpchub-hub both import this module; nothing reads another module's keys by string.
 
-    {"version": 2, "kind": "login" | "batch", "target": NAME,
+    {"version": 2, "kind": "login" | "batch", "target": NAME, "cluster": NAME,
      ...the fields of LoginServer or BatchServer..., "last_outcome": {...}}
 
 (flat, so that an admin reading a server's state in the REST API sees `job_id`, `node`, `host`
 at once). States saved by hpchub 0.1 (no version; the keys of both kinds side by side, the kind
 sometimes left out) are read too, so a hub upgraded with servers running finds them again.
+
+`cluster` (hpchub 0.3) is the cluster the server runs on, as it was when it started: a target
+later moved to another cluster, or removed, must not send its job's queries and cancel to
+another scheduler. States without it (earlier hpchub, which read version 2 and ignore it)
+are on their target's cluster. Adding it needed no new version: readers ignore unknown keys.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class SpawnerState:
     target: str = ""
     server: LoginServer | BatchServer | None = None
     last_outcome: dict = field(default_factory=dict)  # how the last server ended, for the pages
+    cluster: str = ""  # the cluster the server runs on ("": its target's, for states of hpchub < 0.3)
 
 
 KINDS = {"login": LoginServer, "batch": BatchServer}
@@ -64,6 +70,8 @@ def dump(state: SpawnerState) -> dict:
     raw: dict = {}
     if state.kind and state.server is not None:
         raw.update(kind=state.kind, target=state.target, **asdict(state.server))
+        if state.cluster:
+            raw["cluster"] = state.cluster
     if state.last_outcome:
         raw["last_outcome"] = dict(state.last_outcome)
     return {"version": VERSION, **raw} if raw else {}
@@ -87,7 +95,8 @@ def load(raw: dict | None) -> SpawnerState:
         if not server.server_id:
             server = None  # a kind without a server (hpchub 0.1 kept the kind after stop)
     return SpawnerState(kind=kind if server else "", target=raw.get("target", "") if server else "",
-                        server=server, last_outcome=dict(raw.get("last_outcome") or {}))
+                        server=server, last_outcome=dict(raw.get("last_outcome") or {}),
+                        cluster=str(raw.get("cluster") or "") if server else "")
 
 
 def is_resumable(raw: dict | None) -> bool:
