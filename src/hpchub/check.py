@@ -28,12 +28,13 @@ from urllib.parse import urlparse
 
 from .remote import Host, SSHError, SSHPool
 from .schedulers import SCHEDULERS
-from .schedulers.base import JobRequest, Scheduler, quote
+from .schedulers.base import JobRequest, JobState, Scheduler, quote
 
 if TYPE_CHECKING:  # (imported where used: the spawners package imports JupyterHub)
     from .spawners.cluster_config import ClusterConfig
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
+NO_OUTPUT = "left no output file"
 
 
 @dataclass
@@ -343,6 +344,10 @@ class ClusterCheck:
         if text is None:
             self.add(Result(SKIP, name, f"probe job {job_id} did not run within {self.site.job_timeout:.0f} s "
                                         "(busy queue?); it has been cancelled", "run again with a longer --job-timeout"))
+        elif text.startswith(NO_OUTPUT):
+            self.add(Result(FAIL, name, f"probe job {job_id} {text}",
+                            "the job writes its output to the account's home: it must be the same directory on "
+                            "the login and compute nodes (a shared file system)"))
         elif "HPCHUB-CHECK 200" in text:
             self.add(Result(OK, name, f"job {job_id} reached {url} ({how})"))
         else:
@@ -351,17 +356,38 @@ class ClusterCheck:
                             "address they can route to, or leave it empty to go through a login node"))
 
     async def _await_output(self, host: Host, credential, job_id: str, output: str) -> str | None:
-        """The job's output once it has ended; None if it did not end within job_timeout."""
+        """The job's output once it has ended (or, if it left none, what the scheduler says of
+        it); None if it did not end within job_timeout."""
+        adapter = self.adapter
         deadline = time.monotonic() + self.site.job_timeout
         while time.monotonic() < deadline:
-            listed = await self.pool.run(host, credential, self.adapter.status_argv([job_id]), timeout=60,
+            listed = await self.pool.run(host, credential, adapter.status_argv([job_id]), timeout=60,
                                          what="the queue query")
-            status = self.adapter.parse_status(str(listed.stdout)).get(job_id)
+            status = adapter.parse_status(str(listed.stdout)).get(job_id)
             if status is None or status.state.finished:
                 shown = await self.pool.run(host, credential, ["cat", "--", output], timeout=30, check=False)
-                return str(shown.stdout or "") + str(shown.stderr or "")
+                if shown.exit_status == 0:
+                    return str(shown.stdout or "")
+                return f"{NO_OUTPUT} ({output}): {await self._why_ended(host, credential, job_id, status)}"
             await asyncio.sleep(1)
         return None
+
+    async def _why_ended(self, host: Host, credential, job_id: str, status) -> str:
+        """The scheduler's words on a job that ended without output: why it is held in error, or
+        how accounting records its end."""
+        adapter = self.adapter
+        try:
+            if status is not None and status.state is JobState.ERROR and adapter.reasons_argv([job_id]):
+                answer = await self.pool.run(host, credential, adapter.reasons_argv([job_id]), timeout=60,
+                                             check=False)
+                return adapter.parse_reasons(str(answer.stdout)).get(job_id) or f"job {job_id} is in error state"
+            answer = await self.pool.run(host, credential, adapter.accounting_argv([job_id]), timeout=60, check=False)
+            final = adapter.parse_accounting(str(answer.stdout)).get(job_id)
+        except SSHError as exc:
+            return exc.log_detail
+        if final is None:
+            return f"the scheduler has no record of how job {job_id} ended"
+        return f"job {job_id} ended {final.state.value} ({final.native_state}, exit code {final.exit_code})"
 
     async def _quietly(self, host: Host, credential, argv: list[str]) -> None:
         try:
