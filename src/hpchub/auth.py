@@ -286,7 +286,7 @@ class CredentialIssuingAuthenticator(Authenticator):
         super().__init__(**kwargs)
         self._issuer: Issuer | None = None
         self._grid_issuer: MyProxyIssuer | None = None
-        self._service_credential: SSHCredential | None = None
+        self._service_credentials: dict[str, SSHCredential] = {}  # by account
         # Fail at start-up, not at the first login, if the issuer is misconfigured.
         self.issuer
         self.grid_issuer
@@ -435,16 +435,23 @@ class CredentialIssuingAuthenticator(Authenticator):
         return {"name": user.name, "auth_state": credentials.with_credential(renewed).to_auth_state(auth_state)}
 
     # ----- the hub's own identity -------------------------------------------------------
-    async def service_account_credential(self) -> SSHCredential:
-        """The hub's certificate for the service account, issued or renewed as needed (or the
-        site's static one, re-read when it changes)."""
+    async def service_account_credential(self, account: str = "") -> SSHCredential:
+        """The hub's certificate for the service account (or, for a cluster that names its own
+        in HPCSpawner.clusters, for `account`), issued or renewed as needed by the same issuer;
+        or the site's static one, re-read when it changes."""
+        name = account or self.service_account
         if self._static_service_account is not None:
+            if name != self.service_account:
+                raise CredentialError(
+                    "the hub has no certificate for this cluster's service account; the administrators have been told",
+                    f"service account {name!r}: service_account_key holds a certificate for {self.service_account!r} "
+                    "only; give the cluster that account, or use an issuer")
             return self._static_service_account.current()
-        current = self._service_credential
+        current = self._service_credentials.get(name)
         if current is None or current.remaining() < self.renew_when_remaining:
-            self._service_credential = await self.issuer.issue_service_account(
-                check_cluster_username(self.service_account))
-        return self._service_credential
+            current = self._service_credentials[name] = await self.issuer.issue_service_account(
+                check_cluster_username(name))
+        return current
 
 
 class PAMCredentialAuthenticator(CredentialIssuingAuthenticator, PAMAuthenticator):

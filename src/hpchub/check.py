@@ -192,23 +192,45 @@ class SiteCheck:
             self.add(check_ca_key(s.ssh_ca_key))
         try:
             authenticator = self.make_authenticator()
-            self.account = self.account or authenticator.service_account
-            if authenticator.service_account_key:  # the site's own key and certificate
-                credential = await authenticator.service_account_credential()
-            else:
-                credential = await authenticator.issuer.issue_service_account(self.account)
-        except Exception as exc:  # any issuer failure is a finding to report, not a crash
-            detail = getattr(exc, "user_message", None) or repr(exc)
-            self.add(Result(FAIL, f"certificate for {self.account or 'the service account'}",
-                            f"no certificate could be issued: {detail}",
-                            "check CredentialIssuingAuthenticator's issuer settings (ssh_ca_key or the CA service)"))
+        except Exception as exc:  # an unusable issuer configuration is a finding, not a crash
+            self._no_certificate(self.account, exc)
             return
-        self.add(Result(OK, f"certificate for {self.account}", f"issued by {s.credential_issuer}: {credential.key_id}"))
-        if s.clusters_error:
-            self.add(Result(FAIL, "clusters", s.clusters_error,
-                            "see HPCSpawner.clusters in the settings reference; only the default cluster was checked"))
-        for index, cluster in enumerate(s.clusters):
-            await ClusterCheck(self, cluster, named=len(s.clusters) > 1, default=index == 0).run(credential)
+        self.account = self.account or authenticator.service_account
+        credentials = {}
+        for index, cluster in enumerate([None, *s.clusters]):
+            if cluster is not None and index == 1 and s.clusters_error:
+                self.add(Result(FAIL, "clusters", s.clusters_error, "see HPCSpawner.clusters in the settings "
+                                                                    "reference; only the default cluster was checked"))
+            # --account names the default account; a cluster may name one of its own.
+            account = (cluster.service_account if cluster is not None else "") or self.account
+            if account not in credentials:
+                credentials[account] = await self._certificate(authenticator, account)
+            if credentials[account] is not None and cluster is not None:
+                await ClusterCheck(self, cluster, account, named=len(s.clusters) > 1,
+                                   default=index == 1).run(credentials[account])
+
+    async def _certificate(self, authenticator, account: str):
+        """The account's certificate from the configured issuer (or the site's static one), as
+        the hub gets it; None, with the finding reported, if there is none."""
+        try:
+            if authenticator.service_account_key:  # the site's own key and certificate
+                credential = await authenticator.service_account_credential(account)
+            else:
+                credential = await authenticator.issuer.issue_service_account(account)
+        except Exception as exc:  # any issuer failure is a finding to report, not a crash
+            self._no_certificate(account, exc)
+            return None
+        self.add(Result(OK, f"certificate for {account}",
+                        f"issued by {self.settings.credential_issuer}: {credential.key_id}"))
+        return credential
+
+    def _no_certificate(self, account: str, exc: Exception) -> None:
+        detail = getattr(exc, "user_message", None) or repr(exc)
+        if getattr(exc, "log_detail", ""):
+            detail += f" ({exc.log_detail})"
+        self.add(Result(FAIL, f"certificate for {account or 'the service account'}",
+                        f"no certificate could be issued: {detail}",
+                        "check CredentialIssuingAuthenticator's issuer settings (ssh_ca_key or the CA service)"))
 
 
 def _host(node: dict) -> Host:
@@ -219,9 +241,9 @@ class ClusterCheck:
     """Checks 3 to 6 on one cluster: its login nodes, its scheduler, its compute nodes' way to
     the hub. Results go to the site check's list."""
 
-    def __init__(self, site: SiteCheck, cluster: ClusterConfig, named: bool, default: bool):
-        self.site, self.cluster, self.default = site, cluster, default
-        self.settings, self.pool, self.account = site.settings, site.pool, site.account
+    def __init__(self, site: SiteCheck, cluster: ClusterConfig, account: str, named: bool, default: bool):
+        self.site, self.cluster, self.account, self.default = site, cluster, account, default
+        self.settings, self.pool = site.settings, site.pool
         self.adapter: Scheduler = SCHEDULERS[cluster.scheduler](**cluster.scheduler_options)
         self.prefix = f"{cluster.title}: " if named else ""
 

@@ -128,3 +128,19 @@ def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_na
     assert "  FAIL  certificate for hpchub: no certificate could be issued" in proc.stdout
     assert "fix: check CredentialIssuingAuthenticator's issuer settings" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_cluster_with_a_service_account_of_its_own_is_checked_as_that_account(loopback_site, scratch):
+    site = loopback_site
+    # alice stands in for a Grid Engine service account: the demo's CA signs any principal.
+    config = variant(scratch, site, "c.HPCSpawner.clusters = {name: dict(cluster, service_account='alice') "
+                                    "for name, cluster in c.HPCSpawner.clusters.items()}\n")
+    proc = run_check(site, config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "  ok    certificate for hpchub: issued by local-ca" in out
+    assert "  ok    certificate for alice: issued by local-ca" in out
+    assert "  ok    Slurm cluster: command on login1: `id -un` ran as hpchub" in out
+    assert "  ok    Grid Engine cluster: command on ge-login: `id -un` ran as alice" in out
+    assert "  ok    Grid Engine cluster: hub API from a compute node" in out
+    assert out.splitlines()[-1] == "14 checks, 0 failed, 0 skipped"

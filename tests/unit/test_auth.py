@@ -123,6 +123,10 @@ async def test_service_account_credential_is_cached_until_it_runs_low(ca_key):
     auth = Issuing(ssh_ca_key=ca_key)
     first = await auth.service_account_credential()
     assert first.principal == "hpchub" and await auth.service_account_credential() is first
+    # A cluster's own service account: its own certificate, from the same issuer, cached as well.
+    other = await auth.service_account_credential("ge-hub")
+    assert other.principal == "ge-hub" and await auth.service_account_credential("ge-hub") is other
+    assert await auth.service_account_credential() is first
 
 
 SYSTEM_TRUST = "/etc/ssl/certs/ca-certificates.crt"
@@ -165,3 +169,17 @@ async def test_an_unreachable_myproxy_server_does_not_stop_the_login(ca_key):
     result = await auth.authenticate(None, {"username": "alice", "password": "pw"})
     creds = CredentialSet.from_auth_state(result["auth_state"])
     assert creds.ssh.principal == "alice" and creds.x509 is None
+
+
+async def test_with_a_static_service_key_a_cluster_naming_another_account_gets_a_clear_error(ca_key, tmp_path):
+    from hpchub.credentials import CredentialError
+
+    from .test_static_account import write_pair
+
+    path, _ = write_pair(tmp_path)
+    auth = Issuing(ssh_ca_key=ca_key, service_account_key=str(path))
+    assert (await auth.service_account_credential()).principal == "hpchub"
+    assert (await auth.service_account_credential("hpchub")).principal == "hpchub"
+    with pytest.raises(CredentialError) as refused:
+        await auth.service_account_credential("ge-hub")
+    assert "holds a certificate for 'hpchub' only" in refused.value.log_detail

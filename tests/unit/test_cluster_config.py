@@ -28,6 +28,8 @@ def test_the_default_cluster_and_the_configured_ones():
     ({"ge": {**GE, "known_host": "/x"}}, "unknown keys ['known_host']"),
     ({"ge": {**GE, "known_hosts": ["/x"]}}, "name of a known_hosts file"),
     ({"ge": {**GE, "scheduler_options": {"pe": "smp"}}}, "takes no options ['pe']"),
+    ({"ge": {**GE, "service_account": "hub svc"}}, "`service_account` must be an account name"),
+    ({"ge": {**GE, "service_account": ["svc"]}}, "`service_account` must be an account name"),
     ({"Big Cluster": GE}, "lower-case letters"),
     ({DEFAULT_CLUSTER: GE}, "another name"),
     ({"ge": "sge"}, "must be a dict"),
@@ -61,3 +63,9 @@ def test_a_host_travels_to_the_tunnel_service_in_a_form_an_earlier_service_reads
     assert plain.to_dict() == {"name": "login1", "address": "10.0.0.1"}  # (0.2's tunnel service knew no more)
     assert Host.from_dict(keyed.to_dict()) == keyed
     assert Host.from_dict({**keyed.to_dict(), "added_later": 1}) == keyed
+
+
+def test_a_cluster_may_name_a_service_account_of_its_own():
+    configs = cluster_configs({"ge": {**GE, "service_account": "ge-hub"}, "other": GE}, DEFAULT)
+    assert configs["ge"].service_account == "ge-hub"
+    assert configs["other"].service_account == "" == configs[DEFAULT_CLUSTER].service_account  # the authenticator's

@@ -352,6 +352,27 @@ def test_a_server_stays_on_the_cluster_it_started_on_when_its_target_moves_or_it
     assert gone.launch is None
 
 
+def test_each_clusters_status_queries_run_as_its_own_service_account():
+    asked: list[str] = []
+
+    class Authenticator:
+        async def service_account_credential(self, account: str = ""):
+            asked.append(account)
+            return account or "the authenticator's"
+
+    clusters = {"ge": {**CLUSTERS["ge"], "service_account": "ge-hub"}}
+    # (login nodes of this test's own: the hub's cluster contexts are per process, made once)
+    spawner = make(HPCSpawner, targets=TWO_CLUSTER_TARGETS, clusters=clusters,
+                   login_nodes=[{"name": "login-of-the-service-account-test"}], **NO_SCHEDULER)
+    spawner.authenticator = Authenticator()
+    configs = spawner.cluster_configs()
+    ge, default = spawner.cluster_of(configs["ge"]), spawner.cluster_of(configs["default"])
+    assert ge is not default
+    assert asyncio.run(ge.service_credential()) == "ge-hub"
+    assert asyncio.run(default.service_credential()) == "the authenticator's"
+    assert asked == ["ge-hub", ""]
+
+
 def test_a_targets_options_are_checked_by_its_own_clusters_scheduler():
     spawner = two_clusters()
     for field, value in (("nodes", "2"), ("qos", "high")):  # fine for Slurm; Grid Engine has neither

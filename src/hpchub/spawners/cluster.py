@@ -47,6 +47,7 @@ class ClusterKey:
     known_hosts: str
     login_hosts: tuple[Host, ...]
     scheduler_options: tuple = ()  # the adapter's keyword arguments, as sorted (name, value) pairs
+    service_account: str = ""  # the account its status queries run as ("": the authenticator's)
 
 
 class Cluster:

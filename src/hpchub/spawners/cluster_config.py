@@ -13,6 +13,11 @@ scheduler, status_interval), as they did before a hub had several clusters.
 Host keys: a cluster's `known_hosts` (default: HPCSpawner.known_hosts) verifies its login
 nodes; each login node carries the file with it (Host.known_hosts), to the hub's connections
 and to the tunnel service alike.
+
+Credentials: users log in once, and their certificate is used on every cluster (each one's
+login nodes trust the same user CA). The hub's service account may differ: a cluster's
+`service_account` (default: the authenticator's) is issued its own certificate by the same
+issuer.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
+from ..credentials.ssh_ca import CLUSTER_USERNAME
 from ..schedulers import SCHEDULERS
 from .targets import DEFAULT_CLUSTER
+
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "known_hosts", "status_interval"}
+_KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "known_hosts", "status_interval",
+         "service_account"}
+
 
 
 class ClusterConfigError(ValueError):
@@ -39,6 +48,7 @@ class ClusterConfig:
     login_nodes: tuple[dict, ...]
     status_interval: float
     scheduler_options: dict = field(default_factory=dict)
+    service_account: str = ""  # "": the authenticator's service_account
 
     def options_key(self) -> tuple:
         """The scheduler options, hashable (part of the key of the hub's one context per cluster)."""
@@ -97,9 +107,13 @@ def cluster_configs(clusters: dict, default: ClusterConfig) -> dict[str, Cluster
         interval = spec.get("status_interval", default.status_interval)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 1:
             raise ClusterConfigError(f"{where}: `status_interval` must be a number of seconds (at least 1)")
+        account = spec.get("service_account", "")
+        if not isinstance(account, str) or (account and not CLUSTER_USERNAME.fullmatch(account)):
+            raise ClusterConfigError(f"{where}: `service_account` must be an account name on that cluster")
         found[name] = ClusterConfig(
             name=name, title=str(spec.get("title", name)), scheduler=scheduler,
             login_nodes=_login_nodes(where, spec.get("login_nodes"), known_hosts),
             status_interval=float(interval),
-            scheduler_options=_scheduler_options(where, scheduler, spec.get("scheduler_options", {})))
+            scheduler_options=_scheduler_options(where, scheduler, spec.get("scheduler_options", {})),
+            service_account=account)
     return found

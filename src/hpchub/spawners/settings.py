@@ -137,7 +137,10 @@ class HPCSettings(LoggingConfigurable):
         the spawn page), `login_nodes` (as `login_nodes`), `scheduler` (one of
         hpchub.schedulers.SCHEDULERS: `slurm`, `sge`), `scheduler_options` (the adapter's, e.g.
         `{"parallel_environment": "smp"}` for Grid Engine), `known_hosts` (the file with its
-        login nodes' host keys; default: `known_hosts`) and `status_interval`. Targets name
+        login nodes' host keys; default: `known_hosts`), `status_interval` and
+        `service_account` (the account its status queries and cluster information run as;
+        default: the authenticator's `service_account`; its certificate comes from the same
+        issuer). Targets name
         their cluster (`"cluster": "NAME"`); the spawn page groups them by cluster and says
         each cluster's state. Each cluster has its own SSH connections, job watcher (one status
         query per cluster per interval) and cached choices; one that is down affects only its

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import grp
 import os
 import pwd
@@ -108,9 +109,10 @@ class HPCSpawner(HPCSettings, Spawner):
     def cluster_of(self, config: ClusterConfig) -> Cluster:
         """The hub's one context of that cluster (SSH connections, job watcher, cached choices)."""
         key = ClusterKey(config.scheduler, self.known_hosts, tuple(Launch.host(n) for n in config.login_nodes),
-                         config.options_key())
-        # The hub's one authenticator holds the service account's certificate.
-        credential = getattr(self.authenticator, "service_account_credential", None) or no_service_account
+                         config.options_key(), config.service_account)
+        # The hub's one authenticator holds the service accounts' certificates.
+        issue = getattr(self.authenticator, "service_account_credential", None)
+        credential = functools.partial(issue, config.service_account) if issue else no_service_account
         return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log, service_credential=credential)
 
     @property
