@@ -5,8 +5,9 @@ Grid Engine cluster's login node, in the same environment, timed until it answer
 a stand-in for the hub's API on the login node, which it asks for the hub's version as it
 starts: the hub's own API is not reachable from the Grid Engine nodes in loopback mode).
 
-Both are measured in this run, interleaved, on an instance of their own (`benchge`, loopback
-mode); between runs every job is gone from the queue. The figure that matters is hpchub's
+Both are measured in this run, interleaved (in alternating order), on an instance of their own
+(`benchge`, loopback mode); before each run every job is gone from the queue and the node has had
+a second to finish the last one. The figure that matters is hpchub's
 overhead above the floor (goal: at most 0.5 s). (batchspawner's SGESpawner is not measured:
 its hub would need a Grid Engine client on the hub host, which hpchub's hub never has.)
 """
@@ -27,6 +28,7 @@ from .table import Figure, median_spread, timing_line
 from .timing import bench_instance, time_until_answer
 
 NAME = "benchge"
+SETTLE = 1.0  # seconds between runs after the queue is empty, for the node to finish the last job
 
 # Runs on ge-login as alice: submit the server by hand (the same queue, slots and walltime as
 # the target's defaults), poll until it answers from its node, delete the job.
@@ -97,16 +99,29 @@ def run(runs: int = 10) -> dict:
         hub.login("alice", demo_passwords()["alice"])
         token = site.site.hub.admin_token()
         times: dict[str, list[float]] = {"hpchub": [], "floor": []}
-        for run_number in range(runs):
-            times["hpchub"].append(time_until_answer(
+
+        def ours(_run_number: int) -> float:
+            elapsed = time_until_answer(
                 lambda: hub.admin("POST", "/users/alice/server", json={"user_options": {"target": "ge-compute"}}),
-                f"{hub.url}/user/alice/api/status", token))
+                f"{hub.url}/user/alice/api/status", token)
             stop(hub, "alice", timeout=90)
-            wait_queue_empty(site)
+            return elapsed
+
+        def by_hand(run_number: int) -> float:
             floor = check(site.ssh("alice", ["/usr/bin/python3", "-c", FLOOR, node_address, str(38100 + run_number),
                                              singleuser, login_address, hub_version], node="ge-login", timeout=120))
-            times["floor"].append(json.loads(floor.stdout))
-            wait_queue_empty(site)
+            return json.loads(floor.stdout)
+
+        for run_number in range(runs):
+            # Each starts on an idle cluster: its queue empty and the node done with the last job
+            # (a deleted job's processes end just after qstat stops listing it). The order
+            # alternates, so that neither always follows the other.
+            order = [("hpchub", ours), ("floor", by_hand)]
+            for name, measure in order if run_number % 2 == 0 else reversed(order):
+                wait_queue_empty(site)
+                time.sleep(SETTLE)
+                times[name].append(measure(run_number))
+        wait_queue_empty(site)
     return {"runs": runs, **times}
 
 
