@@ -47,6 +47,7 @@ import asyncio
 import os
 import sys
 from importlib import resources
+from urllib.parse import parse_qsl, urlencode
 
 from jupyterhub import orm
 from jupyterhub.apihandlers.users import UserServerAPIHandler
@@ -146,6 +147,11 @@ class FormFirstSpawnHandler(SpawnHandler):
             spawner = for_user.spawners[self.server_name]
             spawner.handler = self
             spawner_options_form = await spawner.get_options_form()
+        # JupyterHub adds `_xsrf` to this page's own URL for the form's action: after each
+        # refusal the URL grew by one more. Added once.
+        path, _, query = self.request.uri.partition("?")
+        kept = [(key, value) for key, value in parse_qsl(query, keep_blank_values=True) if key != "_xsrf"]
+        self.request.uri = path + (f"?{urlencode(kept)}" if kept else "")
         return await super()._render_form(for_user, spawner_options_form, message, html_message)
 
     async def _wrap_spawn_single_user(self, user, server_name, display_name, spawner, pending_url, options=None):

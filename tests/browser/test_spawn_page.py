@@ -8,6 +8,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -56,6 +57,12 @@ def start_from_form(page, target: str, fields: dict | None = None) -> None:
     page.click("#spawn_form button[type=submit]")
 
 
+def seconds_of(waited: str) -> int:
+    """The pending page's "1 min 5 s" (or "1 h 2 min") as seconds."""
+    units = {"d": 86400, "h": 3600, "min": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+) (d|h|min|s)\b", waited))
+
+
 def wait_for_lab(page, path: str) -> None:
     page.wait_for_url(f"**{path}lab**", timeout=90_000)
     page.wait_for_selector(".jp-LabShell", timeout=60_000)
@@ -96,6 +103,17 @@ def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_i
     assert shown == local.strftime(f"%Y-%m-%d %H:%M ({BROWSER_ZONE})"), (shown, expected)
     assert "pending" in text and reason in text and re.search(r"Waited\s+\d+", text), text
     assert queue(site, "alice") == {job_id: "PENDING"}
+    # One waiting time, counted from the submission: the card's and the progress line's agree,
+    # and a reload does not start it again.
+    page.wait_for_function("document.querySelector('#progress-message').textContent.includes('; waited ')")
+    time.sleep(1.2)  # (both are rewritten every second, from the same origin: read them in one go)
+    card, line = page.evaluate("[document.querySelector('#hpchub-waited').textContent,"
+                               " document.querySelector('#progress-message').textContent]")
+    assert line.endswith(f"; waited {card}"), (card, line)
+    before = seconds_of(page.inner_text("#hpchub-waited"))
+    page.reload()
+    page.wait_for_function("/\\d/.test(document.querySelector('#hpchub-waited').textContent)")
+    assert seconds_of(page.inner_text("#hpchub-waited")) >= before >= 5, before
     shot(page, "pending-page")
     check(site.ssh("bob", ["scancel", blocker]))
     wait_for_lab(page, "/user/alice/")
@@ -114,7 +132,13 @@ def test_the_form_refuses_bad_values_next_to_the_field_and_the_api_with_400(loop
     error = page.wait_for_selector("#custom\\.walltime-error")
     assert error.inner_text() == "can be at most 00:30:00 here"
     assert "is-invalid" in page.get_attribute('[name="custom.walltime"]', "class")
+    # Said once, in words: nothing above the form ("Error: HTTP 400: Bad Request (...)" was).
+    assert page.query_selector(".spawn-error-msg") is None and "HTTP 400" not in page.inner_text("body")
     shot(page, "form-refusal")
+    # Refused again: the page's URL carries one _xsrf, not one more per refusal.
+    start_from_form(page, "custom", {"partition": "debug", "walltime": "03:00:00"})
+    page.wait_for_selector("#custom\\.walltime-error")
+    assert len(parse_qs(urlparse(page.url).query).get("_xsrf", [])) == 1, page.url
     assert hub.admin("GET", "/users/bob").json()["servers"] == {}
     # The REST API checks the same things, before anything starts.
     for options, field in (({"target": "custom", "account": "chemistry"}, "account"),

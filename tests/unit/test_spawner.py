@@ -424,3 +424,19 @@ def test_a_server_whose_clusters_scheduler_does_not_answer_says_its_job_state_is
     assert spawner.notice == ("the scheduler of the Grid Engine does not answer just now, so the state of job 41 "
                               "is not known")
     assert other.notice == ""  # the other cluster's servers are not concerned
+
+
+def test_a_refused_form_says_why_once_in_words():
+    from tornado import web
+
+    spawner = make(HPCSpawner, targets=TARGETS, **NO_SCHEDULER)
+    spawner.user.groups = []
+    # A field the form shows: its message goes next to it, nothing above the form.
+    with pytest.raises(web.HTTPError) as refused:
+        asyncio.run(spawner.form_options({"target": ["custom"], "custom.walltime": ["09:00:00"]}))
+    assert spawner.refusal.errors == {"walltime": "can be at most 04:00:00 here"}
+    assert refused.value.jupyterhub_message == ""
+    # One it does not show (no such target): above the form, as "field: why", never "HTTP 400: ...".
+    with pytest.raises(web.HTTPError) as refused:
+        asyncio.run(spawner.form_options({"target": ["nowhere"]}))
+    assert refused.value.jupyterhub_message.startswith("target: 'nowhere' is not a place you can start a server")

@@ -57,14 +57,15 @@ def test_defaults_make_a_job_and_the_login_target_makes_none():
     ("custom", {"partition": "nope"}, "partition", "'nope' is not one you can use here (batch, debug, shared)"),
     ("custom", {"account": "chemistry"}, "account", "'chemistry' is not an account of yours here (physics)"),
     ("custom", {"qos": "gold"}, "qos", "'gold' is not a QOS you can use"),
-    ("custom", {"nodes": "5"}, "nodes", "nodes must be between 1 and 4 here"),
+    ("custom", {"nodes": "5"}, "nodes", "nodes can be at most 4 on 'batch'"),
+    ("custom", {"nodes": "0"}, "nodes", "nodes must be at least 1"),
     ("custom", {"nodes": "two"}, "nodes", "must be a whole number"),
-    ("custom", {"partition": "debug", "gpus": 1, "walltime": "00:10:00"}, "gpus", "GPUs must be between 0 and 0 here"),
+    ("custom", {"partition": "debug", "gpus": 1, "walltime": "00:10:00"}, "gpus", "'debug' has no GPUs"),
     ("custom", {"constraint": "quantum"}, "constraint",
      "no node of 'batch' has quantum (features: amd, avx2, avx512, gpu, intel)"),
     ("custom", {"reservation": "workshop"}, "reservation", "'workshop' is not a reservation open to you"),
     ("custom", {"walltime": "soon"}, "walltime", "must be a time like 01:30:00"),
-    ("gpu", {"gpus": 3}, "gpus", "GPUs must be between 0 and 2 here"),
+    ("gpu", {"gpus": 3}, "gpus", "GPUs can be at most 2 on 'batch'"),
 ])
 def test_every_bad_value_is_refused_naming_its_field(target, options, field, message):
     with pytest.raises(FieldError) as refused:

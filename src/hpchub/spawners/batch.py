@@ -147,9 +147,10 @@ class BatchLaunch(Launch):
                               log_message=f"submit on {host.name}: {answer}")
         self.server.job_id = adapter.parse_submit(answer["stdout"])
         self.server.submit_host, self.server.phase = host.name, "queued"
+        self.server.submitted_at = time.time()
         self.server.sealed_token = await seal(owner.api_token)
         owner.save_state()  # now, not when start() returns: the job may wait for hours
-        owner.event(f"Submitted job {self.job_id}", 20, job_id=self.job_id)
+        owner.event(f"Submitted job {self.job_id}", 20, job_id=self.job_id, **self._submitted())
 
     def tunnel_plan(self):
         host = self.host_named(self.server.submit_host)
@@ -190,7 +191,9 @@ class BatchLaunch(Launch):
         owner, watcher, job_id = self.owner, self.watcher, self.job_id
         watched = watcher.watch(job_id, urgent=True)
         host = self.host_named(self.server.submit_host)
-        follower = JobFollower(job_id, now=time.monotonic(), max_queue_wait=owner.max_queue_wait,
+        # Waits count from the submission (saved), also for a job taken up after a hub restart.
+        since_submission = max(0.0, time.time() - self.server.submitted_at) if self.server.submitted_at else 0.0
+        follower = JobFollower(job_id, now=time.monotonic() - since_submission, max_queue_wait=owner.max_queue_wait,
                                ready_timeout=owner.ready_timeout, launcher_wait=owner.launcher_wait)
         try:
             while True:
@@ -218,10 +221,20 @@ class BatchLaunch(Launch):
     def _tell(self, follower: JobFollower) -> None:
         self.waiting_in_queue = follower.waiting_in_queue
         for event in follower.events():
-            self.owner.event(event.message, event.progress, **event.fields)
+            self.owner.event(event.message, event.progress, **event.fields, **self._submitted())
         waited = follower.take_queue_wait()
         if waited is not None:
             metrics.QUEUE_WAIT.labels(target=self.owner.target_name).observe(waited)
+
+    @property
+    def submitted_at(self) -> str:
+        """When the job was submitted, ISO in UTC ("" if not known): the pages count the wait from it."""
+        if not self.server.submitted_at:
+            return ""
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.server.submitted_at))
+
+    def _submitted(self) -> dict:
+        return {"submitted_at": self.submitted_at} if self.submitted_at else {}
 
     async def _failure(self, step: Fail, host: Host | None) -> SpawnException:
         if step.reason != "job-ended":

@@ -102,6 +102,7 @@ class Launch:
     where = ""
     job_id = ""
     end_time = ""
+    submitted_at = ""
     waiting_in_queue = False
 
     # ----- the login nodes --------------------------------------------------------------

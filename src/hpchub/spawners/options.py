@@ -185,9 +185,12 @@ def _checked(target: Target, values: dict, choices: Choices | None, user: str) -
     for key, (low, label) in NUMBERS.items():
         if key not in values:
             continue
-        high = _min(target.limits.get(f"max_{key}"), _partition_limit(partition, key))
-        if not low <= values[key] <= (high if high is not None else values[key]):
-            raise FieldError(key, f"{label} must be between {low} and {high} here")
+        target_high, partition_high = target.limits.get(f"max_{key}"), _partition_limit(partition, key)
+        high = _min(target_high, partition_high)
+        if values[key] < low:
+            raise FieldError(key, f"{label} must be at least {low}")
+        if high is not None and values[key] > high:
+            raise FieldError(key, _over_limit(label, high, partition.name if high == partition_high else None))
 
     constraint = values.get("constraint")
     if constraint:
@@ -226,6 +229,15 @@ def _checked_names(target: Target, values: dict, choices: Choices, user: str):
     if reservation and reservation not in choices.reservations_for(user):
         raise FieldError("reservation", f"{shown(reservation)} is not a reservation open to you")
     return choices.partitions[partition_name]
+
+
+def _over_limit(label: str, high: int, partition: str | None) -> str:
+    """Why a number is too high, in words: whose limit it is, and "no GPUs" rather than a range
+    of 0 to 0."""
+    where = shown(partition) if partition else "this target"
+    if high == 0:
+        return f"{where} has no {label}"
+    return f"{label} can be at most {high} on {where}" if partition else f"{label} can be at most {high} here"
 
 
 def _partition_limit(partition, key: str):

@@ -265,8 +265,18 @@ class HPCSpawner(HPCSettings, Spawner):
             await self.check_user_options(options)
         except web.HTTPError as exc:
             self.refusal = refusal_of(options, exc.log_message or "")
+            # The page says it once, in words: next to its field when the form shows that field
+            # (nothing above the form), else above it as "field: why" - never "HTTP 400: Bad
+            # Request (...)", JupyterHub's rendering of the exception (its jupyterhub_message).
+            exc.jupyterhub_message = "" if self._shown_at_its_field(options, self.refusal) else exc.log_message
             raise
         return options
+
+    def _shown_at_its_field(self, options: dict, refusal: Refusal) -> bool:
+        # (all targets: whether one is offered to this user needs the scheduler's answer; the
+        # form shows its fields whenever it shows the target)
+        target = next((t for t in self.all_targets() if t.name == options.get("target")), None)
+        return target is not None and target.kind == "batch" and set(refusal.errors) <= set(target.choose)
 
     async def apply_options(self, options) -> None:
         """The launch for these (checked) options; a spawn resumed after a restart keeps its job."""
@@ -453,6 +463,11 @@ class HPCSpawner(HPCSettings, Spawner):
     @property
     def job_id(self) -> str:
         return self.launch.job_id if self.launch else ""
+
+    @property
+    def submitted_at(self) -> str:
+        """When the batch job was submitted (ISO, UTC; "" for none)."""
+        return self.launch.submitted_at if self.launch else ""
 
     @property
     def end_time(self) -> str:

@@ -51,6 +51,7 @@ class BatchServer:
     sealed_token: str = ""  # the server's API token, encrypted with the hub's crypt key
     remote_port: int = 0  # the forward to the hub's API on the submit host (the job was given it)
     local_port: int = 0  # the hub side's end of the tunnel to the server (via-login-node)
+    submitted_at: float = 0.0  # when the job was submitted (epoch seconds): waits count from it
 
 
 @dataclass
