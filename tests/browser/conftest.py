@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import sync_playwright
 
+from ..site_handle import HubClient, stop_all
+
 CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium keeps trying to reach the internet, which this machine has not.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,3 +34,15 @@ def page(browser):
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def hub(loopback_site):
+    """The loopback site's hub, with no server of alice's or bob's before or after the test."""
+    client = HubClient(loopback_site)
+    stop_all(client)
+    yield client
+    stop_all(client)
+    for user in ("alice", "bob"):
+        loopback_site.ssh(user, ["scancel", "--user", user])
+    client.close()

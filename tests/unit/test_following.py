@@ -96,3 +96,16 @@ def test_a_job_that_waits_too_long_in_the_queue_fails_and_says_so():
     assert f.on_queue(PENDING, None, 1000 + 7200) == WaitForQueue()
     step = f.on_queue(PENDING, None, 1000 + 7201)
     assert step == Fail("queue", "job 7 waited in the queue for more than 2 h 0 min; it has been cancelled")
+
+
+def test_a_job_in_a_future_reservation_expects_to_start_with_it():
+    follower = JobFollower("7", now=0, max_queue_wait=86400 * 14, ready_timeout=60, launcher_wait=30,
+                           reservation_start="2026-12-07T09:00:00")
+    unknown = JobStatus("7", JobState.PENDING, "PENDING", reason="Reservation")
+    follower.on_queue(unknown, None, 30)
+    (event,) = follower.events()
+    assert event.fields["expected_start"] == "2026-12-07T09:00:00Z"
+    assert "expected start 2026-12-07 09:00:00 UTC" in event.message
+    # The scheduler's own estimate, once it has one, wins.
+    follower.on_queue(PENDING, None, 40)
+    assert follower.events()[0].fields["expected_start"] == "2026-12-01T09:00:00Z"

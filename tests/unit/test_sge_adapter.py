@@ -149,6 +149,7 @@ def test_projects_are_the_accounts():
 def test_advance_reservations():
     (summary,) = sge.parse_reservations(golden("qrstat.xml"))
     assert summary.name == "1" and summary.end == "2026-12-07T11:00:00" and not summary.open_to("alice", ())
+    assert summary.start == "2026-12-07T09:00:00" and not summary.active  # state w: waits for its start
     (detail,) = sge.parse_reservations(golden("qrstat_detail.xml"))
     assert detail.open_to("alice", ()) and detail.open_to("bob", ()) and not detail.open_to("carol", ())
 

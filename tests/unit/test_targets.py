@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,29 @@ def test_the_scheduler_answers_parse_into_choices():
     assert sorted(choices.associations) == ["chemistry", "physics"]
     assert choices.qos_for("physics") == ["high", "normal"]
     assert choices.reservations_for("alice") == ["workshop"] and bob_choices().reservations_for("bob") == []
+    workshop = choices.reservation("workshop")  # State=INACTIVE: it has not started
+    assert (workshop.start, workshop.end, workshop.active) == ("2026-12-02T19:54:30", "2026-12-02T23:54:30", False)
+    assert choices.reservation("nowhere") is None
+
+
+def test_a_reservation_is_offered_with_its_window_and_remembered_only_once_it_has_started():
+    import dataclasses
+
+    from hpchub.spawners.form import ClusterGroup, render
+
+    choices = alice_choices()
+    custom = TARGETS["custom"]
+    last = {"target": "custom", "reservation": "workshop", "walltime": "00:20:00"}
+    html = render([ClusterGroup("default", "Cluster", "up", [custom], choices)], last=last, refusal=None, user="alice")
+    option = re.search(r'<option value="workshop"([^>]*)>([^<]*)<', html)
+    assert "selected" not in option.group(1)  # not the default: it starts later
+    assert option.group(2).strip() == "workshop: starts 2026-12-02 19:54:30 UTC, your job would wait until then"
+    assert 'value="00:20:00"' in html  # the rest of the last options stay
+    started = dataclasses.replace(choices, reservations=tuple(
+        dataclasses.replace(r, active=True) for r in choices.reservations))
+    html = render([ClusterGroup("default", "Cluster", "up", [custom], started)], last=last, refusal=None, user="alice")
+    option = re.search(r'<option value="workshop"([^>]*)>([^<]*)<', html)
+    assert "selected" in option.group(1) and option.group(2).strip() == "workshop (until 2026-12-02 23:54:30 UTC)"
 
 
 def test_defaults_make_a_job_and_the_login_target_makes_none():

@@ -93,7 +93,9 @@ class Reservation:
     name: str
     users: frozenset[str] = frozenset()
     accounts: frozenset[str] = frozenset()
-    end: str | None = None
+    end: str | None = None  # ISO, as asked (the hub asks in UTC)
+    start: str | None = None
+    active: bool = True  # started: a job in it can run now (one that has not waits for its start)
 
     def open_to(self, user: str, accounts) -> bool:
         return user in self.users or bool(self.accounts & set(accounts))

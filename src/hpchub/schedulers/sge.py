@@ -356,5 +356,7 @@ class GridEngine(Scheduler):
             if not JOB_ID.fullmatch(ar_id):
                 continue
             users = frozenset(a.get("user") for a in summary.iter("acl") if a.get("user"))
-            reservations.append(Reservation(ar_id, users, frozenset(), _text(summary, "end_time") or None))
+            # state: w(aiting) until its start, r(unning) from then (qrstat(1))
+            reservations.append(Reservation(ar_id, users, frozenset(), _text(summary, "end_time") or None,
+                                            _text(summary, "start_time") or None, active=_text(summary, "state") == "r"))
         return reservations

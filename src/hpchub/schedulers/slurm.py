@@ -268,5 +268,6 @@ class Slurm(Scheduler):
                 return frozenset() if value in ("", "(null)") else frozenset(value.split(","))
 
             reservations.append(Reservation(fields["ReservationName"], names("Users"), names("Accounts"),
-                                            _time(fields.get("EndTime", ""))))
+                                            _time(fields.get("EndTime", "")), _time(fields.get("StartTime", "")),
+                                            active=fields.get("State") == "ACTIVE"))
         return reservations

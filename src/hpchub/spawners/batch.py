@@ -37,7 +37,9 @@ from ..schedulers.watcher import JobWatcher, WatchedJob
 from . import metrics
 from .following import AskNode, Connect, Fail, JobFollower, WaitForQueue
 from .launch import Launch, cluster_label, new_server_id, spawn_error, with_hub_api_at
+from .cluster import SchedulerUnavailable
 from .messages import outcome_message
+from .options import stored_options
 from .state import BatchServer
 from .tokens import seal, unseal
 
@@ -194,7 +196,8 @@ class BatchLaunch(Launch):
         # Waits count from the submission (saved), also for a job taken up after a hub restart.
         since_submission = max(0.0, time.time() - self.server.submitted_at) if self.server.submitted_at else 0.0
         follower = JobFollower(job_id, now=time.monotonic() - since_submission, max_queue_wait=owner.max_queue_wait,
-                               ready_timeout=owner.ready_timeout, launcher_wait=owner.launcher_wait)
+                               ready_timeout=owner.ready_timeout, launcher_wait=owner.launcher_wait,
+                               reservation_start=await self._reservation_start())
         try:
             while True:
                 step = follower.on_queue(watched.status, watched.final, time.monotonic())
@@ -217,6 +220,18 @@ class BatchLaunch(Launch):
         finally:
             self.waiting_in_queue = False
             watcher.set_urgent(job_id, False)
+
+    async def _reservation_start(self) -> str | None:
+        """The start of the reservation this job asked for, if it has not begun (None otherwise,
+        or when the scheduler cannot say just now: the page then has no expected start)."""
+        name = self.request.reservation if self.request else stored_options(self.owner.user_options).get("reservation")
+        if not name:
+            return None
+        try:
+            reservation = await self.owner.cluster.reservation(str(name), self.owner.choices_ttl)
+        except SchedulerUnavailable:
+            return None
+        return reservation.start if reservation is not None and not reservation.active else None
 
     def _tell(self, follower: JobFollower) -> None:
         self.waiting_in_queue = follower.waiting_in_queue

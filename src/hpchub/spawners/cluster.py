@@ -128,6 +128,12 @@ class Cluster:
         reservations = await self._ask(("reservations",), adapter.reservations_argv(), adapter.parse_reservations, ttl)
         return Choices(partitions, associations, tuple(reservations))
 
+    async def reservation(self, name: str, ttl: float):
+        """A reservation by name, from the same cached query as the form's (None: not known)."""
+        adapter = self.adapter
+        reservations = await self._ask(("reservations",), adapter.reservations_argv(), adapter.parse_reservations, ttl)
+        return next((r for r in reservations if r.name == name), None)
+
     async def _ask(self, key: tuple, argv: list[str], parse, ttl: float):
         async with self._cache_locks.setdefault(key, asyncio.Lock()):
             hit = self._cached.get(key)

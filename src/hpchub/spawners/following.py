@@ -16,7 +16,7 @@ Progress events for the user come out of `events()`, the queue wait (for the met
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..schedulers.base import JobState, JobStatus
 from .messages import format_duration, pending_message
@@ -71,8 +71,11 @@ def server_start_seconds(report: dict) -> float:
 
 class JobFollower:
     def __init__(self, job_id: str, *, now: float, max_queue_wait: float, ready_timeout: float,
-                 launcher_wait: float):
+                 launcher_wait: float, reservation_start: str | None = None):
         self.job_id = job_id
+        # The start of the reservation the job asked for (ISO, UTC): its expected start while
+        # the scheduler gives none (Slurm has no estimate for a job in a future reservation).
+        self.reservation_start = reservation_start
         self.queued_since = now
         self.max_queue_wait = max_queue_wait
         self.ready_timeout = ready_timeout
@@ -111,6 +114,8 @@ class JobFollower:
                           job_id=self.job_id)
             return AskNode(min(self.launcher_wait, 10 if status is not None else 3))
         # Waiting in the queue: say so whenever anything the user sees changes.
+        if not status.start and self.reservation_start:
+            status = replace(status, start=self.reservation_start)
         summary = (status.native_state, status.reason, status.start)
         if summary != self._shown:
             self._shown = summary

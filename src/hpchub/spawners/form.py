@@ -31,7 +31,14 @@ class ClusterGroup:
     def values(self, user: str) -> dict:
         """What the template reads of this cluster's choices."""
         choices = self.choices or Choices({}, {})
-        return {"choices": choices, "all_qos": choices.qos_for(None), "reservations": choices.reservations_for(user)}
+        return {"choices": choices, "all_qos": choices.qos_for(None),
+                "reservations": [choices.reservation(name) for name in choices.reservations_for(user)]}
+
+    def usable_now(self, reservation: str) -> bool:
+        """Whether a reservation remembered from an earlier spawn may be offered as the default:
+        it exists and has started (one that starts next week would queue the job until then)."""
+        found = self.choices.reservation(reservation) if self.choices else None
+        return found is not None and found.active
 
 
 @dataclass
@@ -56,6 +63,12 @@ def render(groups: list[ClusterGroup], *, last: dict, refusal: Refusal | None, u
     last = refusal.options if refusal else last
     errors = refusal.errors if refusal else {}
     targets = [t for group in groups for t in group.targets]
+    if not refusal and last.get("reservation"):
+        # Remembered, a reservation that has not started (or has ended) is not the default: the
+        # user chooses it again, reading when it starts.
+        group = next((g for g in groups if any(t.name == last.get("target") for t in g.targets)), None)
+        if group is None or not group.usable_now(str(last["reservation"])):
+            last = {key: value for key, value in last.items() if key != "reservation"}
     chosen = last.get("target") if any(t.name == last.get("target") for t in targets) else targets[0].name
     return _template("spawn_form.html").render(
         groups=[(group, group.values(user)) for group in groups], headings=headings, last=last, chosen=chosen,

@@ -97,3 +97,6 @@ class Choices:
 
     def reservations_for(self, user: str) -> list[str]:
         return sorted(r.name for r in self.reservations if r.open_to(user, self.associations))
+
+    def reservation(self, name: str) -> Reservation | None:
+        return next((r for r in self.reservations if r.name == name), None)
