@@ -183,6 +183,25 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if any(result.status == FAIL for result in results) else 0
 
 
+def _announce(args: argparse.Namespace) -> int:
+    from .announcement import read_announcement, write_announcement
+
+    if not _fill_from_site("hpchub announce", args, {"file": lambda site: site.announcement_file}):
+        return 1
+    if not args.file:
+        print("hpchub announce: give --file (the hub's HPCHub.announcement_file) or --site", file=sys.stderr)
+        return 2
+    try:
+        if args.clear or args.text is not None:
+            write_announcement(args.file, "" if args.clear else args.text)
+        current = read_announcement(args.file)
+    except OSError as exc:
+        print(f"hpchub announce: {exc}", file=sys.stderr)
+        return 1
+    print(f"announcement: {current}" if current else "no announcement")
+    return 0
+
+
 def _drain(args: argparse.Namespace) -> int:
     import urllib.request
 
@@ -293,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "admin:server_state)")
     drain_cmd.add_argument("--site", help="a demo site instance: its drain file, hub and admin token")
     drain_cmd.set_defaults(func=_drain)
+
+    announce = commands.add_parser(
+        "announce", help="admins: a notice at the top of every page of the hub (maintenance, an outage)")
+    announce.add_argument("text", nargs="?", help="the notice, plain text (none: show the current one)")
+    announce.add_argument("--clear", action="store_true", help="remove the notice")
+    announce.add_argument("--file", help="the hub's HPCHub.announcement_file")
+    announce.add_argument("--site", help="a demo site instance: its announcement file")
+    announce.set_defaults(func=_announce)
 
     kernel = commands.add_parser("kernel", help="your own environments as Jupyter kernels (run on the cluster)")
     kernel_commands = kernel.add_subparsers(dest="kernel_action", required=True)

@@ -58,10 +58,11 @@ from jupyterhub.user import UserDict
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.ioloop import PeriodicCallback
-from traitlets import Float, default
+from traitlets import Float, Unicode, default
 
 from jupyterhub.metrics import RUNNING_SERVERS
 
+from .announcement import AnnouncementFile
 from .limits import raise_open_files_limit
 from .remote import SSHError
 from .revocation import RevocationWatcher
@@ -215,6 +216,16 @@ class HPCHub(JupyterHub):
         connections (sshd) and renewals.""",
     )
 
+    announcement_file = Unicode(
+        "",
+        config=True,
+        help="""A text file with the admin's announcement (maintenance, an outage), shown at the
+        top of every page (login, home, spawn) while it exists and is not empty; read again
+        whenever it changes, so no restart is needed (`hpchub announce TEXT --file PATH`
+        writes it, `--clear` removes it). Plain text. A `template_vars` "announcement" of the
+        configuration takes precedence.""",
+    )
+
     @default("template_paths")
     def _hpchub_template_paths(self):
         # Not named _template_paths_default: JupyterHub calls that one for the path behind the
@@ -231,6 +242,8 @@ class HPCHub(JupyterHub):
         super().init_services()
 
     def init_tornado_settings(self):
+        if self.announcement_file and "announcement" not in self.template_vars:
+            self.template_vars = {**self.template_vars, "announcement": AnnouncementFile(self.announcement_file)}
         super().init_tornado_settings()
         for env in ("jinja2_env", "jinja2_env_sync"):
             self.tornado_settings[env].filters["stored_options"] = stored_options

@@ -115,6 +115,7 @@ def hub_config(site: SiteLayout) -> str:
         "HPCSpawner.launcher_python": "/usr/bin/python3",
         "HPCSpawner.tunnel_socket": str(site.hub_dir / "tunnels.sock"),
         "HPCSpawner.drain_file": str(site.drain_file),
+        "HPCHub.announcement_file": str(site.announcement_file),
         # Loopback: the hub shares the nodes' network, as a hub inside the cluster network
         # would. Isolated: compute nodes have no route from the hub; go through a login node.
         "HPCSpawner.connect_to_server": "via-login-node" if site.isolated else "direct",

@@ -162,6 +162,11 @@ class SiteLayout:
         return self.state_dir / "public" / "grid-certificates"
 
     @property
+    def announcement_file(self) -> Path:
+        """The admin's announcement on every page (`hpchub announce --site NAME`), read by the hub."""
+        return self.hub_dir / "announcement.txt"
+
+    @property
     def drain_file(self) -> Path:
         """The login nodes drained for maintenance (`hpchub drain --site NAME`), read by the hub."""
         return self.hub_dir / "drained-login-nodes.json"
