@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -36,13 +38,21 @@ def page(browser):
     context.close()
 
 
+@contextlib.contextmanager
+def idle_hub(site):
+    """The site's hub, with no server of alice's or bob's (and no job of theirs) before or after."""
+    client = HubClient(site)
+    stop_all(client)
+    try:
+        yield client
+    finally:
+        stop_all(client)
+        for user in ("alice", "bob"):
+            site.ssh(user, ["scancel", "--user", user])
+        client.close()
+
+
 @pytest.fixture
 def hub(loopback_site):
-    """The loopback site's hub, with no server of alice's or bob's before or after the test."""
-    client = HubClient(loopback_site)
-    stop_all(client)
-    yield client
-    stop_all(client)
-    for user in ("alice", "bob"):
-        loopback_site.ssh(user, ["scancel", "--user", user])
-    client.close()
+    with idle_hub(loopback_site) as client:
+        yield client

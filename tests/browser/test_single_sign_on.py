@@ -11,6 +11,7 @@ from hpchub.site.system import demo_passwords
 
 from ..single_sign_on import fresh_code, single_sign_on
 from ..site_handle import HubClient, check, stop_all
+from .conftest import idle_hub
 from .lab import run_in_a_new_notebook
 from .test_spawn_page import shot, start_from_form, wait_for_lab
 
@@ -23,11 +24,8 @@ def sso(loopback_site):
 
 @pytest.fixture
 def hub(sso):
-    client = HubClient(sso)
-    stop_all(client)
-    yield client
-    stop_all(client)
-    client.close()
+    with idle_hub(sso) as client:
+        yield client
 
 
 def sign_in(page, hub: HubClient, user: str, code: str) -> None:
