@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from jupyterhub.spawner import SpawnException
 from tornado import web
 from traitlets.config import Config
 
@@ -440,3 +441,44 @@ def test_a_refused_form_says_why_once_in_words():
     with pytest.raises(web.HTTPError) as refused:
         asyncio.run(spawner.form_options({"target": ["nowhere"]}))
     assert refused.value.jupyterhub_message.startswith("target: 'nowhere' is not a place you can start a server")
+
+
+# ----- a target's own environment -----------------------------------------------------------
+GPU_LOGIN = [{"name": "login1", "address": "10.0.0.1"}, {"name": "login-gpu", "address": "10.0.0.9"}]
+OWN_ENVIRONMENT = [
+    {"name": "login", "title": "Login node", "kind": "login"},
+    {"name": "gpu", "title": "GPU node", "kind": "batch", "defaults": {"partition": "gpu", "walltime": "01:00:00"},
+     "setup_lines": ["module load cuda/12"], "environment": {"CUDA_CACHE_DISABLE": "1"},
+     "scheduler_args": [["--licenses=matlab:1"], ["--mail-type", "NONE"]], "login_nodes": ["login-gpu"]},
+]
+
+
+def test_a_targets_setup_lines_environment_scheduler_args_and_login_nodes_reach_its_servers():
+    spawner = make(HPCSpawner, targets=OWN_ENVIRONMENT, login_nodes=GPU_LOGIN, setup_lines=["umask 077"],
+                   **NO_SCHEDULER)
+    asyncio.run(spawner.apply_options({"target": "gpu"}))
+    assert spawner.all_setup_lines == ["umask 077", "module load cuda/12"]
+    assert [h.name for h in spawner.launch.login_hosts()] == ["login-gpu"]
+    spawner.launch.server.server_id = "alice-default-0a1b2c3d"
+    script = spawner.cluster.adapter.job_script(spawner.launch.job_request())
+    assert "#SBATCH --licenses=matlab:1\n#SBATCH --mail-type NONE\n" in script
+    assert "umask 077\nmodule load cuda/12\nexec " in script
+    asyncio.run(spawner.apply_options({"target": "login"}))  # the other target: none of it
+    assert spawner.all_setup_lines == ["umask 077"] and len(spawner.launch.login_hosts()) == 2
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"login_nodes": ["login-nowhere"]}, "login nodes ['login-nowhere'] are not"),
+    ({"scheduler_args": [["--output=/tmp/x"]]}, "--output is set by hpchub"),
+    ({"scheduler_args": [["-p", "debug"]]}, "-p is a job field"),
+    ({"scheduler_args": [["licenses=x"]]}, "does not start with an option"),
+    ({"environment": {"JUPYTERHUB_API_TOKEN": "x"}}, "is the hub's to set"),
+    ({"environment": {"BAD NAME": "x"}}, "is not a variable name"),
+    ({"setup_lines": ["module load a\nrm -rf ~"]}, "one line per item"),
+])
+def test_a_targets_own_environment_is_checked_when_the_hub_starts(change, words):
+    targets = [OWN_ENVIRONMENT[0], {**OWN_ENVIRONMENT[1], **change}]
+    spawner = make(HPCSpawner, targets=targets, login_nodes=GPU_LOGIN, **NO_SCHEDULER)
+    with pytest.raises(SpawnException) as refused:
+        spawner.all_targets()
+    assert words in refused.value.log_message

@@ -118,6 +118,7 @@ class JobRequest:
     constraint: str | None = None
     reservation: str | None = None
     output: str | None = None  # path of the output file
+    extra: tuple[tuple[str, ...], ...] = ()  # the target's scheduler_args (admin's), one directive each
 
     def validate(self) -> "JobRequest":
         for field, label, value in (("name", "job name", self.name), ("queue", "queue", self.queue),
@@ -136,6 +137,9 @@ class JobRequest:
                 raise ValidationError(f"the {label} {value!r} is out of range ({low}-{high})", field)
         if self.output is not None and ("\n" in self.output or "\0" in self.output):
             raise ValidationError("the output path may not contain a newline", "output")
+        for words in self.extra:
+            if not words or not words[0].startswith("-") or any(c in w for w in words for c in "\n\r\0"):
+                raise ValidationError(f"the scheduler arguments {list(words)!r} are not one directive", "scheduler_args")
         return self
 
 
@@ -167,7 +171,19 @@ class Scheduler(abc.ABC):
     Engine's `qstat -j`): the server's environment, token included, then reaches the job through
     a private file of the user's (remote/batch_launcher.py), never through the scheduler."""
 
+    controlled_options: dict = {}
+    """Options of this scheduler's submit command that hpchub sets itself (or takes from a job
+    field): an admin's `scheduler_args` may not give them. Option -> why."""
+
     # ----- submitting -----------------------------------------------------------------
+    def check_scheduler_args(self, directives) -> None:
+        """A target's extra directives (HPCSpawner.targets' `scheduler_args`), checked when the
+        hub starts: ValidationError for one that hpchub sets itself or takes from a job field."""
+        for words in directives:
+            option = words[0].split("=", 1)[0]
+            if option in self.controlled_options:
+                raise ValidationError(f"{option} {self.controlled_options[option]}", "scheduler_args")
+
     def validate(self, request: JobRequest) -> JobRequest:
         """The request checked for this scheduler: the shared checks (JobRequest.validate), then
         what this scheduler cannot take, as a ValidationError naming the field. The spawner's one

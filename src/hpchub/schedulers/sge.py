@@ -126,6 +126,12 @@ class GridEngine(Scheduler):
     """The Grid Engine adapter (the contract: schedulers/base.py, Scheduler)."""
 
     name = "sge"
+    controlled_options = {
+        **dict.fromkeys(("-N", "-o", "-e", "-j", "-r", "-S", "-cwd", "-wd", "-V", "-v", "-h", "-t", "-terse", "-now",
+                         "-notify", "-b"), "is set by hpchub"),
+        **dict.fromkeys(("-q", "-P", "-ar", "-pe"), "is a job field: give it in the target's `defaults` "
+                                                     "(and `choose`, `limits`)"),
+    }
     private_environment = False  # qstat -j shows every job's environment to every user
     ended_jobs_listed = False  # qstat lists waiting and running jobs only
 
@@ -173,7 +179,7 @@ class GridEngine(Scheduler):
         if request.gpus:
             options.append(["-l", f"{self.gpu_resource}={request.gpus}"])
         lines = ["#!/bin/bash"]
-        lines += ["#$ " + " ".join(quote(word) for word in option) for option in options]
+        lines += ["#$ " + " ".join(quote(word) for word in option) for option in [*options, *request.extra]]
         lines.append(request.script.rstrip("\n"))
         return "\n".join(lines) + "\n"
 

@@ -99,6 +99,16 @@ class Slurm(Scheduler):
     """The Slurm adapter (the contract: schedulers/base.py, Scheduler)."""
 
     name = "slurm"
+    _SET = "is set by hpchub"
+    _FIELD = "is a job field: give it in the target's `defaults` (and `choose`, `limits`)"
+    controlled_options = {
+        **dict.fromkeys(("--job-name", "-J", "--output", "-o", "--error", "-e", "--requeue", "--no-requeue",
+                         "--export", "--uid", "--gid", "--chdir", "-D", "--wrap", "--parsable", "--hold", "-H",
+                         "--array", "-a", "--get-user-env", "--open-mode"), _SET),
+        **dict.fromkeys(("--partition", "-p", "--account", "-A", "--qos", "-q", "--time", "-t", "--nodes", "-N",
+                         "--cpus-per-task", "-c", "--ntasks-per-node", "--mem", "--gres", "--constraint", "-C",
+                         "--reservation"), _FIELD),
+    }
 
     # ----- submitting -----------------------------------------------------------------
     def job_script(self, request: JobRequest) -> str:
@@ -123,6 +133,7 @@ class Slurm(Scheduler):
             options.append(f"--gres=gpu:{request.gpus}")
         lines = ["#!/bin/bash"]
         lines += [f"#SBATCH {quote(option)}" for option in options]
+        lines += ["#SBATCH " + " ".join(quote(word) for word in words) for words in request.extra]
         lines.append(request.script.rstrip("\n"))
         return "\n".join(lines) + "\n"
 

@@ -106,14 +106,15 @@ class BatchLaunch(Launch):
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
         env.filters["q"] = quote
         return env.from_string(self.owner.job_template).render(
-            setup_lines=self.owner.setup_lines, launcher_python=self.owner.launcher_python,
+            setup_lines=self.owner.all_setup_lines, launcher_python=self.owner.launcher_python,
             launcher_config=json.dumps(config), launcher_source=source.rstrip("\n"))
 
     def job_request(self) -> JobRequest:
         """The checked request, completed with this server's name, script and output file."""
+        target = self.owner.target
         return self.owner.cluster.adapter.validate(dataclasses.replace(
             self.request, name=f"jupyter-{cluster_label(self.owner.name or 'default', 50)}", script=self.job_body(),
-            output=f".hpchub/jobs/{self.server_id}/job.out"))
+            output=f".hpchub/jobs/{self.server_id}/job.out", extra=target.scheduler_args if target else ()))
 
     async def _submit(self) -> None:
         owner = self.owner

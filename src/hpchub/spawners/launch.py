@@ -113,7 +113,9 @@ class Launch:
 
     def login_hosts(self, undrained: bool = False) -> list[Host]:
         """The configured login nodes; with undrained, those that take new servers and jobs."""
-        hosts = [self.host(n) for n in self.owner.cluster_config.login_nodes]
+        target = self.owner.target
+        hosts = [self.host(n) for n in self.owner.cluster_config.login_nodes
+                 if target is None or not target.login_nodes or n["name"] in target.login_nodes]
         if not hosts:
             raise spawn_error("no login nodes are configured for this hub", reason="config",
                               log_message="HPCSpawner.login_nodes is empty")

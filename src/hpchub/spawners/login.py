@@ -114,9 +114,10 @@ class LoginLaunch(Launch):
 
     def server_argv(self) -> list[str]:
         argv = super().server_argv()
-        if self.owner.setup_lines:
+        setup_lines = self.owner.all_setup_lines
+        if setup_lines:
             # The admin's lines, then exec of the server with its arguments passed as "$@" (never spliced).
-            argv = ["/bin/bash", "-c", "\n".join([*self.owner.setup_lines, 'exec "$@"']), "hpchub-setup", *argv]
+            argv = ["/bin/bash", "-c", "\n".join([*setup_lines, 'exec "$@"']), "hpchub-setup", *argv]
         return argv
 
     def tunnel_plan(self):

@@ -124,8 +124,14 @@ class HPCSettings(LoggingConfigurable):
         walltime, reservation, constraint), `choose` (the fields the user may change),
         `limits` (`partitions`: allowed names; `max_walltime`, `max_nodes`, `max_cores`,
         `max_memory_mb`, `max_gpus`), optionally `groups` (Unix groups) or `accounts`
-        (Slurm accounts) to offer it only to their members, and `cluster` (a name from
-        `clusters`; none: the default cluster). Values are checked again against
+        (Slurm accounts) to offer it only to their members, `cluster` (a name from
+        `clusters`; none: the default cluster), and the target's own environment:
+        `setup_lines` (run after `setup_lines`, e.g. `["module load cuda/12"]`), `environment`
+        (variables for its servers; not JUPYTERHUB_* or HPCHUB_*), `scheduler_args` (extra
+        directives of its jobs, each a list of words, e.g. `[["--licenses=matlab:1"]]`; options
+        hpchub sets, or that are job fields, are refused) and `login_nodes` (names of its
+        cluster's login nodes it uses; none: all). These are checked when the hub starts.
+        Users' values are checked again against
         what the scheduler allows each user. hpchub-ssh and hpchub-slurm do not read it: they
         have one implicit target each (a login node; a job with the settings below).""",
     )

@@ -26,6 +26,8 @@ from tornado import web
 from traitlets import default
 
 from ..drain import read_drained
+from ..schedulers import SCHEDULERS
+from ..schedulers.base import ValidationError
 from . import metrics
 from .batch import BatchLaunch
 from .cluster import CONTEXTS, Cluster, ClusterKey, SchedulerUnavailable, TunnelService
@@ -167,10 +169,33 @@ class HPCSpawner(HPCSettings, Spawner):
                 if target.cluster not in names:
                     raise TargetConfigError(f"target {target.name!r}: cluster {target.cluster!r} is not one of "
                                             f"HPCSpawner.clusters ({', '.join(sorted(names))})")
+            for target in targets:
+                self._check_with_its_cluster(target)
             return targets
         except TargetConfigError as exc:
             raise spawn_error("the hub's targets are misconfigured; the administrators have been told",
                               reason="config", log_message=f"HPCSpawner.targets: {exc}") from None
+
+    def _check_with_its_cluster(self, target: Target) -> None:
+        """What only the target's cluster can tell: its login nodes exist there, and its adapter
+        takes its scheduler_args."""
+        if not (target.login_nodes or target.scheduler_args):
+            return
+        config = self.cluster_configs()[target.cluster]
+        known = [node["name"] for node in config.login_nodes]
+        unknown = [name for name in target.login_nodes if name not in known]
+        if unknown:
+            raise TargetConfigError(f"target {target.name!r}: login nodes {unknown} are not {config.title}'s "
+                                    f"({', '.join(known)})")
+        try:
+            SCHEDULERS[config.scheduler](**config.scheduler_options).check_scheduler_args(target.scheduler_args)
+        except ValidationError as exc:
+            raise TargetConfigError(f"target {target.name!r}: scheduler_args: {exc}") from None
+
+    @property
+    def target(self) -> Target | None:
+        """The target of the current server (None: none chosen yet)."""
+        return next((t for t in self.all_targets() if t.name == self.target_name), None) if self.target_name else None
 
     def _needs_scheduler(self, target: Target) -> bool:
         return bool(target.accounts) or (target.kind == "batch" and self.check_against_scheduler)
@@ -346,9 +371,18 @@ class HPCSpawner(HPCSettings, Spawner):
         """JupyterHub's environment for the server, and which cluster and batch system it runs
         on (the magics load that scheduler's: hpchub.cluster.scheduler_here)."""
         env = super().get_env()
+        target = self.target
+        if target is not None:
+            env.update(target.environment)  # (never JUPYTERHUB_ or HPCHUB_ names: Target.from_config)
         config = self.cluster_config
         env["HPCHUB_CLUSTER"], env["HPCHUB_SCHEDULER"] = config.name, config.scheduler
         return env
+
+    @property
+    def all_setup_lines(self) -> list[str]:
+        """The hub's setup lines, then the target's."""
+        target = self.target
+        return [*self.setup_lines, *(target.setup_lines if target is not None else ())]
 
     async def start(self):
         metrics.ACTIVE_SERVERS.track(self)

@@ -6,10 +6,17 @@ A target is a card on the spawn page ("Login node - shared, starts now", "Comput
 job (`kind: batch`) with preset job values (`defaults`), the fields a user may change
 (`choose`), upper bounds (`limits`), and optionally only for some Unix groups or accounts.
 Every option of every request goes through `options.resolve`; nothing else reaches a job script.
+
+A target may also carry the admin's own environment for its servers: `setup_lines` (shell
+lines run before the server, after HPCSpawner.setup_lines), `environment` (variables set for
+the server), `scheduler_args` (extra directives of its jobs, each a list of words, checked by
+the cluster's adapter at start-up) and `login_nodes` (the names of its cluster's login nodes it
+uses, e.g. the ones with GPUs). All come from the configuration, never from users.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..schedulers.base import NAME, Association, Partition, Reservation
@@ -28,6 +35,45 @@ class TargetConfigError(ValueError):
     """The admin's target configuration is wrong (reported at hub start)."""
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_KEYS = {"name", "title", "kind", "description", "defaults", "choose", "limits", "groups", "accounts", "cluster",
+         "setup_lines", "environment", "scheduler_args", "login_nodes"}
+
+
+def _text_lines(where: str, key: str, value) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TargetConfigError(f"{where}: `{key}` must be a list of strings")
+    for line in value:
+        if "\n" in line or "\0" in line or "\r" in line:
+            raise TargetConfigError(f"{where}: `{key}`: one line per item (no newline or NUL in {line[:40]!r})")
+    return tuple(value)
+
+
+def _environment(where: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise TargetConfigError(f"{where}: `environment` must be a dict of variable name -> value")
+    for name, text in value.items():
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise TargetConfigError(f"{where}: `environment`: {name!r} is not a variable name")
+        if name.startswith(("JUPYTERHUB_", "HPCHUB_")):
+            raise TargetConfigError(f"{where}: `environment`: {name} is the hub's to set")
+        if not isinstance(text, str) or "\0" in text:
+            raise TargetConfigError(f"{where}: `environment`: the value of {name} must be a string without NUL")
+    return dict(value)
+
+
+def _scheduler_args(where: str, value) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, (list, tuple)):
+        raise TargetConfigError(f"{where}: `scheduler_args` must be a list of directives (each a list of words)")
+    directives = []
+    for directive in value:
+        words = _text_lines(where, "scheduler_args", [directive] if isinstance(directive, str) else directive)
+        if not words or not words[0].startswith("-"):
+            raise TargetConfigError(f"{where}: `scheduler_args`: {list(words)!r} does not start with an option")
+        directives.append(words)
+    return tuple(directives)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -40,12 +86,15 @@ class Target:
     groups: frozenset[str] = frozenset()
     accounts: frozenset[str] = frozenset()
     cluster: str = DEFAULT_CLUSTER  # a name from HPCSpawner.clusters, or the default cluster
+    setup_lines: tuple[str, ...] = ()
+    environment: dict = field(default_factory=dict)
+    scheduler_args: tuple[tuple[str, ...], ...] = ()
+    login_nodes: tuple[str, ...] = ()  # names of its cluster's login nodes; (): all of them
 
     @classmethod
     def from_config(cls, spec: dict) -> "Target":
         where = f"target {spec.get('name', '?')!r}"
-        unknown = set(spec) - {"name", "title", "kind", "description", "defaults", "choose", "limits", "groups",
-                               "accounts", "cluster"}
+        unknown = set(spec) - _KEYS
         if unknown:
             raise TargetConfigError(f"{where}: unknown keys {sorted(unknown)}")
         if not NAME.fullmatch(str(spec.get("name", ""))):
@@ -57,13 +106,17 @@ class Target:
                 raise TargetConfigError(f"{where}: {key!r} is not a job field ({', '.join(FIELDS)})")
         if set(spec.get("limits", {})) - LIMITS:
             raise TargetConfigError(f"{where}: unknown limits {sorted(set(spec['limits']) - LIMITS)}")
-        if spec["kind"] == "login" and (spec.get("defaults") or spec.get("choose")):
+        if spec["kind"] == "login" and (spec.get("defaults") or spec.get("choose") or spec.get("scheduler_args")):
             raise TargetConfigError(f"{where}: a login-node target has no job fields")
         return cls(name=spec["name"], title=spec.get("title", spec["name"]), kind=spec["kind"],
                    description=spec.get("description", ""), defaults=dict(spec.get("defaults", {})),
                    choose=tuple(spec.get("choose", ())), limits=dict(spec.get("limits", {})),
                    groups=frozenset(spec.get("groups", ())), accounts=frozenset(spec.get("accounts", ())),
-                   cluster=str(spec.get("cluster") or DEFAULT_CLUSTER))
+                   cluster=str(spec.get("cluster") or DEFAULT_CLUSTER),
+                   setup_lines=_text_lines(where, "setup_lines", spec.get("setup_lines", [])),
+                   environment=_environment(where, spec.get("environment", {})),
+                   scheduler_args=_scheduler_args(where, spec.get("scheduler_args", [])),
+                   login_nodes=_text_lines(where, "login_nodes", spec.get("login_nodes", [])))
 
     def visible_to(self, groups, accounts) -> bool:
         if self.groups and not self.groups & set(groups):
