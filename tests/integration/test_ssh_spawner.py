@@ -217,16 +217,30 @@ def test_setup_lines_run_first_and_kernels_use_ipc_in_a_fresh_runtime_dir(loopba
     site = loopback_site
     hub = HubClient(site)
     try:
-        with hub_settings(site, "c.HPCSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"):
+        # The hub's setup lines, then the login target's own (with its variables and login node).
+        settings = ("c.HPCSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"
+                    "c.HPCSpawner.targets = [dict(t, setup_lines=['export TARGET_SETUP=after-$HPCHUB_SETUP_TEST'], "
+                    "environment={'TARGET_VAR': 'a b'}, login_nodes=['login2']) if t['name'] == 'login' else "
+                    "dict(t, scheduler_args=[['--comment', 'from the target']]) if t['name'] == 'compute' else t "
+                    "for t in c.HPCSpawner.targets]\n")
+        with hub_settings(site, settings):
             login_ok(hub, "bob")
             model = spawn(hub, "bob")
+            assert model["state"]["host"] == "login2"
             code = ("import os, json; from ipykernel.connect import get_connection_file; "
                     "info = json.load(open(get_connection_file())); "
-                    "print(os.environ['HPCHUB_SETUP_TEST'], info['transport'], os.environ['JUPYTER_RUNTIME_DIR'])")
-            setup, transport, runtime = run_in_kernel(hub, "bob", code).split()
-            assert (setup, transport) == ("from-setup", "ipc")
+                    "print(os.environ['HPCHUB_SETUP_TEST'], info['transport'], os.environ['JUPYTER_RUNTIME_DIR'], "
+                    "os.environ['TARGET_SETUP'], repr(os.environ['TARGET_VAR']))")
+            setup, transport, runtime, target_setup, target_var = run_in_kernel(hub, "bob", code).split(" ", 4)
+            assert (setup, transport, target_setup, target_var.strip()) == (
+                "from-setup", "ipc", "after-from-setup", "'a b'")
             assert runtime.endswith(f"/{model['state']['server_id']}/runtime")
             stop(hub, "bob")
+            # A batch target's scheduler_args reach its job through sbatch, as written.
+            job = spawn(hub, "bob", "job", options={"target": "compute"})["state"]["job_id"]
+            comment = check(site.ssh("bob", ["squeue", "--noheader", "--jobs", job, "--format=%k"])).stdout.strip()
+            assert comment == "from the target"
+            stop(hub, "bob", "job")
     finally:
         hub.close()
 

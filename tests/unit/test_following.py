@@ -43,7 +43,7 @@ def test_a_pending_job_says_why_once_per_change_and_waits_for_the_queue():
     (event,) = f.events()
     assert event.progress == 30 and event.message == ("Job 7 is waiting in the queue (pending, reason: Resources); "
                                                       "expected start 2026-12-01 09:00:00 UTC; waited 30 s")
-    assert event.fields == {"job_id": "7", "state": "PENDING", "reason": "Resources",
+    assert event.fields == {"job_id": "7", "state": "PENDING", "state_words": "pending", "reason": "Resources",
                             "expected_start": "2026-12-01T09:00:00Z"}
     assert f.on_queue(PENDING, None, 1040) == WaitForQueue() and f.events() == []  # nothing new to say
     priority = JobStatus("7", JobState.PENDING, "PENDING", reason="Priority")
@@ -109,3 +109,12 @@ def test_a_job_in_a_future_reservation_expects_to_start_with_it():
     # The scheduler's own estimate, once it has one, wins.
     follower.on_queue(PENDING, None, 40)
     assert follower.events()[0].fields["expected_start"] == "2026-12-01T09:00:00Z"
+
+
+def test_the_state_is_said_in_words_with_the_schedulers_own_code_where_it_differs():
+    slurm, grid_engine = follower(), follower()
+    slurm.on_queue(PENDING, None, 1001)
+    grid_engine.on_queue(JobStatus("7", JobState.PENDING, "qw", reason="cannot run in queue"), None, 1001)
+    assert slurm.events()[0].fields["state_words"] == "pending"
+    (event,) = grid_engine.events()
+    assert (event.fields["state"], event.fields["state_words"]) == ("qw", "pending (qw)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..schedulers.base import JobState, JobStatus
-from .messages import format_duration, pending_message
+from .messages import format_duration, pending_message, state_in_words
 
 
 EARLY_START_WINDOW = 20.0
@@ -120,7 +120,7 @@ class JobFollower:
         if summary != self._shown:
             self._shown = summary
             self._say(pending_message(status, now - self.queued_since), 30, job_id=self.job_id,
-                      state=status.native_state, reason=status.reason,
+                      state=status.native_state, state_words=state_in_words(status), reason=status.reason,
                       expected_start=f"{status.start}Z" if status.start else None)  # ISO, UTC
         if now - self.queued_since > self.max_queue_wait:
             return Fail("queue", f"job {self.job_id} waited in the queue for more than "

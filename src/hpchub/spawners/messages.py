@@ -16,6 +16,14 @@ def pending_message(status: JobStatus, waited: float) -> str:
     return "".join(parts)
 
 
+def state_in_words(status: JobStatus) -> str:
+    """The job's state for people: the neutral word, with the scheduler's own code where that
+    is not the same word ("pending (qw)" for Grid Engine, "pending" for Slurm's PENDING)."""
+    word = status.state.value
+    native = status.native_state.split()[0] if status.native_state.strip() else ""
+    return word if native.lower() in ("", word) else f"{word} ({native})"
+
+
 def outcome_message(status: JobStatus) -> str:
     """How a job ended, for the user (the pending page's failure, the home page)."""
     native = status.native_state
