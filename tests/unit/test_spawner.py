@@ -482,3 +482,12 @@ def test_a_targets_own_environment_is_checked_when_the_hub_starts(change, words)
     with pytest.raises(SpawnException) as refused:
         spawner.all_targets()
     assert words in refused.value.log_message
+
+
+def test_a_refusal_on_a_page_without_hpchubs_form_is_said_above_it():
+    from tornado import web
+
+    spawner = make(SlurmSpawner, partition="batch")  # hpchub-slurm: no form, its confirm page posts opt-*
+    with pytest.raises(web.HTTPError) as refused:
+        asyncio.run(spawner.form_options({"opt-nodes": ["²"]}))
+    assert refused.value.jupyterhub_message == "nodes: must be a whole number"

@@ -55,6 +55,12 @@ async def no_service_account():
                        "holds the service account's certificate for the scheduler's queries")
 
 
+def hpchub_form(spawner: "HPCSpawner"):
+    """hpchub's spawn form (JupyterHub's options_form, as a callable), which shows a refusal
+    next to its field."""
+    return spawner.render_form()
+
+
 class HPCSpawner(HPCSettings, Spawner):
     """Login node or compute nodes, chosen per server by its target."""
 
@@ -274,7 +280,7 @@ class HPCSpawner(HPCSettings, Spawner):
     # ----- JupyterHub's option hooks --------------------------------------------------------
     @default("options_form")
     def _default_options_form(self):
-        return lambda spawner: spawner.render_form()
+        return hpchub_form
 
     @default("options_from_form")
     def _default_options_from_form(self):
@@ -298,6 +304,8 @@ class HPCSpawner(HPCSettings, Spawner):
         return options
 
     def _shown_at_its_field(self, options: dict, refusal: Refusal) -> bool:
+        if self.options_form is not hpchub_form:  # a preset without a form, or the admin's own form
+            return False
         # (all targets: whether one is offered to this user needs the scheduler's answer; the
         # form shows its fields whenever it shows the target)
         target = next((t for t in self.all_targets() if t.name == options.get("target")), None)
