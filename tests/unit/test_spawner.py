@@ -487,7 +487,14 @@ def test_a_targets_own_environment_is_checked_when_the_hub_starts(change, words)
 def test_a_refusal_on_a_page_without_hpchubs_form_is_said_above_it():
     from tornado import web
 
-    spawner = make(SlurmSpawner, partition="batch")  # hpchub-slurm: no form, its confirm page posts opt-*
+    # An admin's own form (it cannot show hpchub's message next to a field) ...
+    spawner = make(HPCSpawner, targets=TARGETS, options_form="<p>the centre's own form</p>", **NO_SCHEDULER)
+    spawner.user.groups = []
     with pytest.raises(web.HTTPError) as refused:
-        asyncio.run(spawner.form_options({"opt-nodes": ["²"]}))
+        asyncio.run(spawner.form_options({"target": ["custom"], "custom.walltime": ["09:00:00"]}))
+    assert refused.value.jupyterhub_message == "walltime: can be at most 04:00:00 here"
+    # ... and hpchub-slurm, which has none (its spawn links' confirmation page posts opt-*).
+    slurm = make(SlurmSpawner, partition="batch")
+    with pytest.raises(web.HTTPError) as refused:
+        asyncio.run(slurm.form_options({"opt-target": ["job"], "opt-nodes": ["²"]}))
     assert refused.value.jupyterhub_message == "nodes: must be a whole number"
