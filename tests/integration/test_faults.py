@@ -198,3 +198,7 @@ def test_a_compute_nodes_slurmd_killed_shows_its_server_stopped_when_slurm_decla
     # Back on its feet, the node's slurmd ends what was left of the failed job.
     wait_until(f"nothing of alice's left on {node}",
                lambda: not [c for c in site.processes_in_node(node, "alice") if "sleep 600" not in c], 90)
+    # Nor on the login nodes: the server's tunnels went with it (JupyterHub never calls stop()
+    # for a server that poll() says has ended; their keepalive session stayed on the login node).
+    wait_until("nothing of alice's left on any node", lambda: not leftovers(site, "alice"), 30,
+               detail=lambda: leftovers(site, "alice"))

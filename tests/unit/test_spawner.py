@@ -498,3 +498,28 @@ def test_a_refusal_on_a_page_without_hpchubs_form_is_said_above_it():
     with pytest.raises(web.HTTPError) as refused:
         asyncio.run(slurm.form_options({"opt-target": ["job"], "opt-nodes": ["²"]}))
     assert refused.value.jupyterhub_message == "nodes: must be a whole number"
+
+
+def test_a_server_that_ended_on_its_own_is_released_once():
+    # JupyterHub calls stop() only for a server that poll() says still runs: a job that ended by
+    # itself (its walltime, a node failure) kept its tunnels and its place in the watcher.
+    from hpchub.spawners.launch import Launch
+
+    class Ended(Launch):
+        stops = 0
+
+        async def poll(self):
+            return 119
+
+        async def stop(self):
+            Ended.stops += 1
+            assert self.stopping  # no rebuild of its tunnels meanwhile
+
+    spawner = make(HPCSpawner)
+    spawner.launch = Ended(spawner)
+
+    async def polled_three_times():
+        return [await spawner.poll() for _ in range(3)]
+
+    assert asyncio.run(polled_three_times()) == [119, 119, 119]
+    assert Ended.stops == 1

@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -80,6 +81,10 @@ class TunnelService:
         self.pool = SSHPool(known_hosts)
         self.tunnels: dict[str, Tunnel] = {}
         self.started = time.time()
+        # One change at a time per tunnel: a close that arrives while its open still waits for
+        # the SSH connection runs after it (and closes what it made), and two opens of one id
+        # (a poll's and the hub's tunnel check, say) make one tunnel, not two with one orphaned.
+        self._changing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def serve(self) -> None:
         if os.path.exists(self.socket_path):
@@ -118,6 +123,15 @@ class TunnelService:
 
     async def _dispatch(self, request: dict) -> dict:
         op, tunnel_id = request["op"], request.get("id", "")
+        if op in ("open", "forward", "close"):
+            lock = self._changing.get(tunnel_id)
+            if lock is None:
+                lock = self._changing[tunnel_id] = asyncio.Lock()
+            async with lock:
+                return await self._op(op, tunnel_id, request)
+        return await self._op(op, tunnel_id, request)
+
+    async def _op(self, op: str, tunnel_id: str, request: dict) -> dict:
         if op == "open":
             return await self._open(tunnel_id, request)
         tunnel = self.tunnels.get(tunnel_id)

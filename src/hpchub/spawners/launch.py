@@ -76,6 +76,8 @@ class Launch:
         # Set when a stop begins (HPCSpawner.stop): a poll still running then must not rebuild
         # the tunnels the stop closes, or they would be left open with nobody to close them.
         self.stopping = False
+        self.released = False  # what an ended server held has been released (HPCSpawner._release)
+        self.ended_with = 1  # and the exit status poll() gave then
 
     # ----- the contract (each launch fills it) ------------------------------------------
     async def start(self) -> tuple[str, int]:

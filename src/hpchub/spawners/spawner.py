@@ -409,7 +409,30 @@ class HPCSpawner(HPCSettings, Spawner):
         return url
 
     async def poll(self):
-        return 0 if self.launch is None else await self.launch.poll()
+        launch = self.launch
+        if launch is None:
+            return 0
+        if launch.released:  # ended, and released: asked again by JupyterHub's own stop path
+            return launch.ended_with
+        status = await launch.poll()
+        if status is not None:
+            launch.ended_with = status
+            await self._release(launch)
+        return status
+
+    async def _release(self, launch: Launch) -> None:
+        """A server that ended on its own (its job ended, its process exited, its node went):
+        what Stop would release, released now. JupyterHub calls stop() only for a server that
+        poll() says still runs, so without this its tunnels (a reverse forward and a session on
+        the login node), its job's place in the watcher, a job held in error, a login server's
+        leftover kernels would stay until the tunnel service restarts."""
+        if launch.released:
+            return
+        launch.released = launch.stopping = True
+        try:
+            await launch.stop()
+        except SpawnException as exc:  # its node may be unreachable: the log says what is left
+            self.log.warning("%s: releasing what its ended server held: %s", self._log_name, exc.log_message)
 
     async def stop(self, now=False):
         if self._check_pending and self.launch is not None and not self.last_outcome:
