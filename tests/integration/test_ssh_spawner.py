@@ -219,10 +219,11 @@ def test_setup_lines_run_first_and_kernels_use_ipc_in_a_fresh_runtime_dir(loopba
     try:
         # The hub's setup lines, then the login target's own (with its variables and login node).
         settings = ("c.HPCSpawner.setup_lines = ['export HPCHUB_SETUP_TEST=from-setup']\n"
+                    "from hpchub.site.hub import DEMO_TARGETS\n"
                     "c.HPCSpawner.targets = [dict(t, setup_lines=['export TARGET_SETUP=after-$HPCHUB_SETUP_TEST'], "
                     "environment={'TARGET_VAR': 'a b'}, login_nodes=['login2']) if t['name'] == 'login' else "
                     "dict(t, scheduler_args=[['--comment', 'from the target']]) if t['name'] == 'compute' else t "
-                    "for t in c.HPCSpawner.targets]\n")
+                    "for t in DEMO_TARGETS]\n")
         with hub_settings(site, settings):
             login_ok(hub, "bob")
             model = spawn(hub, "bob")
