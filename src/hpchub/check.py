@@ -126,7 +126,7 @@ class SiteSettings:
     @classmethod
     def from_config(cls, config) -> "SiteSettings":
         from .spawners import HPCSpawner, SlurmSpawner
-        from .spawners.cluster_config import DEFAULT_CLUSTER, ClusterConfig, ClusterConfigError, cluster_configs
+        from .spawners.cluster_config import ClusterConfigError, cluster_configs
 
         def setting(section: str, key: str, default=None):
             value = config[section].get(key) if section in config else None
@@ -145,8 +145,7 @@ class SiteSettings:
         def authenticator_setting(key: str, default: str) -> str:
             return next((setting(a, key) for a in authenticators if setting(a, key) is not None), default)
 
-        default = ClusterConfig(DEFAULT_CLUSTER, spawner.cluster_title or "Cluster", spawner.scheduler,
-                                tuple(spawner.login_nodes), float(spawner.status_interval))
+        default = spawner.default_cluster_config()
         try:
             clusters, clusters_error = list(cluster_configs(spawner.clusters, default).values()), ""
         except ClusterConfigError as exc:
@@ -196,18 +195,18 @@ class SiteCheck:
             self._no_certificate(self.account, exc)
             return
         self.account = self.account or authenticator.service_account
-        credentials = {}
-        for index, cluster in enumerate([None, *s.clusters]):
-            if cluster is not None and index == 1 and s.clusters_error:
-                self.add(Result(FAIL, "clusters", s.clusters_error, "see HPCSpawner.clusters in the settings "
-                                                                    "reference; only the default cluster was checked"))
+        credentials = {self.account: await self._certificate(authenticator, self.account)}
+        if s.clusters_error:
+            self.add(Result(FAIL, "clusters", s.clusters_error, "see HPCSpawner.clusters in the settings "
+                                                                "reference; only the default cluster was checked"))
+        for index, cluster in enumerate(s.clusters):
             # --account names the default account; a cluster may name one of its own.
-            account = (cluster.service_account if cluster is not None else "") or self.account
+            account = cluster.service_account or self.account
             if account not in credentials:
                 credentials[account] = await self._certificate(authenticator, account)
-            if credentials[account] is not None and cluster is not None:
+            if credentials[account] is not None:
                 await ClusterCheck(self, cluster, account, named=len(s.clusters) > 1,
-                                   default=index == 1).run(credentials[account])
+                                   default=index == 0).run(credentials[account])
 
     async def _certificate(self, authenticator, account: str):
         """The account's certificate from the configured issuer (or the site's static one), as
@@ -233,10 +232,6 @@ class SiteCheck:
                         "check CredentialIssuingAuthenticator's issuer settings (ssh_ca_key or the CA service)"))
 
 
-def _host(node: dict) -> Host:
-    return Host(node["name"], node["address"], int(node.get("port", 22)), node.get("known_hosts", ""))
-
-
 class ClusterCheck:
     """Checks 3 to 6 on one cluster: its login nodes, its scheduler, its compute nodes' way to
     the hub. Results go to the site check's list."""
@@ -260,14 +255,14 @@ class ClusterCheck:
             self.add(Result(SKIP, "test job", "no login node could be used"))
             return
         node = reachable[0]
-        host = _host(node)
+        host = Host.from_node(node)
         if await self._check_held_job(host, credential):
             await self._check_hub_from_compute_node(host, node, credential)
         else:
             self.add(Result(SKIP, "hub API from a compute node", "the scheduler check failed"))
 
     async def _check_node(self, node: dict, credential) -> bool:
-        host = _host(node)
+        host = Host.from_node(node)
         name = f"login node {host.name} ({host.address}:{host.port})"
         try:
             await self.pool.connection(host, credential)

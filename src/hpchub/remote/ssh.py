@@ -27,6 +27,12 @@ class Host:
                 if f.name in ("name", "address") or getattr(self, f.name) != f.default}
 
     @classmethod
+    def from_node(cls, node: dict) -> "Host":
+        """From a login node as configured (HPCSpawner.login_nodes, a cluster's login_nodes)."""
+        return cls(node["name"], node.get("address", node["name"]), int(node.get("port", 22)),
+                   node.get("known_hosts", ""))
+
+    @classmethod
     def from_dict(cls, data: dict) -> "Host":
         """From a request, ignoring fields a later hub may add."""
         known = {f.name for f in fields(cls)}

@@ -108,15 +108,10 @@ class Launch:
     waiting_in_queue = False
 
     # ----- the login nodes --------------------------------------------------------------
-    @staticmethod
-    def host(node: dict) -> Host:
-        return Host(node["name"], node.get("address", node["name"]), int(node.get("port", 22)),
-                    node.get("known_hosts", ""))
-
     def login_hosts(self, undrained: bool = False) -> list[Host]:
         """The configured login nodes; with undrained, those that take new servers and jobs."""
         target = self.owner.target
-        hosts = [self.host(n) for n in self.owner.cluster_config.login_nodes
+        hosts = [Host.from_node(n) for n in self.owner.cluster_config.login_nodes
                  if target is None or not target.login_nodes or n["name"] in target.login_nodes]
         if not hosts:
             raise spawn_error("no login nodes are configured for this hub", reason="config",
@@ -138,7 +133,7 @@ class Launch:
 
     def host_named(self, name: str) -> Host | None:
         node = self.login_node(name) if name else None
-        return self.host(node) if node else None
+        return Host.from_node(node) if node else None
 
     # ----- the user's credentials -------------------------------------------------------
     async def _credentials(self) -> CredentialSet | None:

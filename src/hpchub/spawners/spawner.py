@@ -26,6 +26,7 @@ from tornado import web
 from traitlets import default
 
 from ..drain import read_drained
+from ..remote import Host
 from ..schedulers import SCHEDULERS
 from ..schedulers.base import ValidationError
 from . import metrics
@@ -89,13 +90,16 @@ class HPCSpawner(HPCSettings, Spawner):
         super().__init__(**kwargs)
 
     # ----- the clusters --------------------------------------------------------------------
+    def default_cluster_config(self) -> ClusterConfig:
+        """The default cluster: the one this spawner's own settings describe."""
+        return ClusterConfig(DEFAULT_CLUSTER, self.cluster_title or "Cluster", self.scheduler,
+                             tuple(self.login_nodes), float(self.status_interval))
+
     def cluster_configs(self) -> dict[str, ClusterConfig]:
         """Every cluster of the hub by name: the default one (this spawner's own settings) and
         those of `clusters`."""
-        default = ClusterConfig(DEFAULT_CLUSTER, self.cluster_title or "Cluster", self.scheduler,
-                                tuple(self.login_nodes), float(self.status_interval))
         try:
-            return cluster_configs(self.clusters, default)
+            return cluster_configs(self.clusters, self.default_cluster_config())
         except ClusterConfigError as exc:
             raise spawn_error("the hub's clusters are misconfigured; the administrators have been told",
                               reason="config", log_message=f"HPCSpawner.clusters: {exc}") from None
@@ -112,11 +116,11 @@ class HPCSpawner(HPCSettings, Spawner):
         configs = self.cluster_configs()
         if self.cluster_name in configs:
             return configs[self.cluster_name]
-        return self.cluster_config_of(next((t for t in self.all_targets() if t.name == self.target_name), None))
+        return self.cluster_config_of(self.target)
 
     def cluster_of(self, config: ClusterConfig) -> Cluster:
         """The hub's one context of that cluster (SSH connections, job watcher, cached choices)."""
-        key = ClusterKey(config.scheduler, self.known_hosts, tuple(Launch.host(n) for n in config.login_nodes),
+        key = ClusterKey(config.scheduler, self.known_hosts, tuple(Host.from_node(n) for n in config.login_nodes),
                          config.options_key(), config.service_account)
         # The hub's one authenticator holds the service accounts' certificates.
         issue = getattr(self.authenticator, "service_account_credential", None)
