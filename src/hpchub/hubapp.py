@@ -38,7 +38,9 @@ run in place of ``jupyterhub``; same options and configuration).
 
 6. **hpchub's pages** come first in `template_paths`: the pending page shows the batch job's
    state, reason, expected start and time waited (and its Stop stops that server, named ones
-   too); the home page shows where each server runs, its job and the time left.
+   too); the home page shows each server as a card: where it runs, its job, its state in
+   words, the time left, and buttons to open, stop, relaunch, edit and relaunch, and read its
+   output (output_page.py).
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ from jupyterhub.metrics import RUNNING_SERVERS
 
 from .announcement import AnnouncementFile
 from .limits import raise_open_files_limit
+from .output_page import URL as OUTPUT_URL, ServerOutputHandler
 from .remote import SSHError
 from .revocation import RevocationWatcher
+from .spawners.cards import session_card
 from .spawners.options import shown, stored_options
 from .spawners.spawner import HPCSpawner
 from .spawners.state import is_resumable
@@ -247,6 +251,7 @@ class HPCHub(JupyterHub):
         super().init_tornado_settings()
         for env in ("jinja2_env", "jinja2_env_sync"):
             self.tornado_settings[env].filters["stored_options"] = stored_options
+            self.tornado_settings[env].filters["session_card"] = session_card
 
     def init_handlers(self):
         super().init_handlers()
@@ -259,6 +264,8 @@ class HPCHub(JupyterHub):
             raise RuntimeError(f"hpchub-hub: JupyterHub's handler list has no {missing}; this JupyterHub "
                                "version is not one hpchub supports")
         self.handlers = [(h[0], replaced.get(h[1], h[1]), *h[2:]) for h in self.handlers]
+        # hpchub's own pages, before JupyterHub's catch-all 404
+        self.handlers.insert(0, (self.hub_prefix.rstrip("/") + OUTPUT_URL, ServerOutputHandler))
 
     async def start(self):
         await super().start()

@@ -135,7 +135,10 @@ def test_the_state_saved_is_versioned_and_found_again():
     assert isinstance(again.launch, BatchLaunch) and again.launch.server == spawner.launch.server
     assert again.job_id == "42" and again.target_name == "compute" and again.last_outcome == spawner.last_outcome
     again.clear_state()
-    assert again.launch is None and again.get_state() == {"version": VERSION, "last_outcome": spawner.last_outcome}
+    # After the stop: how it ended, and where its job's output is (the home page's card reads it).
+    assert again.launch is None and again.get_state() == {
+        "version": VERSION, "last_outcome": spawner.last_outcome,
+        "last_server": {"kind": "batch", "server_id": "alice-x-1", "cluster": "", "host": "login1", "job_id": "42"}}
 
 
 def test_a_resumed_spawn_keeps_its_job_through_jupyterhubs_clear_and_options():

@@ -21,6 +21,7 @@ On a login node, sent over SSH (one JSON request on stdin, one JSON line on stdo
         waits for the job to report, through the shared home, that its server listens
         ({"status": "ready", ...}) or that it ended ({"status": "ended", ...})
     {"action": "tail", "server_id": ID}   the end of the job's output file
+    {"action": "read", "server_id": ID, "bytes": N}   the last N bytes of it, for the pages
     {"action": "remove", "server_id": ID} the job's directory, once the job is gone
 
 On the job's first node, from the batch script (`python3 - serve CONFIG <<EOF ... EOF`):
@@ -144,6 +145,11 @@ def output_tail(request):
     return {"status": "ok", "output_tail": job_tail(os.path.join(job_dir(request["server_id"]), "job.out"))}
 
 
+def read_output(request):
+    """The job's output file (its stdout and stderr, the server's log among them)."""
+    return {"status": "ok", **read_end(os.path.join(job_dir(request["server_id"]), "job.out"), request["bytes"])}
+
+
 def remove(request):
     shutil.rmtree(job_dir(request["server_id"]), ignore_errors=True)
     return {"status": "removed"}
@@ -231,7 +237,8 @@ def serve(config):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
         sys.exit(serve(json.loads(sys.argv[2])))
-    answer({"submit": submit, "await": await_report, "tail": output_tail, "remove": remove},
+    answer({"submit": submit, "await": await_report, "tail": output_tail, "read": read_output,
+            "remove": remove},
            json.loads(sys.stdin.read()))
 
 

@@ -50,6 +50,27 @@ def tail(path, lines=20, max_bytes=8192):
         return ""
 
 
+MAX_READ = 4 * 1024 * 1024  # the most of a log one "read" sends back
+
+
+def read_end(path, max_bytes):
+    """The last max_bytes of a log (at most MAX_READ), from a line start where one is near, and
+    its size: {"text": ..., "size": N, "from": OFFSET}, or {"missing": true}."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            start = max(0, size - min(int(max_bytes), MAX_READ))
+            f.seek(start)
+            data = f.read(size - start)
+    except OSError:
+        return {"missing": True}
+    if start > 0:  # begin at a whole line when one starts within the first 1 KB read
+        newline = data.find(b"\n", 0, 1024)
+        if newline >= 0:
+            start, data = start + newline + 1, data[newline + 1:]
+    return {"text": data.decode("utf-8", "replace"), "size": size, "from": start}
+
+
 def processes_of(server_id):
     """PIDs of this user's processes carrying the server's marker (kernels run in sessions of
     their own: the marker, not the process tree, is what finds them)."""

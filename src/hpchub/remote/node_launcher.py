@@ -12,7 +12,10 @@ installed there. It reads one JSON request on stdin and writes one JSON line on 
         directory, which stop removes
     {"action": "poll", "server_id": ID, "pid": PID}
     {"action": "stop", "server_id": ID, "pid": PID}
-        ends the server and every process it started (kernels too), removes its directory
+        ends the server and every process it started (kernels too), removes its directory;
+        its log is kept as ~/.hpchub/logs/ID.log (0600) for a week, for the user to read
+    {"action": "read", "server_id": ID, "bytes": N}
+        the last N bytes of the server's log (the running server's, else the kept one)
 
 Every process of a server carries HPCHUB_SERVER_ID in its environment: that is how poll
 and stop find kernels, which Jupyter starts in sessions of their own.
@@ -44,6 +47,36 @@ def runtime_base():
 
 def server_dir(server_id):
     return os.path.join(runtime_base(), checked_server_id(server_id))
+
+
+LOGS_DIR = os.path.join(".hpchub", "logs")  # relative to the home directory
+KEEP_SECONDS = 7 * 86400  # kept logs of servers that ended are removed after this
+
+
+def kept_log(server_id):
+    return os.path.join(os.path.expanduser("~"), LOGS_DIR, checked_server_id(server_id) + ".log")
+
+
+def keep_log(directory, server_id):
+    """Copy the server's log out of its runtime directory (which is about to go) into the
+    user's home, and remove kept logs older than KEEP_SECONDS. Best effort: a full home
+    directory must not keep a server from stopping."""
+    logs = os.path.join(os.path.expanduser("~"), LOGS_DIR)
+    try:
+        os.makedirs(logs, 0o700, exist_ok=True)
+        os.chmod(os.path.dirname(logs), 0o700)
+        os.chmod(logs, 0o700)
+        now = time.time()
+        for name in os.listdir(logs):
+            path = os.path.join(logs, name)
+            if now - os.stat(path).st_mtime > KEEP_SECONDS:
+                os.remove(path)
+        with open(os.path.join(directory, "server.log"), "rb") as source:
+            fd = os.open(kept_log(server_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as kept:
+                shutil.copyfileobj(source, kept)
+    except OSError:
+        pass
 
 
 def start(request):
@@ -83,6 +116,7 @@ def start(request):
         if done:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
             result = {"status": "exited", "code": code, "log_tail": tail(log)}
+            keep_log(directory, request["server_id"])
             shutil.rmtree(directory, ignore_errors=True)
             return result
         if os.path.exists(sock):
@@ -108,12 +142,20 @@ def stop(request):
     server_id = request["server_id"]
     directory = server_dir(server_id)
     left = end_processes(server_id, float(request.get("grace", 10)), 5.0)
+    if os.path.isdir(directory):
+        keep_log(directory, server_id)
     shutil.rmtree(directory, ignore_errors=True)
     return {"status": "stopped" if not left else "stuck", "left": left}
 
 
+def read_log(request):
+    live = os.path.join(server_dir(request["server_id"]), "server.log")
+    path = live if os.path.exists(live) else kept_log(request["server_id"])
+    return {"status": "ok", **read_end(path, request["bytes"])}
+
+
 def main():
-    answer({"start": start, "poll": poll, "stop": stop}, json.loads(sys.stdin.read()))
+    answer({"start": start, "poll": poll, "stop": stop, "read": read_log}, json.loads(sys.stdin.read()))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from .launch import Launch, spawn_error
 from .login import LoginLaunch
 from .options import FieldError, job_request, normalise, shown, stored_options
 from .settings import LEGACY_SECTIONS, HPCSettings
-from .state import BatchServer, LoginServer, SpawnerState, dump, load
+from .state import BatchServer, LastServer, LoginServer, SpawnerState, dump, load
 from .targets import Choices, Target, TargetConfigError
 
 DEFAULT_TARGETS = [
@@ -82,6 +82,7 @@ class HPCSpawner(HPCSettings, Spawner):
         self.target_name = ""
         self.cluster_name = ""  # the cluster the current server runs on (saved with it)
         self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
+        self.last_server: LastServer | None = None  # where its output is, kept after stop for the pages
         self.refusal: Refusal | None = None  # this server's last refused form
         self.trouble = ""  # what keeps a running server from being reached, for the pages
         self._resuming = False
@@ -449,8 +450,10 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def get_state(self):
         server = self.launch.saved() if self.launch is not None else None
+        if server and server.server_id:
+            self.last_server = LastServer.of(server, self.cluster_name)
         state = SpawnerState(self.kind, self.target_name, server if server and server.server_id else None,
-                             self.last_outcome, self.cluster_name)
+                             self.last_outcome, self.cluster_name, self.last_server)
         return {**super().get_state(), **dump(state)}
 
     def load_state(self, state):
@@ -461,6 +464,7 @@ class HPCSpawner(HPCSettings, Spawner):
             self.log.error("%s: %s; its server is left alone", self._log_name, exc)
             return
         self.target_name, self.last_outcome, self.cluster_name = saved.target, saved.last_outcome, saved.cluster
+        self.last_server = saved.last_server
         if saved.server is not None and saved.cluster and saved.cluster not in self._cluster_names():
             # Its cluster was taken out of the configuration: nothing here can reach it any more,
             # and no other cluster's scheduler may be asked about (or cancel) its job.

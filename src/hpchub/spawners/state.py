@@ -13,6 +13,10 @@ sometimes left out) are read too, so a hub upgraded with servers running finds t
 later moved to another cluster, or removed, must not send its job's queries and cancel to
 another scheduler. States without it (earlier hpchub, which read version 2 and ignore it)
 are on their target's cluster. Adding it needed no new version: readers ignore unknown keys.
+
+`last_server` (hpchub 0.3) says where the output of the latest server is (its kind, id on the
+cluster, cluster, login node, job): kept after the server ended, so that the user can read
+its job's output and its log from the home page. Optional like `cluster`.
 """
 
 from __future__ import annotations
@@ -61,6 +65,30 @@ class SpawnerState:
     server: LoginServer | BatchServer | None = None
     last_outcome: dict = field(default_factory=dict)  # how the last server ended, for the pages
     cluster: str = ""  # the cluster the server runs on ("": its target's, for states of hpchub < 0.3)
+    last_server: LastServer | None = None  # where the latest server's output is (hpchub >= 0.3)
+
+
+@dataclass(frozen=True)
+class LastServer:
+    """Where the latest server's output can be read (spawners/output.py), kept after it ended."""
+
+    kind: str = ""  # "login" (its log) or "batch" (its job's output file)
+    server_id: str = ""
+    cluster: str = ""
+    host: str = ""  # the login node it ran on, or its job was submitted from
+    job_id: str = ""
+
+    @classmethod
+    def of(cls, server: LoginServer | BatchServer, cluster: str) -> "LastServer":
+        if isinstance(server, BatchServer):
+            return cls("batch", server.server_id, cluster, server.submit_host, server.job_id)
+        return cls("login", server.server_id, cluster, server.host)
+
+    @classmethod
+    def from_saved(cls, raw) -> "LastServer | None":
+        if not isinstance(raw, dict) or raw.get("kind") not in KINDS or not raw.get("server_id"):
+            return None
+        return cls(**{f.name: str(raw.get(f.name) or "") for f in fields(cls)})
 
 
 KINDS = {"login": LoginServer, "batch": BatchServer}
@@ -75,6 +103,8 @@ def dump(state: SpawnerState) -> dict:
             raw["cluster"] = state.cluster
     if state.last_outcome:
         raw["last_outcome"] = dict(state.last_outcome)
+    if state.last_server is not None:
+        raw["last_server"] = asdict(state.last_server)
     return {"version": VERSION, **raw} if raw else {}
 
 
@@ -95,9 +125,13 @@ def load(raw: dict | None) -> SpawnerState:
         server = server_class(**{k: v for k, v in raw.items() if k in known})
         if not server.server_id:
             server = None  # a kind without a server (hpchub 0.1 kept the kind after stop)
+    cluster = str(raw.get("cluster") or "") if server else ""
+    last_server = LastServer.from_saved(raw.get("last_server"))
+    if last_server is None and server is not None:  # saved before hpchub 0.3 kept it: where it runs now
+        last_server = LastServer.of(server, cluster)
     return SpawnerState(kind=kind if server else "", target=raw.get("target", "") if server else "",
                         server=server, last_outcome=dict(raw.get("last_outcome") or {}),
-                        cluster=str(raw.get("cluster") or "") if server else "")
+                        cluster=cluster, last_server=last_server)
 
 
 def is_resumable(raw: dict | None) -> bool:
