@@ -189,11 +189,16 @@ def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
         far = servers["far"]["state"]
         assert servers["near"]["state"]["kind"] == "login" and far["node"] == "c4"
         page.goto(f"{hub.url}/hub/home")
-        rows = {r.get_attribute("data-server-name"): r.inner_text()
-                for r in page.query_selector_all("#hpchub-servers tr.hpchub-server")}
-        assert servers["near"]["state"]["host"] in rows["near"] and "running" in rows["near"]
-        assert "c4" in rows["far"] and far["job_id"] in rows["far"]
-        assert re.search(r"0 h 1[01] min", rows["far"]), rows["far"]
+        cards = {c.get_attribute("data-server-name"): c.inner_text()
+                 for c in page.query_selector_all("#hpchub-servers .hpchub-card")}
+        assert servers["near"]["state"]["host"] in cards["near"] and "running" in cards["near"]
+        assert "c4" in cards["far"] and far["job_id"] in cards["far"]
+        assert re.search(r"Time left\s+1[01] min", cards["far"]), cards["far"]
+        # When the job ends, in the browser's own zone (the cluster's is another, the hub's UTC).
+        ends = page.inner_text('.hpchub-card[data-server-name="far"] .hpchub-ends')
+        assert ends.endswith(f"({BROWSER_ZONE})"), ends
+        shown_end = datetime.strptime(ends.split(" (")[0], "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(BROWSER_ZONE))
+        assert abs(shown_end.timestamp() - (time.time() + 11 * 60)) < 3 * 60, ends
         shot(page, "home-two-servers")
 
         # Relaunch in one click, with the same settings.
@@ -204,6 +209,19 @@ def test_two_servers_at_once_and_the_walltime_notice(loopback_site, hub, page):
         again = hub.admin("GET", "/users/alice").json()["servers"]["far"]
         assert again["user_options"]["target"] == "gpu" and again["user_options"]["walltime"] == "00:12:00"
         assert again["state"]["node"] == "c4" and again["state"]["job_id"] != far["job_id"]
+
+        # Edit and relaunch: the form, filled in with the same settings, to change one.
+        stop(hub, "alice", "far")
+        page.goto(f"{hub.url}/hub/home")
+        page.click('.hpchub-card[data-server-name="far"] .hpchub-edit')
+        expect(page.locator("#target-gpu")).to_be_checked()
+        expect(page.locator('[name="gpu.walltime"]')).to_have_value("00:12:00")
+        assert "far" not in hub.admin("GET", "/users/alice").json()["servers"]  # nothing started
+        page.fill('[name="gpu.walltime"]', "00:14:00")
+        page.click("#spawn_form button[type=submit]")
+        wait_for_lab(page, "/user/alice/far/")
+        edited = hub.admin("GET", "/users/alice").json()["servers"]["far"]
+        assert edited["user_options"]["target"] == "gpu" and edited["user_options"]["walltime"] == "00:14:00"
     finally:
         path.unlink()
         site.site.hub.restart()

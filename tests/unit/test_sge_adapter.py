@@ -232,3 +232,23 @@ def test_a_running_job_ends_at_its_start_plus_its_h_rt():
 def test_unreadable_xml_is_a_value_error_for_the_watcher():
     with pytest.raises(ValueError):
         sge.parse_status("<job_info><job_list>")
+
+
+def test_what_is_free_now_per_queue_from_qstat_f():
+    from hpchub.schedulers.base import Availability
+
+    def instance(name, used, resv, total, state=""):
+        state_tag = f"<state>{state}</state>" if state else ""
+        return (f"<Queue-List><name>{name}</name><qtype>BIP</qtype><slots_used>{used}</slots_used>"
+                f"<slots_resv>{resv}</slots_resv><slots_total>{total}</slots_total>{state_tag}</Queue-List>")
+
+    out = ("<?xml version='1.0'?><job_info><queue_info>"
+           + instance("batch.q@c1", 0, 0, 4) + instance("batch.q@c2", 3, 0, 4) + instance("batch.q@c3", 0, 1, 4)
+           + instance("batch.q@c4", 0, 0, 4, "d")      # disabled by an admin
+           + instance("batch.q@c5", 0, 0, 4, "au")     # its host does not answer
+           + instance("short.q@c1", 0, 0, 2)
+           + "</queue_info><job_info></job_info></job_info>")
+    assert sge.parse_availability(out) == {
+        "batch.q": Availability(nodes_idle=1, nodes=3, cores_idle=8, cores=12),
+        "short.q": Availability(nodes_idle=1, nodes=1, cores_idle=2, cores=2),
+    }

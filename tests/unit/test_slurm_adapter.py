@@ -99,3 +99,24 @@ def test_slurms_own_words_for_the_user():
     stderr = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n"
     assert slurm.error_message(stderr) == "Invalid account or account/partition combination specified"
     assert slurm.error_message("") == "the Slurm command failed without a message"
+
+
+def test_what_is_free_now_per_partition_from_sinfo_per_node():
+    from hpchub.schedulers.base import Availability
+    # sinfo --Node --Format=NodeList,Partition,StateCompact,CPUsState,Gres,GresUsed (one line per node and partition)
+    out = "\n".join([
+        "c1|batch*|idle|0/4/0/4|(null)|gpu:0|",
+        "c2|batch*|mix|2/2/0/4|(null)|gpu:0|",
+        "c3|batch*|down*|0/0/4/4|(null)|gpu:0|",           # down: neither free nor counted
+        "c4|batch*|alloc|4/0/0/4|gpu:a100:2(S:0-1)|gpu:a100:1(IDX:0)|",
+        "c5|gpu|drain|0/0/8/8|gpu:4|gpu:0|",               # drained
+        "c6|gpu|idle~|0/8/0/8|gpu:4,shard:8|gpu:0,shard:0|",  # powered down: starts when asked
+        "c1|debug|idle|0/4/0/4|(null)|gpu:0|",
+        "",
+    ])
+    assert slurm.parse_availability(out) == {
+        "batch": Availability(nodes_idle=1, nodes=3, cores_idle=6, cores=12, gpus_idle=1, gpus=2),
+        "gpu": Availability(nodes_idle=1, nodes=1, cores_idle=8, cores=8, gpus_idle=4, gpus=4),
+        "debug": Availability(nodes_idle=1, nodes=1, cores_idle=4, cores=4),
+    }
+    assert slurm.availability_argv()[:3] == ["sinfo", "--noheader", "--Node"]

@@ -80,6 +80,20 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class Availability:
+    """What a partition (queue) has free now, for the spawn form: nodes with nothing running,
+    cores and GPUs not in use, of those that can take a job (down and drained nodes count in
+    neither). Cores and GPUs of a node in two partitions count in both."""
+
+    nodes_idle: int
+    nodes: int
+    cores_idle: int
+    cores: int
+    gpus_idle: int = 0
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
 class Association:
     """An account a user may charge, with the partitions (empty: all) and QOS it allows."""
 
@@ -274,3 +288,11 @@ class Scheduler(abc.ABC):
     @abc.abstractmethod
     def parse_reservations(self, stdout: str) -> list[Reservation]:
         ...
+
+    # ----- what is free now (the spawn form's availability; optional) ---------------------
+    def availability_argv(self) -> list[str] | None:
+        """The query of what each partition has free now (None: this scheduler does not say)."""
+        return None
+
+    def parse_availability(self, stdout: str) -> dict[str, Availability]:
+        return {}

@@ -24,9 +24,13 @@ import re
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta
 
-from .base import (Association, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
+from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
                    ValidationError, quote)
 
+# Queue instance states (qstat's letters) in which it takes no job: alarm, Alarm, unknown,
+# disabled, Disabled (calendar), suspended (and by subordination, calendar), Error, configuration
+# ambiguous, orphaned.
+UNUSABLE_QUEUE_STATES = set("aAudDsSCEco")
 JOB_ID = re.compile(r"[0-9]{1,12}")
 # qmaster's object names: no whitespace, none of the characters it reserves, ASCII, not led by a digit.
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.+-]{0,63}")
@@ -340,6 +344,26 @@ class GridEngine(Scheduler):
                 memory_mb_per_node=max(memory, default=0),
             )
         return found
+
+    def availability_argv(self) -> list[str]:
+        return ["qstat", "-f", "-xml"]
+
+    def parse_availability(self, stdout: str) -> dict[str, Availability]:
+        """Per cluster queue, its instances that take jobs (no state among UNUSABLE_QUEUE_STATES:
+        disabled, unknown, error, alarm, suspended, ...): slots free, and hosts with none used."""
+        totals: dict[str, list[int]] = {}
+        for instance in _xml(stdout).iter("Queue-List"):
+            queue, _, _host = _text(instance, "name").partition("@")
+            if not queue or set(_text(instance, "state")) & UNUSABLE_QUEUE_STATES:
+                continue
+            total = int(_text(instance, "slots_total") or 0)
+            busy = int(_text(instance, "slots_used") or 0) + int(_text(instance, "slots_resv") or 0)
+            counts = totals.setdefault(queue, [0, 0, 0, 0])
+            counts[0] += busy == 0
+            counts[1] += 1
+            counts[2] += max(0, total - busy)
+            counts[3] += total
+        return {queue: Availability(*counts) for queue, counts in totals.items()}
 
     def associations_argv(self, user: str) -> list[str]:
         """The projects (Grid Engine's accounts). Their access lists are not read: a project

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import re
 
-from .base import (Association, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
+from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
                    quote)
 
 # The job name last: users may put "|" in theirs, and split("|", 7) then keeps it whole.
 SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%u|%j"
 SINFO_FORMAT = "%R|%l|%D|%c|%m|%G|%f"
+SINFO_NODE_FORMAT = "NodeList:|,Partition:|,StateCompact:|,CPUsState:|,Gres:|,GresUsed:|"
+# Node states (sinfo's compact names, flags stripped) whose cores and GPUs no job can have now.
+UNUSABLE_NODE_STATES = ("down", "drain", "drng", "fail", "maint", "unk", "npc", "futr", "inval", "boot", "resv",
+                        "plnd", "reboot", "powering", "pow_dn", "powered")
 SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Start,End,Reason,JobName"
 
 _STATES = {
@@ -83,6 +87,11 @@ def expand_nodelist(text: str) -> list[str]:
 
 def _time(text: str) -> str | None:
     return None if text.strip() in _NOT_A_TIME else text.strip()
+
+
+def _gpu_count(gres: str) -> int:
+    """GPUs in sinfo's Gres or GresUsed ("gpu:2", "gpu:a100:2(S:0-1)", "gpu:0,shard:4"; "(null)")."""
+    return sum(int(m.group(1)) for m in re.finditer(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)", gres))
 
 
 def _lines(stdout: str) -> list[str]:
@@ -247,6 +256,30 @@ class Slurm(Scheduler):
                                   features=known.features | group.features)
             found[name] = group
         return found
+
+    def availability_argv(self) -> list[str]:
+        # One line per node and partition; CPUsState is allocated/idle/other/total.
+        return ["sinfo", "--noheader", "--Node", f"--Format={SINFO_NODE_FORMAT}"]
+
+    def parse_availability(self, stdout: str) -> dict[str, Availability]:
+        totals: dict[str, list[int]] = {}
+        for line in _lines(stdout):
+            if not line.strip():
+                continue
+            _node, partition, state, cpus, gres, gres_used = line.split("|")[:6]
+            base = state.strip().rstrip("*~#!%$@^-+").lower()
+            if base.startswith(UNUSABLE_NODE_STATES):
+                continue
+            allocated, idle, _other, _total = (int(n) for n in cpus.split("/"))
+            gpus, used = _gpu_count(gres), _gpu_count(gres_used)
+            counts = totals.setdefault(partition.strip().rstrip("*"), [0, 0, 0, 0, 0, 0])
+            counts[0] += allocated == 0 and base == "idle"
+            counts[1] += 1
+            counts[2] += idle
+            counts[3] += allocated + idle
+            counts[4] += max(0, gpus - used)
+            counts[5] += gpus
+        return {name: Availability(*counts) for name, counts in totals.items()}
 
     def associations_argv(self, user: str) -> list[str]:
         return ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}",

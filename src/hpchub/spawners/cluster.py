@@ -32,6 +32,9 @@ from .targets import Choices
 ServiceCredential = Callable[[], Awaitable[SSHCredential]]
 
 
+AVAILABILITY_TTL = 15.0  # seconds the form's "free now" figures are reused
+
+
 class SchedulerUnavailable(Exception):
     """The scheduler could not be asked (no login node answered, or its command failed)."""
 
@@ -126,7 +129,21 @@ class Cluster:
         associations = await self._ask(("associations", user), adapter.associations_argv(user),
                                        adapter.parse_associations, ttl)
         reservations = await self._ask(("reservations",), adapter.reservations_argv(), adapter.parse_reservations, ttl)
-        return Choices(partitions, associations, tuple(reservations))
+        return Choices(partitions, associations, tuple(reservations), await self.availability(ttl))
+
+    async def availability(self, ttl: float) -> dict:
+        """What each partition has free now (cached for at most AVAILABILITY_TTL: it changes
+        with every job). {} when the scheduler does not say or did not answer: the form is
+        offered without it."""
+        argv = self.adapter.availability_argv()
+        if argv is None:
+            return {}
+        try:
+            return await self._ask(("availability",), argv, self.adapter.parse_availability,
+                                   min(ttl, AVAILABILITY_TTL))
+        except SchedulerUnavailable as exc:
+            self.log.warning("What is free on the cluster is not shown: %s", exc.log_detail)
+            return {}
 
     async def reservation(self, name: str, ttl: float):
         """A reservation by name, from the same cached query as the form's (None: not known)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..schedulers.base import NAME, Association, Partition, Reservation
+from ..schedulers.base import NAME, Association, Availability, Partition, Reservation
 
 FIELDS = ("partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
           "constraint")
@@ -133,6 +133,17 @@ class Choices:
     partitions: dict[str, Partition]
     associations: dict[str, Association]
     reservations: tuple[Reservation, ...] = ()
+    available: dict[str, Availability] = field(default_factory=dict)  # free now, by partition
+
+    def free_for(self, target: Target) -> list[tuple[str, Availability]]:
+        """What is free now in the partitions the target may run in: those the user chooses
+        from, or the one it sets."""
+        if "partition" in target.choose:
+            names = self.partitions_for(target)
+        else:
+            fixed = target.defaults.get("partition")
+            names = [str(fixed)] if fixed else []
+        return [(name, self.available[name]) for name in names if name in self.available]
 
     def partitions_for(self, target: Target) -> list[str]:
         allowed = target.limits.get("partitions")
