@@ -57,3 +57,24 @@ def test_a_stopped_login_server_log_is_kept_0600_and_old_ones_go(tmp_path, monke
     # A runtime directory without a log (it never started) keeps nothing and raises nothing.
     node_launcher.keep_log(str(tmp_path / "gone"), "alice-y-0a1b")
     assert not (logs / "alice-y-0a1b.log").exists()
+
+
+def test_a_gone_job_directory_keeps_only_its_output_and_an_empty_one_goes(tmp_path, monkeypatch):
+    from hpchub.remote import batch_launcher
+    monkeypatch.setenv("HOME", str(tmp_path))
+    jobs = tmp_path / ".hpchub" / "jobs"
+    ran = jobs / "alice-x-0a1b"
+    ran.mkdir(parents=True)
+    (ran / "job.out").write_text("Traceback ...\n")
+    (ran / "x509up").write_text("secret")
+    (ran / "ready.json").write_text("{}")
+    assert batch_launcher.remove({"server_id": "alice-x-0a1b"})["status"] == "output-kept"
+    assert sorted(p.name for p in ran.iterdir()) == ["ended.json", "job.out"]  # (prune counts from ended.json)
+    never = jobs / "alice-y-0a1b"
+    never.mkdir()
+    (never / "job.out").write_text("")
+    assert batch_launcher.remove({"server_id": "alice-y-0a1b"})["status"] == "removed" and not never.exists()
+    # prune: a week after the job ended, its output goes too.
+    os.utime(ran / "ended.json", (0, 0))
+    batch_launcher.prune(str(jobs))
+    assert not ran.exists()

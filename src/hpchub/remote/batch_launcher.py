@@ -22,7 +22,8 @@ On a login node, sent over SSH (one JSON request on stdin, one JSON line on stdo
         ({"status": "ready", ...}) or that it ended ({"status": "ended", ...})
     {"action": "tail", "server_id": ID}   the end of the job's output file
     {"action": "read", "server_id": ID, "bytes": N}   the last N bytes of it, for the pages
-    {"action": "remove", "server_id": ID} the job's directory, once the job is gone
+    {"action": "remove", "server_id": ID} the job's directory once the job is gone (its
+        output, if it wrote any, is kept for the user until `prune`)
 
 On the job's first node, from the batch script (`python3 - serve CONFIG <<EOF ... EOF`):
 picks a free port on the node's own address, starts the server with that port, writes
@@ -151,8 +152,23 @@ def read_output(request):
 
 
 def remove(request):
-    shutil.rmtree(job_dir(request["server_id"]), ignore_errors=True)
-    return {"status": "removed"}
+    """Once the job is gone: its directory, except its output when it wrote any (the user reads
+    it from the home page; `prune` removes it KEEP_SECONDS after the job ended)."""
+    directory = job_dir(request["server_id"])
+    output = os.path.join(directory, "job.out")
+    if not (os.path.isfile(output) and os.path.getsize(output) > 0):
+        shutil.rmtree(directory, ignore_errors=True)
+        return {"status": "removed"}
+    for name in os.listdir(directory):
+        if name not in ("job.out", "ended.json"):  # secrets, the environment file, ready.json
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+    if not os.path.exists(os.path.join(directory, "ended.json")):  # (prune counts from it)
+        write_json(os.path.join(directory, "ended.json"), {"removed": time.time()})
+    return {"status": "output-kept"}
 
 
 # ----- in the job, on its first node ---------------------------------------------------

@@ -353,7 +353,7 @@ class BatchLaunch(Launch):
         elif watched.final.state is JobState.ERROR:  # ended for the user, still held by the scheduler
             await self._cancel_job(host, self.job_id)
         if self.server.phase != "ready" and host is not None:
-            # A job that never ran leaves only an empty directory behind: remove it.
+            # What the job left (its output, if it ran, stays for the user to read).
             try:
                 await self.run_launcher(host, await self.credential_or_none(),
                                         {"action": "remove", "server_id": self.server_id}, "cleaning up", module=BATCH)
