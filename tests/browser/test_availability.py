@@ -45,3 +45,29 @@ def test_the_form_shows_what_is_free_now_as_sinfo_does(loopback_site, hub, page)
         shot(page, "spawn-form-free-now")
     finally:
         check(site.ssh("bob", ["scancel", job]))
+
+
+def test_an_account_whose_allocation_is_used_up_is_flagged_on_the_form_and_refused(loopback_site, hub, page):
+    site = loopback_site
+    # The demo's teaching account: GrpTRESMins=cpu=0, so Slurm would keep its jobs pending for good.
+    limit = check(site.in_node("head", ["sacctmgr", "-n", "-P", "show", "assoc", "account=teaching", "user=",
+                                        "format=GrpTRESMins"])).stdout.strip()
+    assert limit == "cpu=0", limit
+    log_in(page, hub, "alice")
+    page.wait_for_selector("#target-custom")
+    page.check("#target-custom")
+    option = page.locator('[name="custom.account"] option[value="teaching"]')
+    assert option.get_attribute("data-hpchub-flag") == "1" and "allocation used up" in option.inner_text()
+    assert page.locator('[name="custom.account"] option[value="physics"]').get_attribute("data-hpchub-flag") is None
+    flag = page.locator('.hpchub-target[data-target="custom"] .hpchub-flag[data-account="teaching"]')
+    assert "account teaching has used up its allocation" in flag.inner_text()
+    shot(page, "spawn-form-account-used-up")
+    # Chosen anyway: refused at its field, and nothing is submitted.
+    start_from_form(page, "custom", {"account": "teaching", "walltime": "00:20:00"})
+    error = page.wait_for_selector("#custom\\.account-error")
+    assert error.inner_text().startswith("account teaching has used up its allocation")
+    assert queue(site, "alice") == {}
+    response = hub.admin("POST", "/users/alice/server", json={"user_options": {"target": "custom",
+                                                                                "account": "teaching"}})
+    assert response.status_code == 400 and response.json()["message"].startswith("account: account teaching")
+    assert queue(site, "alice") == {}

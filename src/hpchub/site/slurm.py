@@ -14,8 +14,12 @@ from .nodes import Nodes
 from .system import CommandError, make_dir, run, say, wait_for, write_file
 
 # Accounts: alice is in both, bob in one. QOS: "normal" for everyone, "high" for alice only.
-ACCOUNTS = {"physics": "Physics department", "chemistry": "Chemistry department"}
-USER_ACCOUNTS = {"alice": ["physics", "chemistry"], "bob": ["physics"]}
+ACCOUNTS = {"physics": "Physics department", "chemistry": "Chemistry department",
+            "teaching": "A course whose allocation is used up"}
+# Limits set when an account is made. teaching's allocation is spent (0 CPU-minutes): Slurm keeps
+# its jobs pending (AssocGrpCPUMinutesLimit), which hpchub's pre-spawn check flags on the form.
+ACCOUNT_LIMITS = {"teaching": ["GrpTRESMins=cpu=0"]}
+USER_ACCOUNTS = {"alice": ["physics", "chemistry", "teaching"], "bob": ["physics"]}
 QOS = {"normal": "Priority=0", "high": "Priority=100 MaxWall=04:00:00 MaxJobsPerUser=2"}
 USER_QOS = {"alice": "normal,high", "bob": "normal"}
 RESERVATION = "workshop"
@@ -154,7 +158,8 @@ class Cluster:
         accounts_have = {row[1] for row in assoc if not row[0]}
         for account, description in ACCOUNTS.items():
             if account not in accounts_have:
-                sacctmgr("add", "account", account, f"description={description}", cluster)
+                sacctmgr("add", "account", account, f"description={description}", cluster,
+                         *ACCOUNT_LIMITS.get(account, []))
         users_have = {(row[0], row[1]): (set(row[2].split(",")), row[3]) for row in assoc if row[0]}
         for user in DEMO_USERS:
             accounts = USER_ACCOUNTS[user]

@@ -151,6 +151,10 @@ class Cluster:
         reservations = await self._ask(("reservations",), adapter.reservations_argv(), adapter.parse_reservations, ttl)
         return next((r for r in reservations if r.name == name), None)
 
+    async def ask_text(self, argv: list[str], ttl: float) -> str:
+        """Any query's output as the service account, cached ttl seconds (pre-spawn checks)."""
+        return await self._ask(("text", *argv), argv, str, ttl)
+
     async def _ask(self, key: tuple, argv: list[str], parse, ttl: float):
         async with self._cache_locks.setdefault(key, asyncio.Lock()):
             hit = self._cached.get(key)

@@ -13,6 +13,7 @@ from importlib import resources
 
 import jinja2
 
+from .prespawn import Finding
 from .targets import Choices, Target
 
 
@@ -27,6 +28,15 @@ class ClusterGroup:
     targets: list[Target]
     choices: Choices | None
     unavailable: str = ""
+    findings: tuple[Finding, ...] = ()  # of the pre-spawn checks (prespawn.py)
+
+    def findings_for_all(self) -> list[Finding]:
+        """Findings about every job of the user on this cluster."""
+        return [f for f in self.findings if not f.accounts]
+
+    def account_flags(self) -> dict[str, str]:
+        """Account ("" for the default account) -> why a job charged to it would not start."""
+        return {account: f.message for f in self.findings for account in sorted(f.accounts)}
 
     def values(self, user: str) -> dict:
         """What the template reads of this cluster's choices."""

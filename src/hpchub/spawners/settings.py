@@ -9,7 +9,7 @@ preset's own (`c.SSHSpawner.*` for hpchub-ssh, `c.SlurmSpawner.*` for hpchub-slu
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 from traitlets.config import LoggingConfigurable
 
 from .batch import DEFAULT_JOB_TEMPLATE
@@ -172,6 +172,20 @@ class HPCSettings(LoggingConfigurable):
         the service account, before a job is submitted. False (hpchub-slurm's default): values
         are checked for their form and the target's limits only, and the scheduler judges them
         (its refusal reaches the user in its own words).""",
+    )
+
+    pre_spawn_checks = List(
+        Union([Callable(), Unicode()]),
+        ["hpchub.spawners.prespawn:slurm_usage_limits"],
+        config=True,
+        help="""Checks of what would keep a batch job from ever starting, each an async callable
+        (or its import path, "module:name") with the contract of `hpchub.spawners.prespawn`:
+        `check(context) -> [Finding, ...]`. Their findings are shown on the spawn form, next to
+        the targets and accounts they concern, and a job they concern is refused (HTTP 400, the
+        finding's message on the account field) instead of being submitted. Run when the
+        scheduler is asked for the form's choices (`check_against_scheduler`), their queries
+        cached as long as those. The default flags a Slurm account whose `GrpTRESMins` limit is
+        used up. [] for none.""",
     )
 
     # ----- batch jobs ---------------------------------------------------------------------

@@ -37,9 +37,12 @@ from .form import ClusterGroup, Refusal, options_from, refusal_of, render
 from .launch import Launch, spawn_error
 from .login import LoginLaunch
 from .options import FieldError, job_request, normalise, shown, stored_options
+from .prespawn import CheckContext, Finding, QueryFailed, refusal, run_checks
 from .settings import LEGACY_SECTIONS, HPCSettings
 from .state import BatchServer, LastServer, LoginServer, SpawnerState, dump, load
 from .targets import Choices, Target, TargetConfigError
+
+PRE_SPAWN_TTL = 60.0  # seconds a pre-spawn check's query is reused: a limit raised shows within a minute
 
 DEFAULT_TARGETS = [
     {"name": "login", "title": "Login node", "kind": "login",
@@ -276,11 +279,33 @@ class HPCSpawner(HPCSettings, Spawner):
                 raise web.HTTPError(400, f"target: {shown(wanted)} is not a place you can start a server "
                                          f"({', '.join(t.name for t in offered)})")
         config = self.cluster_config_of(target)
+        choices = asked.get(config.name)
         try:
-            return target, job_request(target, options, asked.get(config.name), self.user.name,
-                                       self.cluster_of(config).adapter)
+            request = job_request(target, options, choices, self.user.name, self.cluster_of(config).adapter)
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
+        if request is not None and choices is not None:
+            refused = refusal(await self.pre_spawn_findings(config, choices), request.account or "")
+            if refused is not None:
+                raise web.HTTPError(400, f"account: {refused.message}")
+        return target, request
+
+    async def pre_spawn_findings(self, config: ClusterConfig, choices: Choices) -> list[Finding]:
+        """What the pre-spawn checks find for this user on that cluster (prespawn.py)."""
+        if not self.pre_spawn_checks:
+            return []
+        cluster = self.cluster_of(config)
+        ttl = min(self.choices_ttl, PRE_SPAWN_TTL)
+
+        async def query(argv: list[str]) -> str:
+            try:
+                return await cluster.ask_text(argv, ttl)
+            except SchedulerUnavailable as exc:
+                raise QueryFailed(exc.log_detail) from None
+
+        context = CheckContext(self.user.name, config.title, config.scheduler, tuple(sorted(choices.associations)),
+                               query)
+        return await run_checks(self.pre_spawn_checks, context, self.log)
 
     # ----- JupyterHub's option hooks --------------------------------------------------------
     @default("options_form")
@@ -355,13 +380,14 @@ class HPCSpawner(HPCSettings, Spawner):
         targets = self.all_targets()
         order = list(dict.fromkeys(t.cluster for t in targets))
 
-        async def ask(name: str) -> tuple[Choices | None, str]:
+        async def ask(name: str) -> tuple[Choices | None, str, list[Finding]]:
             if not any(self._needs_scheduler(t) for t in targets if t.cluster == name):
-                return None, ""
+                return None, "", []
             try:
-                return await self.choices(configs[name]), ""
+                choices = await self.choices(configs[name])
             except web.HTTPError as exc:
-                return None, exc.log_message or "the scheduler cannot be reached just now"
+                return None, exc.log_message or "the scheduler cannot be reached just now", []
+            return choices, "", await self.pre_spawn_findings(configs[name], choices)
 
         answers = dict(zip(order, await asyncio.gather(*(ask(name) for name in order))))
         choices = {name: answer[0] for name, answer in answers.items()}
@@ -371,7 +397,7 @@ class HPCSpawner(HPCSettings, Spawner):
             mine = [t for t in visible if t.cluster == name]
             if mine:
                 groups.append(ClusterGroup(name, configs[name].title, self.cluster_of(configs[name]).state(),
-                                           mine, choices[name], answers[name][1]))
+                                           mine, choices[name], answers[name][1], tuple(answers[name][2])))
         if not groups:
             unavailable = next((answer[1] for answer in answers.values() if answer[1]), "")
             raise web.HTTPError(503, unavailable or "there is no place you may start a server; ask the centre's staff")
