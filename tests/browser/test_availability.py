@@ -6,7 +6,7 @@ import time
 
 from ..integration.test_slurm_spawner import queue
 from ..site_handle import check
-from .test_spawn_page import log_in, shot
+from .test_spawn_page import log_in, shot, start_from_form
 
 
 def sinfo_free(site, partition: str) -> tuple[int, int]:
