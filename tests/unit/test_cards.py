@@ -6,6 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
+from jupyterhub import orm
+
 from hpchub.spawners.cards import session_card
 from hpchub.spawners.state import BatchServer, LastServer, SpawnerState, dump
 
@@ -50,8 +52,9 @@ def test_every_state_in_words():
 def test_a_stopped_server_row_gives_the_same_card_with_relaunch_and_its_output():
     state = dump(SpawnerState(last_outcome={"message": "job 77 failed"},
                               last_server=LastServer("batch", "alice-x-1", "", "login1", "77")))
-    row = SimpleNamespace(name="x", display_name="", user_options={"target": "compute", "walltime": "00:30:00",
-                                                                    "nodes": 2}, state=state)
+    # JupyterHub's own row class, as the home page gets it (it has a `pending` attribute too).
+    row = orm.Spawner(name="x", display_name="", user_options={"target": "compute", "walltime": "00:30:00",
+                                                                "nodes": 2}, state=state)
     card = session_card(row, now=NOW)
     assert (card.state, card.tone, card.has_output, card.can_relaunch) == ("stopped: job 77 failed", "failed",
                                                                            True, True)
@@ -59,7 +62,7 @@ def test_a_stopped_server_row_gives_the_same_card_with_relaunch_and_its_output()
     # Edit and relaunch: a spawn link with exactly these options.
     assert dict(parse_qsl(card.edit_query)) == {"opt-target": "compute", "opt-walltime": "00:30:00", "opt-nodes": "2"}
     # A row whose options were PUT by hand as anything, or whose state a newer hpchub wrote.
-    odd = SimpleNamespace(name="", display_name="", user_options=["not", "a", "dict"], state={"version": 99})
+    odd = orm.Spawner(name="", display_name="", user_options=["not", "a", "dict"], state={"version": 99})
     card = session_card(odd, now=NOW)
     assert (card.title, card.state, card.options, card.can_relaunch) == ("Default server", "stopped", {}, False)
 
@@ -67,5 +70,5 @@ def test_a_stopped_server_row_gives_the_same_card_with_relaunch_and_its_output()
 def test_a_server_saved_before_hpchub_kept_its_output_place_still_has_its_output():
     saved = dump(SpawnerState("batch", "compute", BatchServer(job_id="5", server_id="s")))
     assert "last_server" not in saved  # as hpchub 0.2 saved it
-    card = session_card(SimpleNamespace(name="y", display_name="Y", user_options={}, state=saved), now=NOW)
+    card = session_card(orm.Spawner(name="y", display_name="Y", user_options={}, state=saved), now=NOW)
     assert card.title == "Y" and card.has_output

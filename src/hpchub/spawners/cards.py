@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from jupyterhub import orm
 from jupyterhub.spawner import SpawnException
 
 from .options import stored_options
@@ -61,7 +62,7 @@ def session_card(spawner, now: float | None = None) -> SessionCard:
     name = spawner.name or ""
     title = getattr(spawner, "display_name", "") or name or "Default server"
     options = stored_options(getattr(spawner, "user_options", None) or {})
-    if not hasattr(spawner, "pending"):  # a database row: stopped, with what its state kept
+    if isinstance(spawner, orm.Spawner):  # a database row (it has a `pending` too: None), stopped
         try:
             saved = load(getattr(spawner, "state", None))
         except ValueError:  # saved by a newer hpchub
