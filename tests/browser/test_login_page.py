@@ -11,6 +11,7 @@ from hpchub.site.system import demo_passwords
 
 from ..site_handle import HubClient, stop
 from .lab import run_in_a_new_notebook
+from .test_spawn_page import shot
 
 
 @pytest.fixture
@@ -22,8 +23,9 @@ def hub(loopback_site):
     client.close()
 
 
-def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, hub, page, tmp_path):
+def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, hub, page):
     page.goto(f"{hub.url}/hub/login")
+    shot(page, "login-page")
     page.fill("#username_input", "bob")
     page.fill("#password_input", demo_passwords()["bob"])
     page.click("#login_submit")
@@ -34,7 +36,7 @@ def test_bob_logs_in_and_runs_code_in_jupyterlab_on_a_login_node(loopback_site, 
     output = run_in_a_new_notebook(page, "import socket, getpass; print(socket.gethostname(), getpass.getuser())").split()
     host = hub.admin("GET", "/users/bob").json()["servers"][""]["state"]["host"]
     assert output == [host, "bob"] and host in ("login1", "login2")
-    page.screenshot(path=str(tmp_path / "lab.png"))
+    shot(page, "jupyterlab-on-a-login-node")
 
 
 def test_wrong_password_shows_the_login_error(loopback_site, page):
@@ -44,10 +46,11 @@ def test_wrong_password_shows_the_login_error(loopback_site, page):
     page.fill("#password_input", "not-bobs-password")
     page.click("#login_submit")
     page.wait_for_selector("text=Invalid username or password")
+    shot(page, "login-refused")
     assert page.url.startswith(f"{hub}/hub/login")
 
 
-def test_an_enrolled_user_types_the_code_in_its_own_field(loopback_site, page, tmp_path):
+def test_an_enrolled_user_types_the_code_in_its_own_field(loopback_site, page):
     hub = loopback_site.layout.hub_url
     secret = otp.enrol("bob")
     try:
@@ -56,7 +59,7 @@ def test_an_enrolled_user_types_the_code_in_its_own_field(loopback_site, page, t
         page.fill("#username_input", "bob")
         page.fill("#password_input", demo_passwords()["bob"])
         page.fill("#otp_input", totp(secret))
-        page.screenshot(path=str(tmp_path / "login-with-code.png"))
+        shot(page, "login-with-code")
         page.click("#login_submit")
         page.wait_for_url(f"{hub}/hub/spawn**")
     finally:

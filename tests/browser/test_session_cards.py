@@ -74,6 +74,7 @@ def test_the_output_of_a_job_that_failed_at_start_and_a_login_server_log_are_rea
         start_from_form(page, "compute", {"walltime": "00:10:00"})
         # The pending page says why, and links to the whole output.
         page.wait_for_selector("#hpchub-output-link:not(.d-none)", timeout=120_000)
+        shot(page, "spawn-failed")
         page.click("#hpchub-output-link a.btn-outline-secondary")
         output = page.wait_for_selector("#hpchub-output").inner_text()
         assert "hpchub-test: this configuration ends the server at once" in output
@@ -98,6 +99,7 @@ def test_the_output_of_a_job_that_failed_at_start_and_a_login_server_log_are_rea
     card(page, "near").locator(".hpchub-output").click()
     assert "Jupyter Server" in page.wait_for_selector("#hpchub-output").inner_text()
     assert page.inner_text("#hpchub-output-what").startswith("The log of your server on login")
+    shot(page, "output-of-a-login-server")
     # Only one's own servers: another user's server name is not found.
     response = page.goto(f"{hub.url}/hub/hpchub/output/no-such-server")
     assert response.status == 404
