@@ -82,6 +82,11 @@ def test_the_output_of_a_job_that_failed_at_start_and_a_login_server_log_are_rea
         assert re.match(r"The output of job \d+, all of it", what), what
         shot(page, "output-of-a-failed-job")
 
+        # JupyterHub's page for the failed server (where a later visit of its URL leads) links there too.
+        page.goto(f"{hub.url}/hub/spawn-pending/alice/broken")
+        page.click("#hpchub-output-link")
+        assert "ends the server at once" in page.wait_for_selector("#hpchub-output").inner_text()
+
         page.goto(f"{hub.url}/hub/home")
         failed = card(page, "broken")
         assert failed.locator(".hpchub-state").inner_text().startswith("stopped: ")
