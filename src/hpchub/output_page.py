@@ -5,8 +5,6 @@ the error page of a failed spawn."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
@@ -20,7 +18,7 @@ class ServerOutputHandler(BaseHandler):
     @web.authenticated
     async def get(self, server_name: str | None = None):
         user = self.current_user
-        name = unquote(server_name or "")
+        name = server_name or ""  # (tornado has decoded it once; decoding again would turn %2541 into A)
         # Only the user's own servers that exist: user.spawners[name] would create a new one.
         if name and name not in user.orm_spawners:
             raise web.HTTPError(404, f"you have no server named {name!r}")

@@ -118,3 +118,20 @@ def test_hostile_server_and_user_names_start_nothing(loopback_site, hub):
     assert canary_anywhere(site) == []
     check(site.in_node("head", ["true"]))
 
+
+
+def test_hostile_names_and_sizes_on_the_output_page_are_refused_or_ignored(loopback_site, hub):
+    session, _ = hub.login("alice", demo_passwords()["alice"])
+    sent = 0
+    for value in HOSTILE_TEXT:
+        if "\0" in value or not value.strip():
+            continue
+        # Another user's server, a path, anything: only alice's own servers exist for her (404).
+        name = session.get(f"{hub.url}/hub/hpchub/output/{quote(value, safe='')}", timeout=30)
+        assert name.status_code == 404, (value, name.status_code, name.text[-300:])
+        # Any size asked for: the default one is read instead (her default server has no output yet).
+        size = session.get(f"{hub.url}/hub/hpchub/output", params={"bytes": value}, timeout=30)
+        assert size.status_code == 200 and "Traceback" not in size.text, (value, size.text[-300:])
+        sent += 2
+    assert sent > 300
+    assert session.get(f"{hub.url}/hub/hpchub/output/..%2F..%2Fbob", timeout=30).status_code == 404
