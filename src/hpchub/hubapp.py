@@ -123,7 +123,8 @@ class FormFirstSpawnHandler(SpawnHandler):
     XSRF token) starts the server.
     """
 
-    link_options: dict = {}
+    link_options: dict = {}  # a spawn link's options, as a page may show them (stored_options)
+    link_query: dict = {}  # the same as the link sent them, for the form's check (HPCSpawner.render_form)
     server_name = ""  # of a POST, for the form shown again after a refusal
 
     @web.authenticated
@@ -132,7 +133,8 @@ class FormFirstSpawnHandler(SpawnHandler):
         query = {key: [v.decode("utf-8") for v in values] for key, values in self.request.query_arguments.items()
                  if key not in RESERVED_QUERY}
         if query:
-            self.link_options = stored_options({k: v[0] for k, v in self._get_user_options(query).items()})
+            self.link_query = {k: v[0] for k, v in self._get_user_options(query).items()}
+            self.link_options = stored_options(self.link_query)
             # JupyterHub's GET would spawn with whatever query options it finds: it sees none.
             self.request.query_arguments = {k: v for k, v in self.request.query_arguments.items()
                                             if k in RESERVED_QUERY}

@@ -11,8 +11,9 @@ import pytest
 
 from hpchub.site.system import demo_passwords
 
-from ..hostile import HOSTILE_JSON
+from ..hostile import HOSTILE_JSON, HOSTILE_TEXT
 from ..site_handle import clean_hub, hub_settings, spawn
+from .test_hostile_input import legal_somewhere
 from .test_slurm_spawner import queue
 
 # What a PUT to the server API may store as user_options (JupyterHub keeps it unchecked).
@@ -64,6 +65,25 @@ def test_a_spawn_link_opens_the_filled_in_form_and_starts_nothing(loopback_site,
     assert response.status_code == 200, (response.status_code, response.headers.get("Location"))
     assert re.search(r'id="target-custom"\s+value="custom"\s+checked', response.text), response.text[-3000:]
     assert 'value="00:25:00"' in response.text
+    assert "linked" not in hub.admin("GET", "/users/alice").json()["servers"]
+    assert queue(site, "alice") == {}
+
+
+def test_a_hostile_spawn_link_is_refused_on_the_form_it_opens_and_starts_nothing(loopback_site, hub):
+    site = loopback_site
+    session = logged_in_session(hub, "alice")
+    # A value the chosen target's form shows: refused at its field, before anyone presses Start.
+    page = session.get(f"{hub.url}/hub/spawn/alice/linked",
+                       params={"opt-target": "custom", "opt-walltime": "99:99:99"}, timeout=30)
+    assert page.status_code == 200 and 'id="custom.walltime-error"' in page.text, page.text[-2000:]
+    # A field the form does not show (a target that is no place to run): said above the form.
+    for value in [v for v in HOSTILE_TEXT if "\0" not in v and not legal_somewhere(v)][:60]:
+        page = session.get(f"{hub.url}/hub/spawn/alice/linked", params={"opt-target": value}, timeout=30)
+        assert page.status_code == 200, (value, page.status_code, page.text[-500:])
+        assert 'id="hpchub-link-refused"' in page.text and "target:" in page.text, (value, page.text[-2000:])
+        page = session.get(f"{hub.url}/hub/spawn/alice/linked", params={"opt-target": "custom", "opt-partition": value},
+                           timeout=30)
+        assert page.status_code == 200 and 'id="custom.partition-error"' in page.text, (value, page.text[-2000:])
     assert "linked" not in hub.admin("GET", "/users/alice").json()["servers"]
     assert queue(site, "alice") == {}
 

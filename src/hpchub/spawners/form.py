@@ -66,10 +66,11 @@ def _template(name: str) -> jinja2.Template:
 
 
 def render(groups: list[ClusterGroup], *, last: dict, refusal: Refusal | None, user: str,
-           headings: bool = False) -> str:
+           headings: bool = False, notice: str = "") -> str:
     """The form's HTML: one card per target, grouped by cluster (with a heading and the
     cluster's state where the hub has several: `headings`), the chosen one open with the
-    values to start from (a refusal's, else `last`: a spawn link's, or the server's last options)."""
+    values to start from (a refusal's, else `last`: a spawn link's, or the server's last options);
+    `notice`: a refusal whose field the form does not show (a spawn link's), above the targets."""
     last = refusal.options if refusal else last
     errors = refusal.errors if refusal else {}
     targets = [t for group in groups for t in group.targets]
@@ -82,7 +83,7 @@ def render(groups: list[ClusterGroup], *, last: dict, refusal: Refusal | None, u
     chosen = last.get("target") if any(t.name == last.get("target") for t in targets) else targets[0].name
     return _template("spawn_form.html").render(
         groups=[(group, group.values(user)) for group in groups], headings=headings, last=last, chosen=chosen,
-        errors=errors, user=user)
+        errors=errors, user=user, notice=notice)
 
 
 def options_from(formdata: dict) -> dict:

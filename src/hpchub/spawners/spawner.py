@@ -402,8 +402,23 @@ class HPCSpawner(HPCSettings, Spawner):
             unavailable = next((answer[1] for answer in answers.values() if answer[1]), "")
             raise web.HTTPError(503, unavailable or "there is no place you may start a server; ask the centre's staff")
         refusal, self.refusal = self.refusal, None
+        notice = ""
+        sent = getattr(self.handler, "link_query", None) if refusal is None else None
+        if sent:
+            # A spawn link's options are checked as soon as the form opens, as they were sent
+            # (the form shows only what stored_options lets through), like a posted form's:
+            # what is wrong shows at its field (or, for a field the form does not show, above
+            # it), before the user presses Start.
+            try:
+                await self.check_user_options(sent)
+            except web.HTTPError as exc:
+                if exc.status_code == 400:
+                    shown_options = stored_options(sent)
+                    refusal = refusal_of(shown_options, exc.log_message or "")
+                    if not self._shown_at_its_field(shown_options, refusal):
+                        notice = f"The link's settings cannot be used: {exc.log_message}"
         return render(groups, last=self.last_options(), refusal=refusal, user=self.user.name,
-                      headings=len(order) > 1)
+                      headings=len(order) > 1, notice=notice)
 
     # ----- the Spawner contract ---------------------------------------------------------------
     def get_env(self):
