@@ -48,7 +48,7 @@ for line in ("sbatch -A nope --wrap true", "scancel 999999", "sbatch --wrap", "s
     result = ip.run_cell("%" + line)
     errors.append(repr(result.error_in_exec))
 out["errors"] = errors
-print(json.dumps(out))
+print(json.dumps(out, default=str))  # (numpy's ints of the tables' whole-number columns)
 """
 
 
@@ -66,7 +66,7 @@ def test_magics_in_ipython_on_a_login_node(site):
     assert f"{out['id']}|COMPLETED|0:0|{node}" in truth
     assert any(line.startswith(f"{out['cell_id']}|CANCELLED") for line in truth)
     assert out["cell_state"] in ("PENDING", "RUNNING") and out["cancelled"].startswith("CANCELLED")
-    assert out["sacct"] == [{"JobID": out["id"], "State": "COMPLETED", "ExitCode": "0:0"}]
+    assert out["sacct"] == [{"JobID": int(out["id"]), "State": "COMPLETED", "ExitCode": "0:0"}]
     partitions = {row["PARTITION"]: row for row in out["sinfo"]}
     assert partitions["batch*"]["TIMELIMIT"] == "12:00:00" and partitions["debug"]["NODELIST"] == "c[1-2]"
     assert out["scontrol"] == "COMPLETED"
@@ -82,6 +82,7 @@ def _notebook(cells: list[str]) -> str:
     return nbformat.writes(nb)
 
 
+# NERSC's notebooks, line for line in slurm-magic's syntax.
 NERSC_STYLE = [
     "%load_ext slurm_magic",
     '%sbatch --wrap "sleep 1; echo nersc-style" -J nersc-style',
@@ -94,6 +95,17 @@ NERSC_STYLE = [
     "    time.sleep(0.25)",
     "%sacct -u alice --format=JobID,JobName,State",
     "%sinfo",
+    'long = %sbatch -N 1 --wrap "sleep 300" -J nersc-long\nq = %squeue -u alice -o "%.18i %.2t"\n'
+    "print(list(q.columns), long.id in [str(j) for j in q.JOBID], set(q.ST) <= {'CF', 'PD', 'R'})",
+    "df = %squeue -u alice\nprint(list(df.columns), bool(df.ST.isin(['CF', 'PD', 'R']).any()))",
+    "%scancel {long.id}",
+    "assoc = %sacctmgr show assoc user=alice format=account,user\nprint(sorted(set(assoc.Account)))",
+    "prio = %sprio\nprint(list(prio.columns)[:3])",
+    "share = %sshare -u alice\nprint(list(share.columns)[:2])",
+    "%slurm display raw",
+    "%sinfo -p debug",
+    "%slurm display pandas",
+    "%sbatch -p nosuchpart --wrap true",
 ]
 EVERY_MAGIC = [
     "job = %sbatch --wrap 'echo every-magic' -J every-magic\njob",
@@ -110,7 +122,7 @@ EVERY_MAGIC = [
 RUN_NOTEBOOK = r"""
 import json, nbformat, nbclient
 nb = nbformat.reads(%(notebook)r, as_version=4)
-nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
 outputs = []
 for cell in nb.cells:
     text = []
@@ -137,8 +149,25 @@ def test_notebooks_run_with_nbclient_inside_a_spawned_server(loopback_site):
             results[name] = json.loads(run_in_kernel(hub, "alice", code).strip().splitlines()[-1])
         nersc, every = results["nersc"], results["every"]
         assert nersc[1].startswith("Submitted batch job ") and nersc[3].startswith("Submitted batch job ")
-        assert "<table" in nersc[2] and "nersc-style" in nersc[2]
+        assert "<table" in nersc[2] and "nersc-style" in nersc[2] and "<th>ST</th>" in nersc[2]
         assert "nersc-style" in nersc[5] and "<table" in nersc[6] and "debug" in nersc[6]
+        # squeue's own columns, for its default format and for one the user gives.
+        assert nersc[7].strip() == "['JOBID', 'ST'] True True", nersc[7]
+        assert nersc[8].strip() == ("['JOBID', 'PARTITION', 'NAME', 'USER', 'ST', 'TIME', 'NODES', "
+                                    "'NODELIST(REASON)'] True"), nersc[8]
+        # The same commands in a shell.
+        accounts = check(loopback_site.ssh("alice", ["sacctmgr", "-n", "-P", "show", "assoc", "user=alice",
+                                                     "format=account"])).stdout.split()
+        assert nersc[10].strip() == str(sorted(set(accounts))), (nersc[10], accounts)
+        assert nersc[11].strip() == "['JOBID', 'PARTITION', 'PRIORITY']", nersc[11]
+        assert nersc[12].strip() == "['Account', 'User']", nersc[12]
+        # Raw mode: the text as sinfo printed it (no quotes, no table).
+        assert nersc[13].strip() == "raw"
+        shell_sinfo = check(loopback_site.ssh("alice", ["sinfo", "-p", "debug"])).stdout
+        assert nersc[14].split() == shell_sinfo.split() and "<table" not in nersc[14], (nersc[14], shell_sinfo)
+        # Slurm's refusal as Slurm's words in the cell: no traceback, no Python error output.
+        assert "invalid partition" in nersc[16].lower() and "Traceback" not in nersc[16], nersc[16]
+        assert not nersc[16].startswith("ERROR"), nersc[16]
         job_id = every[0].split()[-1]
         assert every[1].endswith("'COMPLETED'") and every[2].strip() == "every-magic"
         assert job_id in every[4] and "COMPLETED" in every[4]
@@ -146,6 +175,8 @@ def test_notebooks_run_with_nbclient_inside_a_spawned_server(loopback_site):
         assert "'JobState': 'COMPLETED'" in every[6]
         assert every[8].startswith("Submitted batch job ")
         assert not any(o.startswith("ERROR") for o in nersc + every), (nersc, every)
+        # job.wait()'s status line is text, not a quoted string.
+        assert f"job {job_id}: COMPLETED" in every[1] and f"'job {job_id}" not in every[1], every[1]
     finally:
         if "" in hub.admin("GET", "/users/alice").json()["servers"]:
             stop(hub, "alice")

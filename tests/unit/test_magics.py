@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpchub.magics.slurm import Job, Records, SlurmError, delimited, has_option, scontrol_fields, split
+from hpchub.magics.slurm import Job, Records, SlurmError, Text, has_option, scontrol_fields, split
 
 
 def test_arguments_are_parsed_like_a_shell():
@@ -18,10 +18,8 @@ def test_options_are_recognised_in_every_spelling():
     assert not has_option(["--parsable2"], "--parsable")
 
 
-def test_delimited_output_with_a_header():
-    assert delimited("JobID|State\n8|COMPLETED\n9|FAILED\n") == [
-        {"JobID": "8", "State": "COMPLETED"}, {"JobID": "9", "State": "FAILED"}]
-    assert delimited("") == []
+def test_text_shows_as_the_command_printed_it():
+    assert repr(Text("JOBID ST\n8 PD\n")) == "JOBID ST\n8 PD\n" and isinstance(Text("x"), str)
 
 
 def test_scontrol_oneliner_fields():

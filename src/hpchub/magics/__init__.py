@@ -5,13 +5,16 @@ import sys
 
 from ..cluster import scheduler_here
 from .gridengine import GridEngineJob, GridEngineMagics
-from .slurm import Job, Records, SlurmError, SlurmMagics
+from .slurm import Job, Records, SlurmError, SlurmMagics, show_scheduler_error
 
 __all__ = ["GridEngineJob", "GridEngineMagics", "Job", "Records", "SlurmError", "SlurmMagics",
            "load_ipython_extension", "scheduler_here"]
 
 
 def load_ipython_extension(ipython) -> None:
+    # A scheduler's refusal shows as its words alone (IPython prints a traceback for every
+    # exception but UsageError itself, and SlurmError is a subclass).
+    ipython.set_custom_exc((SlurmError,), show_scheduler_error)
     if scheduler_here() == "sge":
         ipython.register_magics(GridEngineMagics)
     else:
