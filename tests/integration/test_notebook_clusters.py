@@ -120,10 +120,14 @@ def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wr
         login_ok(hub, "alice")
         spawn(hub, "alice")
         token = site.site.hub.admin_token()
-        specs = requests.get(f"{hub.url}/user/alice/api/kernelspecs", timeout=30,
-                             headers={"Authorization": f"token {token}"}).json()["kernelspecs"]
+        answer = requests.get(f"{hub.url}/user/alice/api/kernelspecs", timeout=30,
+                              headers={"Authorization": f"token {token}"}).json()
+        specs = answer["kernelspecs"]
         assert specs["mine"]["spec"]["display_name"] == "Python (alice's)"
-        assert specs["hpchub-site"]["spec"]["display_name"] == "Python 3 (site: dask, ipyparallel, Spark, yt)"
+        # One kernel of the site's environment (not ipykernel's own beside it), and the default.
+        assert specs["python3"]["spec"]["display_name"] == "Python 3 (site: dask, ipyparallel, Spark, yt)"
+        pythons = [name for name, spec in specs.items() if spec["spec"]["display_name"].startswith("Python 3")]
+        assert answer["default"] == "python3" and pythons == ["python3"], (answer["default"], sorted(specs))
 
         async def run_mine():
             client = KernelClient(f"{hub.url}/user/alice", token)

@@ -92,9 +92,12 @@ def ensure_hpchub_in_jupyter_env() -> None:
                  "--no-deps", "--force-reinstall", str(root)], timeout=600)
             run(["chmod", "-R", "a+rX", str(JUPYTER_ENV)])
             write_file(_SOURCE_STAMP, wanted + "\n")
-    # The site kernel: this environment, with dask, ipyparallel, Spark and yt, named as such.
-    run([str(JUPYTER_ENV / "bin" / "hpchub"), "kernel", "add", str(JUPYTER_ENV), "--site", "--name", "hpchub-site",
+    # The site kernel: this environment, with dask, ipyparallel, Spark and yt, named as such. It
+    # takes ipykernel's own name (python3), so that the launcher shows one Python kernel, not
+    # two that run the same environment, and a notebook without a kernel opens on it.
+    run([str(JUPYTER_ENV / "bin" / "hpchub"), "kernel", "add", str(JUPYTER_ENV), "--site", "--name", "python3",
          "--display-name", "Python 3 (site: dask, ipyparallel, Spark, yt)"], timeout=120)
+    shutil.rmtree(JUPYTER_ENV / "share" / "jupyter" / "kernels" / "hpchub-site", ignore_errors=True)  # (hpchub 0.2's)
     write_file(IPYTHON_CONFIG, (
         "# Written by hpchub: Slurm magics (%sbatch, %squeue, ...) in every kernel of the site.\n"
         "c.InteractiveShellApp.extensions = ['hpchub.magics']\n"
