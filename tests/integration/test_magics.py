@@ -90,10 +90,10 @@ NERSC_STYLE = [
     "%%sbatch -J nersc-cell\n#!/bin/bash\necho from-the-cell",
     # Accounting records a job a moment after submission.
     "import time\nfor _ in range(120):\n"
-    "    if 'nersc-style' in str(get_ipython().run_line_magic('sacct', '-u alice --format=JobName')):\n"
+    "    if 'nersc-style' in str(get_ipython().run_line_magic('sacct', '-u alice --format=JobName%30')):\n"
     "        break\n"
     "    time.sleep(0.25)",
-    "%sacct -u alice --format=JobID,JobName,State",
+    "%sacct -u alice --format=JobID,JobName%30,State",  # (sacct's own width syntax: names are cut at 10)
     "%sinfo",
     'long = %sbatch -N 1 --wrap "sleep 300" -J nersc-long\nq = %squeue -u alice -o "%.18i %.2t"\n'
     "print(list(q.columns), long.id in [str(j) for j in q.JOBID], set(q.ST) <= {'CF', 'PD', 'R'})",
@@ -149,7 +149,8 @@ def test_notebooks_run_with_nbclient_inside_a_spawned_server(loopback_site):
             results[name] = json.loads(run_in_kernel(hub, "alice", code).strip().splitlines()[-1])
         nersc, every = results["nersc"], results["every"]
         assert nersc[1].startswith("Submitted batch job ") and nersc[3].startswith("Submitted batch job ")
-        assert "<table" in nersc[2] and "nersc-style" in nersc[2] and "<th>ST</th>" in nersc[2]
+        # (squeue prints 8 characters of a name, and so does its table)
+        assert "<table" in nersc[2] and "<td>nersc-st</td>" in nersc[2] and "<th>ST</th>" in nersc[2]
         assert "nersc-style" in nersc[5] and "<table" in nersc[6] and "debug" in nersc[6]
         # squeue's own columns, for its default format and for one the user gives.
         assert nersc[7].strip() == "['JOBID', 'ST'] True True", nersc[7]

@@ -49,7 +49,12 @@ client.wait_for_workers(2, timeout=120)
 total = float(da.ones((2000, 2000), chunks=(500, 500)).sum().compute())
 hosts = sorted(set(client.run(socket.gethostname).values()))
 port = cluster.scheduler_info["services"]["dashboard"]
-print(json.dumps({"total": total, "hosts": hosts, "link": cluster.dashboard_link, "port": port}))
+from dask_jobqueue import SLURMCluster
+plain = SLURMCluster(cores=1, memory="1GB")  # dask-jobqueue's own quick start, unchanged
+plain_link, plain_port = plain.dashboard_link, plain.scheduler_info["services"]["dashboard"]
+plain.close()
+print(json.dumps({"total": total, "hosts": hosts, "link": cluster.dashboard_link, "port": port,
+                  "plain_link": plain_link, "plain_port": plain_port}))
 """
 
 
@@ -76,6 +81,8 @@ def test_dask_sums_an_array_across_two_compute_nodes_with_its_dashboard_through_
     assert out["total"] == 2000 * 2000
     assert len(out["hosts"]) == 2 and set(out["hosts"]) <= {"c1", "c2", "c3", "c4"}
     assert out["link"] == f"/user/alice/proxy/{out['port']}/status"
+    # Any dask cluster of a kernel of the site links its dashboard through the user's server.
+    assert out["plain_link"] == f"/user/alice/proxy/{out['plain_port']}/status"
     assert page.status_code == 200 and "Dask" in page.text
     assert refused.status_code == 403
     assert wait_queue_empty(site, "alice") == {}

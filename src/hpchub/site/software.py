@@ -101,4 +101,11 @@ def ensure_hpchub_in_jupyter_env() -> None:
     write_file(IPYTHON_CONFIG, (
         "# Written by hpchub: Slurm magics (%sbatch, %squeue, ...) in every kernel of the site.\n"
         "c.InteractiveShellApp.extensions = ['hpchub.magics']\n"
+        "# In a server of the hub, every dask cluster's dashboard link goes through the user's\n"
+        "# server (jupyter-server-proxy), which the browser reaches (a node's address it does not):\n"
+        "# dask-jobqueue's own SLURMCluster() too. (dask reads DASK_* variables when imported.)\n"
+        "import os\n"
+        "if os.environ.get('JUPYTERHUB_SERVICE_PREFIX'):\n"
+        "    os.environ.setdefault('DASK_DISTRIBUTED__DASHBOARD__LINK',\n"
+        "                          '{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status')\n"
     ))
