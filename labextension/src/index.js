@@ -50,6 +50,11 @@ const plugin = {
     let warned = false;
     const update = () => {
       const left = info.end - Date.now() / 1000;
+      if (left <= 0) {
+        // The job reached its time limit: the server ends with it (it does not count on).
+        item.node.textContent = `Job ${info.job_id} has ended`;
+        return;
+      }
       item.node.textContent = `Job ${info.job_id}: ${formatLeft(left)} left`;
       if (!warned && left <= info.warn_minutes * 60) {
         warned = true;
