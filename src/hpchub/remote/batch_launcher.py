@@ -45,7 +45,6 @@ import time
 from hpchub.remote.launcher_prelude import *  # noqa: F401,F403 - the prelude's text, when sent
 
 JOBS_DIR = os.path.join(".hpchub", "jobs")  # relative to the home directory
-KEEP_SECONDS = 7 * 86400  # finished jobs' directories (with their output) are kept this long
 
 
 ENV_FILE = "server-environment.json"

@@ -51,6 +51,7 @@ def tail(path, lines=20, max_bytes=8192):
 
 
 MAX_READ = 4 * 1024 * 1024  # the most of a log one "read" sends back
+KEEP_SECONDS = 7 * 86400  # ended servers' logs and jobs' outputs are kept this long for their users
 
 
 def read_end(path, max_bytes):

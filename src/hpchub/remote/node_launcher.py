@@ -50,7 +50,6 @@ def server_dir(server_id):
 
 
 LOGS_DIR = os.path.join(".hpchub", "logs")  # relative to the home directory
-KEEP_SECONDS = 7 * 86400  # kept logs of servers that ended are removed after this
 
 
 def kept_log(server_id):

@@ -24,8 +24,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta
 
-from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
-                   ValidationError, quote)
+from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler,
+                   SchedulerError, ValidationError, quote)
 
 # Queue instance states (qstat's letters) in which it takes no job: alarm, Alarm, unknown,
 # disabled, Disabled (calendar), suspended (and by subordination, calendar), Error, configuration

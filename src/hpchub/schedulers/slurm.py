@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler, SchedulerError,
-                   quote)
+from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler,
+                   SchedulerError, quote)
 
 # The job name last: users may put "|" in theirs, and split("|", 7) then keeps it whole.
 SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%u|%j"

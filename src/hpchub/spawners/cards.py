@@ -91,8 +91,8 @@ def session_card(spawner, now: float | None = None) -> SessionCard:
     except SpawnException:  # targets misconfigured since it started: said on the spawn page
         target = None
     cluster = ""
-    if active and hasattr(spawner, "cluster_config") and len(getattr(spawner, "clusters", {}) or {}) > 0:
-        cluster = spawner.cluster_config.title  # named only where the hub has more than one
+    if active and getattr(spawner, "clusters", None):  # named only where the hub has more than one
+        cluster = spawner.cluster_config.title
     return SessionCard(
         name, title, state, tone, active=active, ready=ready,
         target=(target.title if target is not None else str(options.get("target", ""))),

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from ..credentials import CredentialError, CredentialSet
 from ..remote import Host, SSHError
 from ..remote.launcher import BATCH, NODE, launcher_argv, launcher_input, parse_answer
+from ..remote.launcher_prelude import MAX_READ
 
 if TYPE_CHECKING:
     from .spawner import HPCSpawner
 
 DEFAULT_BYTES = 64 * 1024  # what the page shows first; "load more" asks for four times as much
-MAX_BYTES = 4 * 1024 * 1024  # the most one page shows (the launcher's MAX_READ)
+MAX_BYTES = MAX_READ  # the most one page shows: what the launcher sends at most
 READ_TIMEOUT = 30.0
 
 
@@ -58,12 +59,9 @@ async def read_output(spawner: HPCSpawner, max_bytes: int) -> ServerOutput:
     configs = spawner.cluster_configs()
     config = configs.get(source.cluster) or spawner.cluster_config
     nodes = list(config.login_nodes)
-    # The login node it used; a job's output is in the shared home, so any login node will do
-    # when that one was taken out of the configuration.
-    node = next((n for n in nodes if n["name"] == source.host), None)
-    if node is None and source.kind == "login" and nodes:
-        node = nodes[0]  # the kept log is in the home directory too
-    node = node or (nodes[0] if nodes else None)
+    # The login node it used, else any: a job's output and a stopped server's kept log are in
+    # the shared home (only a running login server's log is on its own node).
+    node = next((n for n in nodes if n["name"] == source.host), nodes[0] if nodes else None)
     if node is None:
         raise OutputError("the cluster this server ran on is no longer configured here",
                           f"no login node for cluster {source.cluster!r}")

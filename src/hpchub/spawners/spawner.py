@@ -37,7 +37,8 @@ from .form import ClusterGroup, Refusal, options_from, refusal_of, render
 from .launch import Launch, spawn_error
 from .login import LoginLaunch
 from .options import FieldError, job_request, normalise, shown, stored_options
-from .prespawn import CheckContext, Finding, QueryFailed, refusal, run_checks
+from .prespawn import CheckContext, Finding, QueryFailed, run_checks
+from .prespawn import refusal as refusing_finding  # (render_form's `refusal` is a form's Refusal)
 from .settings import LEGACY_SECTIONS, HPCSettings
 from .state import BatchServer, LastServer, LoginServer, SpawnerState, dump, load
 from .targets import Choices, Target, TargetConfigError
@@ -285,7 +286,7 @@ class HPCSpawner(HPCSettings, Spawner):
         except FieldError as exc:
             raise web.HTTPError(400, str(exc)) from None
         if request is not None and choices is not None:
-            refused = refusal(await self.pre_spawn_findings(config, choices), request.account or "")
+            refused = refusing_finding(await self.pre_spawn_findings(config, choices), request.account or "")
             if refused is not None:
                 raise web.HTTPError(400, f"account: {refused.message}")
         return target, request
@@ -491,10 +492,12 @@ class HPCSpawner(HPCSettings, Spawner):
 
     def get_state(self):
         server = self.launch.saved() if self.launch is not None else None
-        if server and server.server_id:
+        if server is not None and not server.server_id:
+            server = None
+        if server is not None:
             self.last_server = LastServer.of(server, self.cluster_name)
-        state = SpawnerState(self.kind, self.target_name, server if server and server.server_id else None,
-                             self.last_outcome, self.cluster_name, self.last_server)
+        state = SpawnerState(self.kind, self.target_name, server, self.last_outcome, self.cluster_name,
+                             self.last_server)
         return {**super().get_state(), **dump(state)}
 
     def load_state(self, state):
