@@ -57,15 +57,17 @@ class SiteHandle:
         self._tmp.cleanup()
 
     # ----- credentials --------------------------------------------------------------
-    def credential(self, principal: str | None, ca_key: Path | None = None, validity: str = "-5m:+1h") -> Credential:
-        """A fresh ed25519 key, signed for principal by the site's CA (or ca_key); None: no certificate."""
+    def credential(self, principal: str | None, ca_key: Path | None = None, validity: str = "-5m:+1h",
+                   node: str = "login1") -> Credential:
+        """A fresh ed25519 key, signed for principal by the CA the node trusts (or ca_key); None:
+        no certificate."""
         self._serial += 1
         key = self.tmp / f"key{self._serial}"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         if principal is None:
             return Credential(key, None)
         subprocess.run(
-            ["ssh-keygen", "-q", "-s", str(ca_key or self.layout.user_ca_key), "-I", f"test-{principal}",
+            ["ssh-keygen", "-q", "-s", str(ca_key or self.layout.user_ca_key_of(node)), "-I", f"test-{principal}",
              "-n", principal, "-V", validity, f"{key}.pub"],
             check=True,
         )
@@ -103,20 +105,22 @@ class SiteHandle:
             known_hosts: Path | None = None, timeout: float = 60, input: str | None = None,
             ) -> subprocess.CompletedProcess:
         """Run a command on a login node as user, over SSH with a certificate for that user."""
-        cred = cred or self.user_credential(user)
+        cred = cred or self.user_credential(user, node)
         command = argv if isinstance(argv, str) else shlex.join(argv)
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(self.ssh_argv(user, cred, node, known_hosts) + ["--", command],
                               capture_output=True, text=True, timeout=timeout, **stdin)
 
-    _user_creds: dict[str, Credential]
+    _user_creds: dict[tuple[str, Path], Credential]
 
-    def user_credential(self, user: str) -> Credential:
+    def user_credential(self, user: str, node: str = "login1") -> Credential:
+        """A certificate for user that the node accepts (one per user and CA, made once)."""
         if not hasattr(self, "_user_creds"):
             self._user_creds = {}
-        if user not in self._user_creds:
-            self._user_creds[user] = self.credential(user)
-        return self._user_creds[user]
+        key = (user, self.layout.user_ca_key_of(node))
+        if key not in self._user_creds:
+            self._user_creds[key] = self.credential(user, node=node)
+        return self._user_creds[key]
 
     # ----- inside nodes (as root) -----------------------------------------------------
     def in_node(self, node: str, argv: list[str], timeout: float = 30, **kw) -> subprocess.CompletedProcess:

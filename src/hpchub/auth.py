@@ -28,7 +28,8 @@ from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 from .credentials import CredentialError, CredentialSet, IssuerUnavailable, LoginRequired, SSHCredential
 from .credentials.errors import ConfigurationError, LoginRefused
 from .credentials.myproxy import MyProxyIssuer
-from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof
+from .credentials.issuers import Issuer, LocalCAIssuer, LoginProof, extra_issuer_settings
+from .credentials.model import MAIN_ISSUER
 from .credentials.static_account import StaticServiceAccount
 from .credentials.ssh_ca import CertificatePolicy, SSHCertificateAuthority, check_cluster_username
 
@@ -218,6 +219,31 @@ class CredentialIssuingAuthenticator(Authenticator):
         certificate. Default: the system's trust store. The server is always verified.""",
     )
 
+    extra_issuers = Dict(
+        key_trait=Unicode(),
+        value_trait=Dict(),
+        config=True,
+        help="""Further SSH user CAs, for clusters whose login nodes trust a CA other than the
+        main one (`credential_issuer`). By name (lower-case letters, digits and -), the settings
+        of each, named as the main issuer's: `credential_issuer` (`local-ca` or `ca-service`);
+        for a local CA `ssh_ca_key` (required), `ssh_ca_ledger`, `ssh_revoked_keys`; for a CA
+        service `ca_service_url`, `ca_service_token_file` (required: a token is never sent to
+        another service), `ca_service_scope`, `ca_service_ca_bundle`. Nothing is taken from the
+        main issuer's settings except the certificate policy (validity, source addresses, pty,
+        force-command), `hub_name` and `max_session_length`.
+
+        At login the user gets a certificate from each, kept in auth_state beside the main one
+        and renewed as it is; a cluster in `HPCSpawner.clusters` names the one its login nodes
+        trust (`"issuer": NAME`), which also signs that cluster's service account. A further
+        issuer that refuses or cannot be reached at login does not stop the login: servers on
+        its clusters say that the certificate is missing.
+
+        A one-time code is good once: with `request_otp`, at most one check of the password and
+        code may happen at login (the hub's own, or that of one issuer that checks the user
+        itself, as the CA service does), and the hub does not start otherwise.
+        Example: `{"ge": {"credential_issuer": "local-ca", "ssh_ca_key": "/etc/hpchub/ge-ca/user_ca"}}`.""",
+    )
+
     myproxy_server = Unicode(
         "",
         config=True,
@@ -285,10 +311,12 @@ class CredentialIssuingAuthenticator(Authenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._issuer: Issuer | None = None
+        self._extra_issuers: dict[str, Issuer] | None = None
         self._grid_issuer: MyProxyIssuer | None = None
-        self._service_credentials: dict[str, SSHCredential] = {}  # by account
-        # Fail at start-up, not at the first login, if the issuer is misconfigured.
+        self._service_credentials: dict[tuple[str, str], SSHCredential] = {}  # by (issuer, account)
+        # Fail at start-up, not at the first login, if an issuer is misconfigured.
         self.issuer
+        self.extra_issuer_objects
         self.grid_issuer
         self._static_service_account = StaticServiceAccount(
             check_cluster_username(self.service_account), self.service_account_key,
@@ -320,16 +348,41 @@ class CredentialIssuingAuthenticator(Authenticator):
                 server_name=self.myproxy_server_name, lifetime=self.myproxy_lifetime, key_type=self.myproxy_key_type)
         return self._grid_issuer
 
-    def make_issuer(self) -> Issuer:
-        if self.credential_issuer == "local-ca":
-            if not self.ssh_ca_key:
-                raise ConfigurationError("set CredentialIssuingAuthenticator.ssh_ca_key (the SSH user CA's key)")
-            ca = SSHCertificateAuthority(self.ssh_ca_key, self.ssh_ca_ledger or f"{self.ssh_ca_key}.issued.jsonl")
+    def make_issuer(self, settings=None) -> Issuer:
+        """An issuer from its settings: the authenticator's own (the main issuer), or one
+        entry of extra_issuers (an IssuerSettings)."""
+        settings = settings or self
+        where = getattr(settings, "where", "CredentialIssuingAuthenticator")
+        if settings.credential_issuer == "local-ca":
+            if not settings.ssh_ca_key:
+                raise ConfigurationError(f"set {where}.ssh_ca_key (the SSH user CA's key)")
+            ca = SSHCertificateAuthority(settings.ssh_ca_key,
+                                         settings.ssh_ca_ledger or f"{settings.ssh_ca_key}.issued.jsonl")
             return LocalCAIssuer(ca, self.certificate_policy, self.hub_name, self.max_session_length,
-                                 revoked_keys=self.ssh_revoked_keys or None)
+                                 revoked_keys=settings.ssh_revoked_keys or None)
         from .credentials.service_client import make_service_issuer  # only when configured
 
-        return make_service_issuer(self)
+        return make_service_issuer(settings)
+
+    @property
+    def extra_issuer_objects(self) -> dict[str, Issuer]:
+        """The issuers of extra_issuers, by name, made once."""
+        if self._extra_issuers is None:
+            self._extra_issuers = {name: self.make_issuer(settings)
+                                   for name, settings in extra_issuer_settings(self.extra_issuers).items()}
+        return self._extra_issuers
+
+    def issuer_named(self, name: str) -> Issuer | None:
+        """The issuer a cluster names (MAIN_ISSUER: the main one); None if there is none so named."""
+        return self.issuer if name == MAIN_ISSUER else self.extra_issuer_objects.get(name)
+
+    def user_checks_at_login(self) -> list[str]:
+        """Who checks the user's password at a form login: the issuers that check it themselves,
+        and the hub (its authenticator) when the main issuer does not."""
+        checks = [f"the main issuer ({self.credential_issuer})" if self.issuer.checks_the_user
+                  else "the hub's authenticator"]
+        return checks + [f"extra issuer {name!r}" for name, issuer in self.extra_issuer_objects.items()
+                         if issuer.checks_the_user]
 
     def cluster_username(self, hub_username: str) -> str:
         return check_cluster_username(self.cluster_usernames.get(hub_username, hub_username))
@@ -360,6 +413,8 @@ class CredentialIssuingAuthenticator(Authenticator):
         self.log.info("Issued %s for %s (valid until %s)", credential.key_id, name,
                       time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
         credentials = CredentialSet(int(time.time())).with_credential(credential)
+        for issuer_name, issuer in self.extra_issuer_objects.items():
+            credentials = await self._with_extra_credential(credentials, issuer_name, issuer, name, principal, proof)
         if self.grid_issuer is not None:
             credentials = await self._with_grid_credential(credentials, name, principal, proof.password)
         result["auth_state"] = credentials.to_auth_state(result.get("auth_state"))
@@ -371,6 +426,20 @@ class CredentialIssuingAuthenticator(Authenticator):
         override this; it is also where they refuse a login whose proof is not enough."""
         data = data or {}
         return LoginProof(password=data.get("password"), one_time_code=data.get("otp") or None)
+
+    async def _with_extra_credential(self, credentials: CredentialSet, issuer_name: str, issuer: Issuer,
+                                     name: str, principal: str, proof: LoginProof) -> CredentialSet:
+        """The login's certificate from a further issuer. Its refusal or absence does not refuse
+        the login: the clusters that trust it say the certificate is missing."""
+        try:
+            credential = await issuer.issue(principal, proof, credentials.session_started)
+        except CredentialError as exc:
+            self.log.error("No certificate from extra issuer %r for %s (logging in without it): %s",
+                           issuer_name, name, exc.log_detail)
+            return credentials
+        self.log.info("Issued %s for %s from extra issuer %r (valid until %s)", credential.key_id, name, issuer_name,
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(credential.valid_before)))
+        return credentials.with_credential(credential, issuer_name)
 
     async def _with_grid_credential(self, credentials: CredentialSet, name: str, principal: str,
                                     password: str | None) -> CredentialSet:
@@ -419,27 +488,37 @@ class CredentialIssuingAuthenticator(Authenticator):
             # Renewal would need the password: the session's grid credential has run out.
             self.log.info("The grid credential of %s runs out (%s); asking for a new login", user.name, grid.subject)
             return False
-        current = credentials.ssh
-        if current.remaining() > self.renew_when_remaining:
+        renewed_set = credentials
+        for issuer_name in credentials.ssh_issuers():
+            current = credentials.ssh_from(issuer_name)
+            issuer = self.issuer_named(issuer_name)
+            if current.remaining() > self.renew_when_remaining or issuer is None:
+                continue  # (an issuer no longer configured: its certificate runs out)
+            try:
+                renewed = await issuer.renew(current.principal, current, credentials.session_started)
+            except LoginRequired as exc:
+                self.log.info("Credential of %s cannot be renewed: %s", user.name, exc.log_detail)
+                return False
+            except CredentialError as exc:
+                # The issuer is down: keep going on the current certificate while it lasts.
+                self.log.error("Renewing the credential of %s failed: %s", user.name, exc.log_detail)
+                if issuer_name == MAIN_ISSUER and current.expired():
+                    return False
+                continue
+            self.log.info("Renewed %s for %s as %s", current.key_id, user.name, renewed.key_id)
+            renewed_set = renewed_set.with_credential(renewed, issuer_name)
+        if renewed_set is credentials:
             return True
-        try:
-            renewed = await self.issuer.renew(current.principal, current, credentials.session_started)
-        except LoginRequired as exc:
-            self.log.info("Credential of %s cannot be renewed: %s", user.name, exc.log_detail)
-            return False
-        except CredentialError as exc:
-            # The issuer is down: keep going on the current certificate while it lasts.
-            self.log.error("Renewing the credential of %s failed: %s", user.name, exc.log_detail)
-            return not current.expired()
-        self.log.info("Renewed %s for %s as %s", current.key_id, user.name, renewed.key_id)
-        return {"name": user.name, "auth_state": credentials.with_credential(renewed).to_auth_state(auth_state)}
+        return {"name": user.name, "auth_state": renewed_set.to_auth_state(auth_state)}
 
     # ----- the hub's own identity -------------------------------------------------------
-    async def service_account_credential(self, account: str = "") -> SSHCredential:
+    async def service_account_credential(self, account: str = "", issuer: str = MAIN_ISSUER) -> SSHCredential:
         """The hub's certificate for the service account (or, for a cluster that names its own
-        in HPCSpawner.clusters, for `account`), issued or renewed as needed by the same issuer;
-        or the site's static one, re-read when it changes."""
+        in HPCSpawner.clusters, for `account`), issued or renewed as needed by the main issuer
+        or the one the cluster names; or the site's static one, re-read when it changes."""
         name = account or self.service_account
+        if issuer != MAIN_ISSUER:
+            return await self._issued_service_credential(issuer, name)
         if self._static_service_account is not None:
             if name != self.service_account:
                 raise CredentialError(
@@ -447,10 +526,16 @@ class CredentialIssuingAuthenticator(Authenticator):
                     f"service account {name!r}: service_account_key holds a certificate for {self.service_account!r} "
                     "only; give the cluster that account, or use an issuer")
             return self._static_service_account.current()
-        current = self._service_credentials.get(name)
+        return await self._issued_service_credential(MAIN_ISSUER, name)
+
+    async def _issued_service_credential(self, issuer_name: str, account: str) -> SSHCredential:
+        issuer = self.issuer_named(issuer_name)
+        if issuer is None:
+            raise ConfigurationError(f"no issuer named {issuer_name!r} in CredentialIssuingAuthenticator.extra_issuers")
+        current = self._service_credentials.get((issuer_name, account))
         if current is None or current.remaining() < self.renew_when_remaining:
-            current = self._service_credentials[name] = await self.issuer.issue_service_account(
-                check_cluster_username(name))
+            current = self._service_credentials[(issuer_name, account)] = await issuer.issue_service_account(
+                check_cluster_username(account))
         return current
 
 
@@ -462,6 +547,15 @@ class PAMCredentialAuthenticator(CredentialIssuingAuthenticator, PAMAuthenticato
     and code go through PAM once per login: here, or, when the issuer checks the user itself
     (the CA service), only there - a one-time code checked twice would be refused the second
     time."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        checks = self.user_checks_at_login()
+        if self.request_otp and len(checks) > 1:
+            raise ConfigurationError(
+                f"with request_otp, the password and one-time code would be checked {len(checks)} times at each "
+                f"login ({', '.join(checks)}), and a one-time code is refused the second time: let one of them "
+                "check the user (make the extra issuers local CAs, or use one CA service)")
 
     async def authenticate(self, handler, data):
         data = dict(data or {})

@@ -195,32 +195,35 @@ class SiteCheck:
             self._no_certificate(self.account, exc)
             return
         self.account = self.account or authenticator.service_account
-        credentials = {self.account: await self._certificate(authenticator, self.account)}
+        credentials = {("", self.account): await self._certificate(authenticator, self.account)}
         if s.clusters_error:
             self.add(Result(FAIL, "clusters", s.clusters_error, "see HPCSpawner.clusters in the settings "
                                                                 "reference; only the default cluster was checked"))
         for index, cluster in enumerate(s.clusters):
-            # --account names the default account; a cluster may name one of its own.
+            # --account names the default account; a cluster may name one of its own, and the
+            # issuer of the CA its login nodes trust.
             account = cluster.service_account or self.account
-            if account not in credentials:
-                credentials[account] = await self._certificate(authenticator, account)
-            if credentials[account] is not None:
+            key = (cluster.issuer, account)
+            if key not in credentials:
+                credentials[key] = await self._certificate(authenticator, account, cluster.issuer)
+            if credentials[key] is not None:
                 await ClusterCheck(self, cluster, account, named=len(s.clusters) > 1,
-                                   default=index == 0).run(credentials[account])
+                                   default=index == 0).run(credentials[key])
 
-    async def _certificate(self, authenticator, account: str):
+    async def _certificate(self, authenticator, account: str, issuer: str = ""):
         """The account's certificate from the configured issuer (or the site's static one), as
         the hub gets it; None, with the finding reported, if there is none."""
         try:
-            if authenticator.service_account_key:  # the site's own key and certificate
-                credential = await authenticator.service_account_credential(account)
+            if authenticator.service_account_key or issuer:  # the site's own key, or another CA's
+                credential = await authenticator.service_account_credential(account, issuer)
             else:
                 credential = await authenticator.issuer.issue_service_account(account)
         except Exception as exc:  # any issuer failure is a finding to report, not a crash
             self._no_certificate(account, exc)
             return None
-        self.add(Result(OK, f"certificate for {account}",
-                        f"issued by {self.settings.credential_issuer}: {credential.key_id}"))
+        source = f"extra issuer {issuer!r}" if issuer else self.settings.credential_issuer
+        self.add(Result(OK, f"certificate for {account}" + (f" ({issuer})" if issuer else ""),
+                        f"issued by {source}: {credential.key_id}"))
         return credential
 
     def _no_certificate(self, account: str, exc: Exception) -> None:

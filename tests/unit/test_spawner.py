@@ -356,15 +356,17 @@ def test_a_server_stays_on_the_cluster_it_started_on_when_its_target_moves_or_it
     assert gone.launch is None
 
 
-def test_each_clusters_status_queries_run_as_its_own_service_account():
-    asked: list[str] = []
+def test_each_clusters_status_queries_run_as_its_own_service_account_with_its_own_issuer():
+    asked: list[tuple[str, str]] = []
 
     class Authenticator:
-        async def service_account_credential(self, account: str = ""):
-            asked.append(account)
+        extra_issuers = {"ge-ca": {}}
+
+        async def service_account_credential(self, account: str = "", issuer: str = ""):
+            asked.append((account, issuer))
             return account or "the authenticator's"
 
-    clusters = {"ge": {**CLUSTERS["ge"], "service_account": "ge-hub"}}
+    clusters = {"ge": {**CLUSTERS["ge"], "service_account": "ge-hub", "issuer": "ge-ca"}}
     # (login nodes of this test's own: the hub's cluster contexts are per process, made once)
     spawner = make(HPCSpawner, targets=TWO_CLUSTER_TARGETS, clusters=clusters,
                    login_nodes=[{"name": "login-of-the-service-account-test"}], **NO_SCHEDULER)
@@ -374,7 +376,19 @@ def test_each_clusters_status_queries_run_as_its_own_service_account():
     assert ge is not default
     assert asyncio.run(ge.service_credential()) == "ge-hub"
     assert asyncio.run(default.service_credential()) == "the authenticator's"
-    assert asked == ["ge-hub", ""]
+    assert asked == [("ge-hub", "ge-ca"), ("", "")]
+
+
+def test_a_cluster_naming_an_issuer_the_authenticator_lacks_is_a_configuration_error():
+    class Authenticator:
+        extra_issuers = {"ge-ca": {}}
+
+    spawner = make(HPCSpawner, targets=TWO_CLUSTER_TARGETS, clusters={"ge": {**CLUSTERS["ge"], "issuer": "nope"}},
+                   **NO_SCHEDULER)
+    spawner.authenticator = Authenticator()
+    with pytest.raises(web.HTTPError) as refused:
+        spawner.cluster_configs()
+    assert "misconfigured" in refused.value.jupyterhub_message
 
 
 def test_a_targets_options_are_checked_by_its_own_clusters_scheduler():

@@ -12,8 +12,9 @@ Renewal that needs the user raises LoginRequired; an unreachable issuer, IssuerU
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import ConfigurationError, IssuerUnavailable, LoginRequired
@@ -104,3 +105,55 @@ class LocalCAIssuer(Issuer):
 
     async def issue_service_account(self, principal):
         return await self.issue(principal, LoginProof(), int(time.time()))
+
+
+_ISSUER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    """One entry of the authenticator's `extra_issuers`: the settings an issuer is made from,
+    named as the authenticator's own (the main issuer's). Pure: checked, not opened."""
+
+    where: str
+    credential_issuer: str = "local-ca"
+    ssh_ca_key: str = ""
+    ssh_ca_ledger: str = ""
+    ssh_revoked_keys: str = ""
+    ca_service_url: str = ""
+    ca_service_scope: str = "default"
+    ca_service_token_file: str = ""
+    ca_service_ca_bundle: str = ""
+    ca_service_token: str = ""  # never from the configuration: from ca_service_token_file
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in ("where", "ca_service_token")]
+
+
+def extra_issuer_settings(extra: dict) -> dict[str, IssuerSettings]:
+    """The checked settings of each further issuer, by name. ConfigurationError names the
+    entry and the key that is wrong."""
+    found = {}
+    for name, spec in extra.items():
+        where = f"CredentialIssuingAuthenticator.extra_issuers[{name!r}]"
+        if not isinstance(name, str) or not _ISSUER_NAME.fullmatch(name):
+            raise ConfigurationError(f"{where}: an issuer's name is lower-case letters, digits and - "
+                                     "(a letter first, at most 32)")
+        if not isinstance(spec, dict):
+            raise ConfigurationError(f"{where}: its settings must be a dict")
+        unknown = sorted(set(spec) - set(IssuerSettings.keys()))
+        if unknown:
+            raise ConfigurationError(f"{where}: unknown keys {unknown} (known: {', '.join(IssuerSettings.keys())})")
+        wrong = sorted(key for key, value in spec.items() if not isinstance(value, str))
+        if wrong:
+            raise ConfigurationError(f"{where}: {', '.join(wrong)} must be strings")
+        settings = IssuerSettings(where=where, **spec)
+        if settings.credential_issuer not in ("local-ca", "ca-service"):
+            raise ConfigurationError(f"{where}: credential_issuer must be 'local-ca' or 'ca-service', "
+                                     f"not {settings.credential_issuer!r}")
+        if settings.credential_issuer == "ca-service" and not settings.ca_service_token_file:
+            raise ConfigurationError(f"{where}: a CA service needs ca_service_token_file (the hub's token for "
+                                     "that service; the main issuer's token is never sent to another)")
+        found[name] = settings
+    return found

@@ -10,6 +10,11 @@ JupyterHub's encrypted ``auth_state`` under one key, holding several credentials
         },
     }
 
+Where clusters trust different SSH user CAs, the user has one certificate from each: the main
+issuer's under "ssh", a further issuer's under "ssh/NAME" (the authenticator's
+`extra_issuers`; a cluster names the one its login nodes trust). A hub of an older version
+drops the kinds it does not know, so these need no new version.
+
 Spawners read it with ``CredentialSet.from_auth_state(await user.get_auth_state())`` and
 never dig in raw dicts. Pure: no I/O.
 """
@@ -66,6 +71,17 @@ class SSHCredential:
 
 
 _KINDS = {"ssh": SSHCredential, "x509": X509Credential}
+MAIN_ISSUER = ""
+"""The name of the authenticator's own issuer, in `ssh_slot` and a cluster's `issuer`."""
+
+
+def ssh_slot(issuer: str = MAIN_ISSUER) -> str:
+    """Where the certificate from `issuer` is kept in a CredentialSet."""
+    return "ssh" if issuer == MAIN_ISSUER else f"ssh/{issuer}"
+
+
+def _kind_of(slot: str):
+    return _KINDS.get(slot.split("/", 1)[0] if slot.startswith("ssh/") else slot)
 
 
 @dataclass
@@ -81,8 +97,18 @@ class CredentialSet:
     def x509(self) -> X509Credential | None:
         return self.credentials.get("x509")
 
-    def with_credential(self, credential) -> "CredentialSet":
-        return CredentialSet(self.session_started, {**self.credentials, credential.kind: credential})
+    def ssh_from(self, issuer: str = MAIN_ISSUER) -> SSHCredential | None:
+        """The certificate from that issuer (MAIN_ISSUER: the authenticator's own)."""
+        return self.credentials.get(ssh_slot(issuer))
+
+    def ssh_issuers(self) -> list[str]:
+        """The issuers this set holds a certificate from, the main one first."""
+        return sorted((MAIN_ISSUER if slot == "ssh" else slot[4:]) for slot in self.credentials
+                      if slot == "ssh" or slot.startswith("ssh/"))
+
+    def with_credential(self, credential, issuer: str = MAIN_ISSUER) -> "CredentialSet":
+        slot = ssh_slot(issuer) if credential.kind == "ssh" else credential.kind
+        return CredentialSet(self.session_started, {**self.credentials, slot: credential})
 
     @classmethod
     def from_auth_state(cls, auth_state: dict | None) -> "CredentialSet | None":
@@ -95,9 +121,10 @@ class CredentialSet:
             raise CredentialError("your stored credentials come from another hpchub version; please log in again",
                                   f"auth_state credentials version {version!r}, expected {VERSION}")
         credentials = {}
-        for kind, value in data.get("credentials", {}).items():
-            if kind in _KINDS:  # kinds this version does not know are dropped, not fatal
-                credentials[kind] = _KINDS[kind].from_dict(value)
+        for slot, value in data.get("credentials", {}).items():
+            kind = _kind_of(slot)
+            if kind is not None:  # kinds this version does not know are dropped, not fatal
+                credentials[slot] = kind.from_dict(value)
         return cls(int(data["session_started"]), credentials)
 
     def to_auth_state(self, auth_state: dict | None = None) -> dict:
@@ -106,6 +133,6 @@ class CredentialSet:
         merged[CREDENTIALS_KEY] = {
             "version": VERSION,
             "session_started": self.session_started,
-            "credentials": {kind: cred.to_dict() for kind, cred in self.credentials.items()},
+            "credentials": {slot: cred.to_dict() for slot, cred in self.credentials.items()},
         }
         return merged

@@ -155,16 +155,18 @@ class ServiceIssuer(Issuer):
 
 
 def make_service_issuer(authenticator) -> ServiceIssuer:
-    """The issuer for an authenticator configured with credential_issuer = "ca-service"."""
+    """The issuer for an authenticator configured with credential_issuer = "ca-service" (or an
+    entry of its extra_issuers: an IssuerSettings, which says `where` it is)."""
+    where = getattr(authenticator, "where", "CredentialIssuingAuthenticator")
     if not authenticator.ca_service_url:
-        raise ConfigurationError("set CredentialIssuingAuthenticator.ca_service_url for the ca-service issuer")
+        raise ConfigurationError(f"set {where}.ca_service_url for the ca-service issuer")
     token = authenticator.ca_service_token
     if not token and authenticator.ca_service_token_file:
         try:
             with open(authenticator.ca_service_token_file) as f:
                 token = f.read().strip()
         except OSError as exc:
-            raise ConfigurationError(f"cannot read ca_service_token_file: {exc}") from None
+            raise ConfigurationError(f"{where}: cannot read ca_service_token_file: {exc}") from None
     if not token:
         raise ConfigurationError("set ca_service_token_file (or HPCHUB_CA_SERVICE_TOKEN) for the ca-service issuer")
     if not authenticator.ca_service_url.startswith("https://"):

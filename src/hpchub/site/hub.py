@@ -13,6 +13,9 @@ from pathlib import Path
 
 from .gridengine import PARALLEL_ENVIRONMENT
 from .layout import DEMO_USERS, GE_CLUSTER, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
+
+GE_ISSUER = "ge-ca"
+"""The extra issuer of the Grid Engine cluster's own user CA (layout.ge_user_ca_key)."""
 from .nodes import Nodes
 from .otp import PAM_SERVICE
 from .software import JUPYTER_ENV
@@ -89,6 +92,10 @@ def hub_config(site: SiteLayout) -> str:
         # The login nodes' KRL (world-readable): a revoked certificate is never renewed.
         "CredentialIssuingAuthenticator.ssh_revoked_keys": str(site.revoked_keys),
         "CredentialIssuingAuthenticator.hub_name": f"{site.name}-hub",
+        "CredentialIssuingAuthenticator.extra_issuers": {GE_ISSUER: {
+            "credential_issuer": "local-ca", "ssh_ca_key": str(site.hub_ge_ca_key),
+            "ssh_ca_ledger": str(site.hub_ge_ca_ledger), "ssh_revoked_keys": str(site.revoked_keys)},
+        } if site.gridengine else {},
         # Grid credentials too: an X.509 certificate from the site's MyProxy at each login,
         # delivered to the server as X509_USER_PROXY (site/grid.py).
         "CredentialIssuingAuthenticator.myproxy_server": "127.0.0.1",
@@ -109,7 +116,9 @@ def hub_config(site: SiteLayout) -> str:
             "title": "Grid Engine cluster", "scheduler": "sge",
             "scheduler_options": {"parallel_environment": PARALLEL_ENVIRONMENT},
             "login_nodes": _login_nodes(site, [site.ge_login]),
-            "known_hosts": str(site.ge_known_hosts)}} if site.gridengine else {},
+            "known_hosts": str(site.ge_known_hosts),
+            # Its login node trusts a CA of its own: users get a second certificate at login.
+            "issuer": GE_ISSUER}} if site.gridengine else {},
         "HPCSpawner.known_hosts": str(site.known_hosts),
         "HPCSpawner.cmd": [f"{JUPYTER_ENV}/bin/jupyterhub-singleuser"],
         "HPCSpawner.launcher_python": "/usr/bin/python3",
@@ -285,14 +294,18 @@ class Hub:
             path = site.hub_dir / name
             if not path.exists():
                 write_file(path, secrets.token_hex(32) + "\n", 0o600, owner=HUB_OS_USER)
+        copies = [(site.user_ca_key, site.hub_ca_key, site.hub_ca_ledger)]
+        if site.gridengine:
+            copies.append((site.ge_user_ca_key, site.hub_ge_ca_key, site.hub_ge_ca_ledger))
         if site.single_sign_on_config.exists():
-            # Single sign-on: the site's CA service signs; the hub host holds no CA key.
+            # Single sign-on: the site's CA service signs; the hub host holds no key of that CA.
             shutil.rmtree(site.hub_ca_key.parent, ignore_errors=True)
-            return
-        make_dir(site.hub_ca_key.parent, 0o700, owner=HUB_OS_USER)
-        write_file(site.hub_ca_key, site.user_ca_key.read_text(), 0o600, owner=HUB_OS_USER)
-        if not site.hub_ca_ledger.exists():
-            write_file(site.hub_ca_ledger, "", 0o600, owner=HUB_OS_USER)
+            copies = copies[1:]
+        for key, copy, ledger in copies:
+            make_dir(copy.parent, 0o700, owner=HUB_OS_USER)
+            write_file(copy, key.read_text(), 0o600, owner=HUB_OS_USER)
+            if not ledger.exists():
+                write_file(ledger, "", 0o600, owner=HUB_OS_USER)
 
     def admin_token(self) -> str:
         return (self.site.hub_dir / "admin-token").read_text().strip()

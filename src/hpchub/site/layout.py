@@ -121,6 +121,17 @@ class SiteLayout:
         return self.ca_dir / "user_ca"
 
     @property
+    def ge_user_ca_key(self) -> Path:
+        """The Grid Engine cluster's own SSH user CA: its login node trusts this one and not the
+        Slurm cluster's, as separate clusters of a centre may (the hub gets users a certificate
+        from each at login: the authenticator's extra_issuers)."""
+        return self.ca_dir / "ge_user_ca"
+
+    def user_ca_key_of(self, node_name: str) -> Path:
+        """The user CA the login node's sshd trusts."""
+        return self.ge_user_ca_key if node_name == GE_LOGIN_NODE else self.user_ca_key
+
+    @property
     def known_hosts(self) -> Path:
         """Public: the login nodes' host keys, for SSH clients of the hub and tests."""
         return self.state_dir / "public" / "ssh_known_hosts"
@@ -150,6 +161,16 @@ class SiteLayout:
     @property
     def hub_ca_ledger(self) -> Path:
         return self.hub_dir / "ssh-ca" / "issued.jsonl"
+
+    @property
+    def hub_ge_ca_key(self) -> Path:
+        """The hub's copy of the Grid Engine cluster's user CA key (an extra issuer, a local CA in
+        both login modes: single sign-on moves only the main CA off the hub)."""
+        return self.hub_dir / "ge-ssh-ca" / "user_ca"
+
+    @property
+    def hub_ge_ca_ledger(self) -> Path:
+        return self.hub_dir / "ge-ssh-ca" / "issued.jsonl"
 
     @property
     def grid_dir(self) -> Path:

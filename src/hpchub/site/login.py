@@ -28,16 +28,18 @@ class LoginNodes:
         self.nodes = nodes
 
     def ensure_ca(self) -> None:
-        """The site's SSH user CA: made once, private key 0600 root; login nodes trust its public half."""
+        """The site's SSH user CAs (the Slurm cluster's, and the Grid Engine cluster's own): made
+        once, private keys 0600 root; each cluster's login nodes trust the public half of its own."""
         site = self.site
         make_dir(site.ca_dir, 0o700)
-        if not site.user_ca_key.exists():
-            say("  ssh: creating the site's user CA")
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hpchub site {site.name} user CA",
-                 "-f", str(site.user_ca_key)])
-        site.user_ca_key.chmod(0o600)
         make_dir(site.ssh_dir, 0o755)
-        write_file(site.ssh_dir / "user_ca.pub", site.user_ca_key.with_suffix(".pub").read_text())
+        for key, title in [(site.user_ca_key, "user CA"), (site.ge_user_ca_key, "Grid Engine cluster's user CA")]:
+            if not key.exists():
+                say(f"  ssh: creating the site's {title}")
+                run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hpchub site {site.name} {title}",
+                     "-f", str(key)])
+            key.chmod(0o600)
+            write_file(site.ssh_dir / f"{key.name}.pub", key.with_suffix(".pub").read_text())
         make_dir(site.revoked_keys.parent, 0o755)
         ensure_krl(site.revoked_keys)  # sshd refuses every key while RevokedKeys is missing
 

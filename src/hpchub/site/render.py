@@ -71,7 +71,7 @@ def sshd_config(site: SiteLayout, node_name: str) -> str:
         listen=listen,
         host_key=site.ssh_dir / node_name / "ssh_host_ed25519_key",
         run=site.run_dir,
-        ca_pub=site.ssh_dir / "user_ca.pub",
+        ca_pub=site.ssh_dir / f"{site.user_ca_key_of(node_name).name}.pub",
         revoked_keys=site.revoked_keys,
         # login1 is sized for a hub; login2 keeps Debian's defaults, as real login nodes do.
         generous_limits=(node_name in ("login1", "ge-login")),

@@ -51,6 +51,7 @@ class ClusterKey:
     login_hosts: tuple[Host, ...]
     scheduler_options: tuple = ()  # the adapter's keyword arguments, as sorted (name, value) pairs
     service_account: str = ""  # the account its status queries run as ("": the authenticator's)
+    issuer: str = ""  # the issuer of the service account's certificate ("": the main one)
 
 
 class Cluster:

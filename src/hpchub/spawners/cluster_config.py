@@ -14,10 +14,12 @@ Host keys: a cluster's `known_hosts` (default: HPCSpawner.known_hosts) verifies 
 nodes; each login node carries the file with it (Host.known_hosts), to the hub's connections
 and to the tunnel service alike.
 
-Credentials: users log in once, and their certificate is used on every cluster (each one's
-login nodes trust the same user CA). The hub's service account may differ: a cluster's
-`service_account` (default: the authenticator's) is issued its own certificate by the same
-issuer.
+Credentials: users log in once. One certificate serves every cluster whose login nodes trust
+the same user CA (the authenticator's main issuer); a cluster that trusts another names it,
+`"issuer": NAME`, one of the authenticator's `extra_issuers`, from which every user gets a
+certificate of its own at login. The hub's service account may differ: a cluster's
+`service_account` (default: the authenticator's) is issued its own certificate by the
+cluster's issuer.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
+from ..credentials.model import MAIN_ISSUER
 from ..credentials.ssh_ca import CLUSTER_USERNAME
 from ..schedulers import SCHEDULERS
 from .targets import DEFAULT_CLUSTER
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _KEYS = {"title", "scheduler", "scheduler_options", "login_nodes", "known_hosts", "status_interval",
-         "service_account"}
+         "service_account", "issuer"}
 
 
 
@@ -49,10 +52,25 @@ class ClusterConfig:
     status_interval: float
     scheduler_options: dict = field(default_factory=dict)
     service_account: str = ""  # "": the authenticator's service_account
+    issuer: str = MAIN_ISSUER  # the issuer of the user CA its login nodes trust
 
     def options_key(self) -> tuple:
         """The scheduler options, hashable (part of the key of the hub's one context per cluster)."""
         return tuple(sorted(self.scheduler_options.items()))
+
+
+def usable_certificate(credentials, config: ClusterConfig) -> tuple[object, str]:
+    """The user's certificate for a cluster, from the issuer its login nodes trust, and "";
+    or None and what to tell the user. `credentials`: a CredentialSet, or None."""
+    credential = credentials.ssh_from(config.issuer) if credentials is not None else None
+    if credential is not None and not credential.expired():
+        return credential, ""
+    if config.issuer == MAIN_ISSUER:
+        return None, "your login credentials are missing or expired: log out and log in again"
+    if credential is None:
+        return None, (f"you have no certificate for the {config.title} (its certificate authority gave none at "
+                      "your login): log out and log in again, and if this persists tell your site's administrators")
+    return None, f"your certificate for the {config.title} has expired: log out and log in again"
 
 
 def _login_nodes(where: str, value, known_hosts: str = "") -> tuple[dict, ...]:
@@ -80,9 +98,10 @@ def _scheduler_options(where: str, scheduler: str, options) -> dict:
     return dict(options)
 
 
-def cluster_configs(clusters: dict, default: ClusterConfig) -> dict[str, ClusterConfig]:
+def cluster_configs(clusters: dict, default: ClusterConfig, issuers=None) -> dict[str, ClusterConfig]:
     """Every cluster by name: the configured ones (their missing values from the default
-    cluster's, except login nodes, which each cluster names) and the default one."""
+    cluster's, except login nodes and issuer, which each cluster names) and the default one.
+    `issuers`: the names of the authenticator's extra issuers (None: not checked)."""
     if not isinstance(clusters, dict):
         raise ClusterConfigError("HPCSpawner.clusters must be a dict of cluster name -> settings")
     found = {DEFAULT_CLUSTER: default}
@@ -110,10 +129,15 @@ def cluster_configs(clusters: dict, default: ClusterConfig) -> dict[str, Cluster
         account = spec.get("service_account", "")
         if not isinstance(account, str) or (account and not CLUSTER_USERNAME.fullmatch(account)):
             raise ClusterConfigError(f"{where}: `service_account` must be an account name on that cluster")
+        issuer = spec.get("issuer", MAIN_ISSUER)
+        if not isinstance(issuer, str) or (issuers is not None and issuer != MAIN_ISSUER and issuer not in issuers):
+            known = ", ".join(sorted(issuers or ())) or "none"
+            raise ClusterConfigError(f"{where}: `issuer` {issuer!r} is not one of the authenticator's extra_issuers "
+                                     f"({known}); leave it out for the main issuer")
         found[name] = ClusterConfig(
             name=name, title=str(spec.get("title", name)), scheduler=scheduler,
             login_nodes=_login_nodes(where, spec.get("login_nodes"), known_hosts),
             status_interval=float(interval),
             scheduler_options=_scheduler_options(where, scheduler, spec.get("scheduler_options", {})),
-            service_account=account)
+            service_account=account, issuer=issuer)
     return found

@@ -24,6 +24,7 @@ from jupyterhub.spawner import SpawnException
 from ..credentials import CredentialError, CredentialSet, SSHCredential
 from ..remote import Host, SSHError
 from ..remote.launcher import NODE, launcher_argv, launcher_input, parse_answer
+from .cluster_config import usable_certificate
 
 if TYPE_CHECKING:  # the spawner that holds a launch (not imported at run time: it imports this)
     from .spawner import HPCSpawner
@@ -143,11 +144,15 @@ class Launch:
             raise spawn_error(exc.user_message, reason="credential", log_message=exc.log_detail) from None
 
     async def credential(self) -> SSHCredential:
+        """The user's certificate for this server's cluster (from the issuer it trusts)."""
         credentials = await self._credentials()
-        if credentials is None or credentials.ssh is None or credentials.ssh.expired():
-            raise spawn_error("your login credentials are missing or expired: log out and log in again",
-                              reason="credential", log_message=f"no valid SSH credential for {self.owner.user.name}")
-        return credentials.ssh
+        config = self.owner.cluster_config
+        credential, problem = usable_certificate(credentials, config)
+        if credential is None:
+            raise spawn_error(problem, reason="credential",
+                              log_message=f"no valid SSH credential for {self.owner.user.name} "
+                                          f"(cluster {config.name!r}, issuer {config.issuer or 'main'!r})")
+        return credential
 
     async def credential_or_none(self) -> SSHCredential | None:
         """The user's certificate, or None: then the tunnel service's connection is used, which

@@ -16,6 +16,7 @@ from ..credentials import CredentialError, CredentialSet
 from ..remote import Host, SSHError
 from ..remote.launcher import BATCH, NODE, launcher_argv, launcher_input, parse_answer
 from ..remote.launcher_prelude import MAX_READ
+from .cluster_config import usable_certificate
 
 if TYPE_CHECKING:
     from .spawner import HPCSpawner
@@ -70,9 +71,9 @@ async def read_output(spawner: HPCSpawner, max_bytes: int) -> ServerOutput:
         credentials = CredentialSet.from_auth_state(await spawner.user.get_auth_state())
     except CredentialError as exc:
         raise OutputError(exc.user_message, exc.log_detail) from None
-    credential = credentials.ssh if credentials else None
-    if credential is None or credential.expired():
-        raise OutputError("your login credentials are missing or expired: log out and log in again to read it")
+    credential, problem = usable_certificate(credentials, config)
+    if credential is None:
+        raise OutputError(problem)
     module = BATCH if source.kind == "batch" else NODE
     request = {"action": "read", "server_id": source.server_id, "bytes": int(max_bytes)}
     try:

@@ -145,13 +145,14 @@ class HPCSettings(LoggingConfigurable):
         `{"parallel_environment": "smp"}` for Grid Engine), `known_hosts` (the file with its
         login nodes' host keys; default: `known_hosts`), `status_interval` and
         `service_account` (the account its status queries and cluster information run as;
-        default: the authenticator's `service_account`; its certificate comes from the same
-        issuer). Targets name
+        default: the authenticator's `service_account`) and `issuer` (for login nodes that
+        trust another SSH user CA than the main one: the name of one of the authenticator's
+        `extra_issuers`, which also signs the service account's certificate). Targets name
         their cluster (`"cluster": "NAME"`); the spawn page groups them by cluster and says
         each cluster's state. Each cluster has its own SSH connections, job watcher (one status
         query per cluster per interval) and cached choices; one that is down affects only its
-        own targets. Users log in once: every cluster must trust the hub's credential (one SSH
-        user CA may serve several).""",
+        own targets. Users log in once: they get a certificate from each issuer then (one SSH
+        user CA may serve several clusters).""",
     )
 
     cluster_title = Unicode(

@@ -103,8 +103,11 @@ class HPCSpawner(HPCSettings, Spawner):
     def cluster_configs(self) -> dict[str, ClusterConfig]:
         """Every cluster of the hub by name: the default one (this spawner's own settings) and
         those of `clusters`."""
+        # The extra issuers a cluster may name: the authenticator's (others have none).
+        issuers = getattr(self.authenticator, "extra_issuers", None)
         try:
-            return cluster_configs(self.clusters, self.default_cluster_config())
+            return cluster_configs(self.clusters, self.default_cluster_config(),
+                                   set(issuers) if isinstance(issuers, dict) else None)
         except ClusterConfigError as exc:
             raise spawn_error("the hub's clusters are misconfigured; the administrators have been told",
                               reason="config", log_message=f"HPCSpawner.clusters: {exc}") from None
@@ -126,10 +129,11 @@ class HPCSpawner(HPCSettings, Spawner):
     def cluster_of(self, config: ClusterConfig) -> Cluster:
         """The hub's one context of that cluster (SSH connections, job watcher, cached choices)."""
         key = ClusterKey(config.scheduler, self.known_hosts, tuple(Host.from_node(n) for n in config.login_nodes),
-                         config.options_key(), config.service_account)
+                         config.options_key(), config.service_account, config.issuer)
         # The hub's one authenticator holds the service accounts' certificates.
         issue = getattr(self.authenticator, "service_account_credential", None)
-        credential = functools.partial(issue, config.service_account) if issue else no_service_account
+        credential = (functools.partial(issue, config.service_account, config.issuer) if issue
+                      else no_service_account)
         return CONTEXTS.cluster(key, connect_timeout=self.connect_timeout, log=self.log, service_credential=credential)
 
     @property
