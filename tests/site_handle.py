@@ -266,11 +266,13 @@ class HubClient:
         response.raise_for_status()
         return response.json()["auth_state"]
 
-    def ssh_credential(self, user: str):
-        """The user's SSH credential from auth_state, written to files an SSH client can use."""
+    def ssh_credential(self, user: str, issuer: str = ""):
+        """The user's SSH credential (from the main issuer, or an extra one) from auth_state,
+        written to files an SSH client can use."""
         from hpchub.credentials import CredentialSet
 
-        cred = CredentialSet.from_auth_state(self.auth_state(user)).ssh
+        cred = CredentialSet.from_auth_state(self.auth_state(user)).ssh_from(issuer)
+        assert cred is not None, f"{user} has no certificate from issuer {issuer or 'main'!r}"
         return cred, self.handle.credential_files(cred, f"hub-{user}")
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ hub: states and reasons in Grid Engine's words, Stop, a hub restart, a head node
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from hpchub.schedulers.sge import GridEngine
+from hpchub.site.hub import GE_ISSUER
 
 from ..site_handle import check, clean_hub, hpchub_site, leftovers, spawn, stop, wait_until
 from .test_credentials import login_ok
@@ -67,6 +69,23 @@ def block_short_queue(site) -> str:
                                  "-o", "/dev/null", "-j", "y", "-b", "y", "sleep", "600"], node="ge-login")).stdout.strip()
     wait_until(f"bob's blocking job {job} running", lambda: ge_jobs(site, "bob").get(job) == "r", timeout=30)
     return job
+
+
+def test_one_login_gives_a_certificate_for_each_clusters_ca_and_each_works_only_on_its_own(loopback_site, loop_hub):
+    site, hub = loopback_site, loop_hub
+    login_ok(hub, "alice")
+    slurm, slurm_files = hub.ssh_credential("alice")
+    ge, ge_files = hub.ssh_credential("alice", issuer=GE_ISSUER)
+    assert slurm.principal == ge.principal == "alice" and slurm.serial != ge.serial
+    for node, accepted, refused in (("ge-login", ge_files, slurm_files), ("login1", slurm_files, ge_files)):
+        assert check(site.ssh("alice", ["id", "-un"], node=node, cred=accepted)).stdout == "alice\n"
+        other = site.ssh("alice", ["id", "-un"], node=node, cred=refused)
+        assert other.returncode == 255 and "Permission denied" in other.stderr, (node, other.stderr)
+    # Each issuer's ledger records its own certificate (the record revocation works from).
+    def serials(ledger) -> set[int]:
+        return {json.loads(line)["serial"] for line in ledger.read_text().splitlines()}
+
+    assert ge.serial in serials(site.layout.hub_ge_ca_ledger) and slurm.serial in serials(site.layout.hub_ca_ledger)
 
 
 def test_servers_on_the_grid_engine_clusters_login_node_and_in_its_job(site, hub):
