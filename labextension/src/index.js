@@ -6,6 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
+import queuePlugin from './queue';
 
 function formatLeft(seconds) {
   const minutes = Math.max(0, Math.floor(seconds / 60));
@@ -82,4 +83,4 @@ const plugin = {
   }
 };
 
-export default plugin;
+export default [plugin, queuePlugin];

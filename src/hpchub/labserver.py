@@ -1,5 +1,6 @@
-"""The single-user server's side of the walltime notice: a jupyter_server extension with one
-endpoint, GET /hpchub/walltime, read by hpchub's JupyterLab extension (labextension/).
+"""The single-user server's side of hpchub's JupyterLab extension (labextension/): a
+jupyter_server extension with the walltime notice's endpoint, GET /hpchub/walltime, and the
+queue panel's (labqueue.py).
 
 Inside a Slurm or Grid Engine job it answers with the job's end (asked of the scheduler on the
 node, at most once a minute, so an administrator's change of the time limit shows) and the warning threshold the
@@ -50,8 +51,11 @@ def _jupyter_server_extension_points():
 
 
 def _load_jupyter_server_extension(server_app):
+    from .labqueue import handlers as queue_handlers  # the queue panel's endpoints
+
     base = server_app.web_app.settings["base_url"]
-    server_app.web_app.add_handlers(".*$", [(url_path_join(base, "hpchub", "walltime"), WalltimeHandler)])
+    server_app.web_app.add_handlers(".*$", [(url_path_join(base, "hpchub", "walltime"), WalltimeHandler),
+                                            *queue_handlers(base)])
 
 
 def _jupyter_labextension_paths():

@@ -264,6 +264,32 @@ class Scheduler(abc.ABC):
     def error_message(self, stderr: str) -> str:
         """The scheduler's own words from a failed command, for the user."""
 
+    # ----- a user's own jobs (JupyterLab's queue panel; optional) -------------------------
+    def hold_argv(self, job_ids: list[str]) -> list[str] | None:
+        """Keep these pending jobs from starting (None: this scheduler cannot, or it is not offered)."""
+        return None
+
+    def release_argv(self, job_ids: list[str]) -> list[str] | None:
+        """Let held jobs start again (None: as hold_argv)."""
+        return None
+
+    def is_held(self, status: JobStatus) -> bool:
+        """Whether a job waits because it is held (by its user or an administrator)."""
+        return False
+
+    def submit_file_argv(self, path: str) -> list[str] | None:
+        """Submit a batch script file as it is (its own directives), run in the file's directory,
+        printing what parse_submit reads. `path` is absolute. None: not offered."""
+        return None
+
+    def output_argv(self, job_id: str) -> list[str] | None:
+        """The query of where a job writes its standard output (None: not offered)."""
+        return None
+
+    def parse_output(self, job_id: str, stdout: str) -> str | None:
+        """The job's output file (absolute) from output_argv's answer; None if it does not say."""
+        return None
+
     # ----- what users may ask for (the spawn form's choices) -----------------------------
     @abc.abstractmethod
     def partitions_argv(self) -> list[str]:

@@ -32,6 +32,12 @@ from .base import (Association, Availability, JobRequest, JobState, JobStatus, P
 # ambiguous, orphaned.
 UNUSABLE_QUEUE_STATES = set("aAudDsSCEco")
 JOB_ID = re.compile(r"[0-9]{1,12}")
+
+
+def _checked_ids(job_ids: list[str]) -> list[str]:
+    if not job_ids or not all(isinstance(j, str) and JOB_ID.fullmatch(j) for j in job_ids):
+        raise SchedulerError(f"not job ids: {job_ids!r}")
+    return job_ids
 # qmaster's object names: no whitespace, none of the characters it reserves, ASCII, not led by a digit.
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.+-]{0,63}")
 QSTAT_RESOURCES = "h_rt,mem_total,num_proc"
@@ -304,9 +310,43 @@ class GridEngine(Scheduler):
         return jobs
 
     def cancel_argv(self, job_ids: list[str]) -> list[str]:
-        if not job_ids or not all(JOB_ID.fullmatch(j) for j in job_ids):
-            raise SchedulerError(f"not job ids: {job_ids!r}")
-        return ["qdel", *job_ids]
+        return ["qdel", *_checked_ids(job_ids)]
+
+    def hold_argv(self, job_ids: list[str]) -> list[str]:
+        return ["qhold", *_checked_ids(job_ids)]
+
+    def release_argv(self, job_ids: list[str]) -> list[str]:
+        return ["qrls", *_checked_ids(job_ids)]
+
+    def is_held(self, status: JobStatus) -> bool:
+        return status.state == JobState.PENDING and "h" in status.native_state  # hqw, hRq, ...
+
+    def submit_file_argv(self, path: str) -> list[str]:
+        if not path.startswith("/"):  # never read as an option
+            raise SchedulerError(f"not an absolute path: {path!r}")
+        # -cwd: the job runs where the script is (and writes its output there), as sbatch's do.
+        return ["qsub", "-terse", "-cwd", path]
+
+    def output_argv(self, job_id: str) -> list[str]:
+        return ["qstat", "-j", _checked_ids([job_id])[0]]
+
+    def parse_output(self, job_id: str, stdout: str) -> str | None:
+        """From `qstat -j`: the -o path ([host:]path; a directory gets NAME.oID in it), else
+        NAME.oID in the job's working directory (-cwd) or the home directory."""
+        fields = {}
+        for line in stdout.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key and " " not in key:
+                fields.setdefault(key, value.strip())
+        name = fields.get("job_name")
+        if not name or fields.get("job_number") != job_id:
+            return None
+        default = f"{name}.o{job_id}"
+        path = fields.get("stdout_path_list", "").split(",")[0].rsplit(":", 1)[-1]
+        if path:
+            return path if not path.endswith("/") else path + default
+        directory = fields.get("cwd") or fields.get("sge_o_home")
+        return f"{directory.rstrip('/')}/{default}" if directory else None
 
     def error_message(self, stderr: str) -> str:
         """Grid Engine's own words ("Unable to run job: job rejected: the requested project

@@ -94,6 +94,15 @@ def _gpu_count(gres: str) -> int:
     return sum(int(m.group(1)) for m in re.finditer(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)", gres))
 
 
+_JOB_ID = re.compile(r"[0-9]{1,12}(_[0-9]{1,9})?")  # a job, or one task of an array job
+
+
+def _checked_ids(job_ids: list[str]) -> list[str]:
+    if not job_ids or not all(isinstance(j, str) and _JOB_ID.fullmatch(j) for j in job_ids):
+        raise SchedulerError(f"not job ids: {job_ids!r}")
+    return job_ids
+
+
 def _lines(stdout: str) -> list[str]:
     """Output lines. Not str.splitlines(), which also splits at \x1e, \x85, \u2028 and more:
     characters a user may put in a job name."""
@@ -220,9 +229,32 @@ class Slurm(Scheduler):
         return jobs
 
     def cancel_argv(self, job_ids: list[str]) -> list[str]:
-        if not job_ids or not all(j.isdigit() for j in job_ids):
-            raise SchedulerError(f"not job ids: {job_ids!r}")
-        return ["scancel", *job_ids]
+        return ["scancel", *_checked_ids(job_ids)]
+
+    def hold_argv(self, job_ids: list[str]) -> list[str]:
+        return ["scontrol", "hold", ",".join(_checked_ids(job_ids))]
+
+    def release_argv(self, job_ids: list[str]) -> list[str]:
+        return ["scontrol", "release", ",".join(_checked_ids(job_ids))]
+
+    def is_held(self, status: JobStatus) -> bool:
+        return status.state == JobState.PENDING and status.reason in ("JobHeldUser", "JobHeldAdmin")
+
+    def submit_file_argv(self, path: str) -> list[str]:
+        if not path.startswith("/"):  # never read as an option
+            raise SchedulerError(f"not an absolute path: {path!r}")
+        return ["sbatch", "--parsable", path]
+
+    def output_argv(self, job_id: str) -> list[str]:
+        # scontrol fills in the path's patterns (%j, %x, ...); squeue's STDOUT field does not (22.05).
+        return ["scontrol", "show", "job", "--oneliner", _checked_ids([job_id])[0]]
+
+    def parse_output(self, job_id: str, stdout: str) -> str | None:
+        # A path may hold spaces: it runs to the next field (" Key=", a capital first) or the end.
+        if not re.search(rf"(^|\s)JobId={re.escape(job_id)}\s", stdout):
+            return None
+        found = re.search(r"(?:^|\s)StdOut=(/.*?)(?= [A-Z][A-Za-z:/_]*=|\s*$)", stdout, re.MULTILINE)
+        return found.group(1) if found else None
 
     def error_message(self, stderr: str) -> str:
         """Slurm's own words from a failed command ("sbatch: error: ..."), for the user."""
