@@ -47,7 +47,9 @@ def test_a_working_site_passes_every_check(site):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     # Both clusters of the demo, each named: its login nodes, its scheduler, its compute nodes' way to the hub.
-    for what in ("auth_state key", "SSH CA key", "certificate for hpchub",
+    for what in ("auth_state key", "SSH CA key", "certificate for hpchub: issued by local-ca",
+                 # the Grid Engine cluster trusts a CA of its own: its certificate comes from that issuer
+                 "certificate for hpchub (ge-ca): issued by extra issuer 'ge-ca'",
                  "Slurm cluster: login node login1", "Slurm cluster: command on login1",
                  "Slurm cluster: login node login2", "Slurm cluster: command on login2",
                  "Slurm cluster: test job (slurm, ", "Slurm cluster: hub API from a compute node",
@@ -56,7 +58,7 @@ def test_a_working_site_passes_every_check(site):
         assert any(line.startswith(f"  ok    {what}") for line in lines), (what, proc.stdout)
     # the demo hub config sets no hub_connect_url
     assert "(through a forward on login1)" in proc.stdout and "(through a forward on ge-login)" in proc.stdout
-    assert lines[-1] == "13 checks, 0 failed, 0 skipped"
+    assert lines[-1] == "14 checks, 0 failed, 0 skipped"
     # Nothing left behind: no test job, no probe output.
     queue = site.ssh("hpchub", ["squeue", "--noheader", "--user", "hpchub"])
     assert queue.returncode == 0 and queue.stdout.strip() == ""
@@ -119,7 +121,9 @@ def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_na
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "  ok    certificate for hpchub: issued by ca-service" in proc.stdout
         assert "SSH CA key" not in proc.stdout  # the key is the service's, not on the hub host
-        assert proc.stdout.splitlines()[-1] == "12 checks, 0 failed, 0 skipped"  # 4 of them on each cluster
+        # 4 of them on each cluster; the Grid Engine cluster's certificate from its own (local) CA
+        assert "  ok    certificate for hpchub (ge-ca): issued by extra issuer 'ge-ca'" in proc.stdout
+        assert proc.stdout.splitlines()[-1] == "13 checks, 0 failed, 0 skipped"
     finally:
         service.stop()
     proc = run_check(site, variant(scratch, site, issuer + f"c.CredentialIssuingAuthenticator.ca_service_url = "
@@ -139,7 +143,7 @@ def test_a_cluster_with_a_service_account_of_its_own_is_checked_as_that_account(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "  ok    certificate for hpchub: issued by local-ca" in out
-    assert "  ok    certificate for alice: issued by local-ca" in out
+    assert "  ok    certificate for alice (ge-ca): issued by extra issuer 'ge-ca'" in out
     assert "  ok    Slurm cluster: command on login1: `id -un` ran as hpchub" in out
     assert "  ok    Grid Engine cluster: command on ge-login: `id -un` ran as alice" in out
     assert "  ok    Grid Engine cluster: hub API from a compute node" in out
