@@ -62,11 +62,11 @@ class QueuePanel extends Widget {
     this.refreshButton = element('button', { className: 'jp-Button hpchub-queue-refresh', textContent: 'Refresh' });
     this.refreshButton.addEventListener('click', () => this.refresh());
     this.message = element('div', { className: 'hpchub-queue-message' });
-    this.table = element('table', { className: 'hpchub-queue-jobs' });
+    this.list = element('div', { className: 'hpchub-queue-jobs' });
     this.node.append(
       element('div', { className: 'hpchub-queue-bar' }, [this.heading, this.refreshButton]),
       this.message,
-      this.table
+      this.list
     );
     this.timer = null;
   }
@@ -100,11 +100,10 @@ class QueuePanel extends Widget {
   }
 
   render(listing) {
-    const rows = [
-      element('tr', {}, ['Job', 'Name', 'State', ''].map(text => element('th', { textContent: text })))
-    ];
+    // One block per job (id and name, its state, its buttons): the sidebar is narrow.
+    const blocks = [];
     for (const job of listing.jobs) {
-      const buttons = element('td', { className: 'hpchub-queue-actions' });
+      const buttons = element('div', { className: 'hpchub-queue-actions' });
       const offer = (action, label, shown) => {
         if (shown) {
           const button = element('button', { className: `jp-Button hpchub-queue-${action}`, textContent: label });
@@ -117,19 +116,21 @@ class QueuePanel extends Widget {
       offer('hold', 'Hold', listing.can.hold && job.state === 'pending' && !job.held);
       offer('release', 'Release', listing.can.release && job.held);
       offer('output', 'Output', listing.can.output);
-      const row = element('tr', { className: `hpchub-queue-job hpchub-queue-${job.state}` }, [
-        element('td', { textContent: job.id }),
-        element('td', { textContent: job.name, title: job.name }),
-        element('td', { textContent: describe(job), title: job.native_state }),
+      const block = element('div', { className: `hpchub-queue-job hpchub-queue-${job.state}` }, [
+        element('div', { className: 'hpchub-queue-title', title: job.name }, [
+          element('span', { className: 'hpchub-queue-id', textContent: job.id }),
+          ` ${job.name}`
+        ]),
+        element('div', { className: 'hpchub-queue-state', textContent: describe(job), title: job.native_state }),
         buttons
       ]);
-      row.dataset.jobId = job.id;
-      rows.push(row);
+      block.dataset.jobId = job.id;
+      blocks.push(block);
     }
     if (listing.jobs.length === 0 && !listing.error) {
-      rows.push(element('tr', {}, [element('td', { colSpan: 4, textContent: 'You have no jobs in the queue.' })]));
+      blocks.push(element('div', { className: 'hpchub-queue-empty', textContent: 'You have no jobs in the queue.' }));
     }
-    this.table.replaceChildren(...rows);
+    this.list.replaceChildren(...blocks);
   }
 
   async act(job, action) {
@@ -175,6 +176,50 @@ class QueuePanel extends Widget {
   }
 }
 
+function minutes(seconds) {
+  return seconds < 120 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
+}
+
+// While a kernel's batch job waits in the queue (hpchub kernel add --slurm ...), say so: the
+// notebook itself only shows that its kernel is starting.
+function watchWaitingKernels(app, settings) {
+  const usesBatchKernels = () =>
+    Object.values(app.serviceManager.kernelspecs.specs?.kernelspecs || {}).some(
+      spec => spec?.metadata?.kernel_provisioner?.provisioner_name === 'hpchub-batch'
+    );
+  const shown = new Map(); // kernel id -> notification id
+  setInterval(async () => {
+    if (document.hidden || !usesBatchKernels()) {
+      return;
+    }
+    let waiting;
+    try {
+      waiting = (await request(settings, ['kernels'])).waiting;
+    } catch (error) {
+      return;
+    }
+    const now = new Set();
+    for (const kernel of waiting) {
+      now.add(kernel.kernel_id);
+      const reason = kernel.reason ? ` (${kernel.reason})` : '';
+      const message =
+        `Your kernel waits in the queue as job ${kernel.job_id}${reason}, for ${minutes(kernel.waited)} so far. ` +
+        'It starts when the job does; the Jobs panel can cancel it.';
+      if (shown.has(kernel.kernel_id)) {
+        Notification.update({ id: shown.get(kernel.kernel_id), message, type: 'info', autoClose: false });
+      } else {
+        shown.set(kernel.kernel_id, Notification.info(message, { autoClose: false }));
+      }
+    }
+    for (const [kernelId, notification] of shown) {
+      if (!now.has(kernelId)) {
+        Notification.dismiss(notification);
+        shown.delete(kernelId);
+      }
+    }
+  }, 5000);
+}
+
 const plugin = {
   id: 'hpchub-walltime:queue',
   description: 'A panel of your batch jobs, and script files submitted from the file browser.',
@@ -184,6 +229,7 @@ const plugin = {
     const settings = ServerConnection.makeSettings();
     const panel = new QueuePanel(app, settings);
     app.shell.add(panel, 'left', { rank: 650 });
+    watchWaitingKernels(app, settings);
     if (!browsers) {
       return;
     }

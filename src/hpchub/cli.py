@@ -328,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     kadd.add_argument("--name", help="the kernel's name (default: the directory's name)")
     kadd.add_argument("--display-name", help='what JupyterLab shows (default: "Python (DIR)")')
     kadd.add_argument("--wrapper", help='a command the kernel runs inside, e.g. "apptainer exec image.sif"')
+    batch = kadd.add_mutually_exclusive_group()
+    batch.add_argument("--slurm", metavar="ARGS",
+                       help='run the kernel in a Slurm job with these sbatch arguments, e.g. "--partition batch '
+                            '--time 1:00:00"; JupyterLab stays where it is, only the kernel waits in the queue')
+    batch.add_argument("--sge", metavar="ARGS", help='likewise in a Grid Engine job, with qsub arguments')
     kadd.add_argument("--site", action="store_true",
                       help="admins: register it in this Jupyter environment, for all its users")
     kernel_commands.add_parser("list", help="the kernels you added")

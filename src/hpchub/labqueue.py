@@ -6,6 +6,8 @@ same scheduler adapter as the hub's, run here on the node as the user.
     POST /hpchub/queue/JOB/cancel|hold|release
     GET  /hpchub/queue/JOB/output           where the job writes its output (a path in the file browser)
     POST /hpchub/queue       {"path": ...}  submit a script file of the file browser as it is
+    GET  /hpchub/queue/kernels              the kernels whose batch jobs wait in the queue
+                                            (batch_kernel.WAITING: no scheduler query)
 
 One scheduler query serves every panel of the server for QUEUE_SECONDS (several browser tabs
 do not multiply queries); an action empties it. Every command is an argv list from the adapter
@@ -209,12 +211,26 @@ class JobOutputHandler(QueueHandler):
                                 f"its output, {path}, is outside the file browser's folders"}))
 
 
+class WaitingKernelsHandler(APIHandler):
+    @web.authenticated
+    async def get(self):
+        try:
+            from .batch_kernel import WAITING
+        except ImportError:  # a jupyter_client without provisioners: no batch kernels here
+            WAITING = {}
+        now = time.time()
+        self.finish(json.dumps({"waiting": [
+            {"kernel_id": kernel_id, "job_id": job["job_id"], "reason": job["reason"],
+             "waited": round(now - job["since"])} for kernel_id, job in list(WAITING.items())]}))
+
+
 def handlers(base_url: str) -> list[tuple]:
     from jupyter_server.utils import url_path_join
 
     job = r"(?P<job_id>[0-9]{1,12}(?:_[0-9]{1,9})?)"
     return [
         (url_path_join(base_url, "hpchub", "queue"), JobsHandler),
+        (url_path_join(base_url, "hpchub", "queue", "kernels"), WaitingKernelsHandler),
         (url_path_join(base_url, "hpchub", "queue", job, f"(?P<action>{'|'.join(ACTIONS)})"), JobActionHandler),
         (url_path_join(base_url, "hpchub", "queue", job, "output"), JobOutputHandler),
     ]

@@ -14,6 +14,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 CONSTRAINT = re.compile(r"[A-Za-z0-9_.&|()\[\]*,!-]{1,200}")
 
 
+SET_BY_HPCHUB = "is set by hpchub"
+"""The reason, in an adapter's controlled_options, of an option hpchub always sets itself."""
+
+
 class ValidationError(ValueError):
     """A value that may not reach a job script; the message says which and why, `field` names
     the JobRequest field ("queue", "walltime", ...)."""

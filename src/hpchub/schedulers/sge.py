@@ -24,8 +24,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta
 
-from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler,
-                   SchedulerError, ValidationError, quote)
+from .base import (SET_BY_HPCHUB, Association, Availability, JobRequest, JobState, JobStatus, Partition,
+                   Reservation, Scheduler, SchedulerError, ValidationError, quote)
 
 # Queue instance states (qstat's letters) in which it takes no job: alarm, Alarm, unknown,
 # disabled, Disabled (calendar), suspended (and by subordination, calendar), Error, configuration
@@ -138,7 +138,7 @@ class GridEngine(Scheduler):
     name = "sge"
     controlled_options = {
         **dict.fromkeys(("-N", "-o", "-e", "-j", "-r", "-S", "-cwd", "-wd", "-V", "-v", "-h", "-t", "-terse", "-now",
-                         "-notify", "-b"), "is set by hpchub"),
+                         "-notify", "-b"), SET_BY_HPCHUB),
         **dict.fromkeys(("-q", "-P", "-ar", "-pe"), "is a job field: give it in the target's `defaults` "
                                                      "(and `choose`, `limits`)"),
     }

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .base import (Association, Availability, JobRequest, JobState, JobStatus, Partition, Reservation, Scheduler,
-                   SchedulerError, quote)
+from .base import (SET_BY_HPCHUB, Association, Availability, JobRequest, JobState, JobStatus, Partition,
+                   Reservation, Scheduler, SchedulerError, quote)
 
 # The job name last: users may put "|" in theirs, and split("|", 7) then keeps it whole.
 SQUEUE_FORMAT = "%i|%T|%r|%N|%S|%e|%u|%j"
@@ -117,7 +117,7 @@ class Slurm(Scheduler):
     """The Slurm adapter (the contract: schedulers/base.py, Scheduler)."""
 
     name = "slurm"
-    _SET = "is set by hpchub"
+    _SET = SET_BY_HPCHUB
     _FIELD = "is a job field: give it in the target's `defaults` (and `choose`, `limits`)"
     controlled_options = {
         **dict.fromkeys(("--job-name", "-J", "--output", "-o", "--error", "-e", "--requeue", "--no-requeue",
