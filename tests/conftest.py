@@ -78,3 +78,20 @@ def isolated_site():
 def site(request) -> SiteHandle:
     """The tests that take this fixture run against both network modes."""
     return request.getfixturevalue(f"{request.param}_site")
+
+
+@pytest.fixture
+def batch_kernel(loopback_site):
+    """add(partition, title): alice's kernel "batch" in a Slurm job of that partition; removed afterwards."""
+    site = loopback_site
+    env = site.info["jupyter_env"]
+    added = []
+
+    def add(partition: str, title: str) -> None:
+        check(site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "add", env, "--name", "batch",
+                                 "--display-name", title, "--slurm", f"--partition {partition} --time 0:10:00"]))
+        added.append("batch")
+
+    yield add
+    for name in added:
+        site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", name])

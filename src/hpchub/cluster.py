@@ -310,6 +310,15 @@ def spark_session(nodes: int = 2, *, cores: int = 1, memory: str = "1g", account
     builder = (SparkSession.builder.master(master).appName(app_name)
                .config("spark.driver.host", cluster_address())
                .config("spark.executor.memory", memory).config("spark.executor.cores", str(cores)))
+    ui_link = None
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    if prefix:
+        # The application's UI (served by this driver) through the user's server, as dask's
+        # dashboard: its own links carry the proxy's path (spark.ui.proxyBase).
+        port = free_port()
+        base = f"{prefix}proxy/{port}"
+        builder = builder.config("spark.ui.port", str(port)).config("spark.ui.proxyBase", base)
+        ui_link = f"{base}/jobs/"
     if cluster_address().startswith("127."):
         # Nodes that share one address (a one-machine demo site) look like one host to Spark,
         # which would then read other nodes' shuffle files from its own /tmp.
@@ -327,4 +336,14 @@ def spark_session(nodes: int = 2, *, cores: int = 1, memory: str = "1g", account
 
     spark.stop = stop
     spark.hpchub_job_id = job_id
+    spark.hpchub_ui_link = ui_link  # None outside a server of the hub
     return spark
+
+
+def free_port() -> int:
+    """A TCP port free on this node now (for a service the user's server will proxy)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]

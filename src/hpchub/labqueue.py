@@ -117,6 +117,23 @@ def inside(root: Path, path: Path) -> str | None:
         return None
 
 
+def script_file(root: Path, relative) -> Path:
+    """The script a submit names (a path relative to the server's root), resolved; ValueError
+    saying what is wrong with it. The one check of that path."""
+    if not isinstance(relative, str) or not relative.strip() or "\0" in relative:
+        raise ValueError("name the script file to submit")
+    shown = relative if len(relative) <= 200 else relative[:200] + "..."
+    try:
+        script = (root / relative.lstrip("/")).resolve()
+        if inside(root, script) is None:
+            raise ValueError("only files in the file browser's folders can be submitted")
+        if not script.is_file():
+            raise ValueError(f"{shown} is not a file")
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ValueError(f"{shown} cannot be read: {exc.strerror}") from None
+    return script
+
+
 class QueueHandler(APIHandler):
     """Shared by the panel's requests: the adapter of this cluster's scheduler and the one Queue."""
 
@@ -134,6 +151,20 @@ class QueueHandler(APIHandler):
     def refuse(self, status: int, message: str) -> None:
         self.set_status(status)
         self.finish(json.dumps({"error": message}))
+
+    async def is_listed(self, job_id: str) -> bool:
+        """Whether the job is one of the user's that the scheduler lists now; if not, the answer
+        (404) is given. Actions are for those only: Slurm's scancel says nothing, and exits 0,
+        for a job it does not know."""
+        self.queue.forget()
+        listing = await self.queue.listing()
+        if listing["error"] is not None:
+            self.refuse(503, f"the scheduler did not answer: {listing['error']}")
+            return False
+        if job_id not in {job["id"] for job in listing["jobs"]}:
+            self.refuse(404, f"job {job_id} is not one of your jobs in the queue")
+            return False
+        return True
 
     def failed(self, exc: SchedulerError) -> None:
         self.log.warning("hpchub queue: %s (command %s, exit %s, stderr %r)", exc.user_message, exc.argv,
@@ -155,19 +186,16 @@ class JobsHandler(QueueHandler):
             relative = json.loads(self.request.body or b"{}").get("path")
         except (ValueError, AttributeError):
             relative = None
-        if not isinstance(relative, str) or not relative.strip() or "\0" in relative:
-            return self.refuse(400, "path: name the script file to submit")
-        script = self.root / relative.lstrip("/")
-        if inside(self.root, script) is None:
-            return self.refuse(400, "path: only files in the file browser's folders can be submitted")
-        if not script.is_file():
-            return self.refuse(400, f"path: {relative} is not a file")
+        try:
+            script = script_file(self.root, relative)
+        except ValueError as exc:
+            return self.refuse(400, f"path: {exc}")
         adapter = self.queue.adapter
         try:
-            argv = adapter.submit_file_argv(str(script.resolve()))
+            argv = adapter.submit_file_argv(str(script))
             if argv is None:
                 return self.refuse(400, f"submitting script files is not offered on this cluster ({scheduler_here()})")
-            job_id = adapter.parse_submit(await checked(adapter, argv, cwd=str(script.resolve().parent)))
+            job_id = adapter.parse_submit(await checked(adapter, argv, cwd=str(script.parent)))
         except SchedulerError as exc:
             return self.failed(exc)
         self.queue.forget()
@@ -178,6 +206,8 @@ class JobsHandler(QueueHandler):
 class JobActionHandler(QueueHandler):
     @web.authenticated
     async def post(self, job_id: str, action: str):
+        if not await self.is_listed(job_id):
+            return
         adapter = self.queue.adapter
         build = {"cancel": adapter.cancel_argv, "hold": adapter.hold_argv, "release": adapter.release_argv}[action]
         try:
@@ -194,6 +224,8 @@ class JobActionHandler(QueueHandler):
 class JobOutputHandler(QueueHandler):
     @web.authenticated
     async def get(self, job_id: str):
+        if not await self.is_listed(job_id):
+            return
         adapter = self.queue.adapter
         try:
             argv = adapter.output_argv(job_id)

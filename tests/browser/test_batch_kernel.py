@@ -1,47 +1,18 @@
-"""Kernels in a Slurm job while JupyterLab stays on a login node (`hpchub kernel add --slurm`):
-in Chromium, a kernel whose job waits in the queue says so and starts when the job does; over
-the API, interrupt, restart (a new job) and shutdown (no job left)."""
+"""Kernels in a Slurm job while JupyterLab stays on a login node (`hpchub kernel add --slurm`),
+in Chromium: a kernel whose job waits in the queue says so and starts on a compute node when
+the job does; shut down from the menu, its job is gone. (Interrupt and restart:
+tests/integration/test_batch_kernel.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-import time
 
-import pytest
-import requests
 from playwright.sync_api import expect
 
-from ..integration.test_slurm_spawner import block_debug_partition, queue
-from ..kernel_client import KernelClient
-from ..site_handle import check, spawn, wait_until
+from ..integration.test_batch_kernel import COMPUTE, kernel_jobs
+from ..integration.test_slurm_spawner import block_debug_partition
+from ..site_handle import check, wait_until
 from .test_spawn_page import log_in, shot, start_from_form, wait_for_lab
-
-COMPUTE = {"c1", "c2", "c3", "c4"}
-
-
-@pytest.fixture
-def batch_kernel(loopback_site):
-    """alice's kernel "batch" in a job of the given partition (the fixture's parameter)."""
-    site = loopback_site
-    env = site.info["jupyter_env"]
-    added = []
-
-    def add(partition: str, title: str) -> None:
-        check(site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "add", env, "--name", "batch",
-                                 "--display-name", title, "--slurm", f"--partition {partition} --time 0:10:00"]))
-        added.append("batch")
-
-    yield add
-    for name in added:
-        site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", name])
-
-
-def kernel_jobs(site) -> dict[str, str]:
-    out = check(site.ssh("alice", ["squeue", "--noheader", "--user=alice", "--format=%i %j %T"])).stdout
-    return {job: state for job, name, state in (line.split() for line in out.splitlines())
-            if name.startswith("jupyter-kernel-")}
 
 
 def test_a_kernel_waiting_in_the_queue_says_so_and_starts_on_a_compute_node_when_its_job_does(
@@ -75,44 +46,3 @@ def test_a_kernel_waiting_in_the_queue_says_so_and_starts_on_a_compute_node_when
     page.click("text=Kernel")
     page.click(".lm-Menu-item >> text=Shut Down Kernel")
     wait_until("the kernel's job gone", lambda: not kernel_jobs(site), timeout=40)
-
-
-def test_a_batch_kernel_is_interrupted_restarted_in_a_new_job_and_shut_down_with_no_job_left(
-        loopback_site, hub, batch_kernel):
-    site = loopback_site
-    batch_kernel("batch", "Python in a Slurm job")
-    spawn(hub, "alice", options={"target": "login"})
-    token = site.site.hub.admin_token()
-    api = f"{hub.url}/user/alice/api/kernels"
-    headers = {"Authorization": f"token {token}"}
-
-    async def scenario():
-        client = KernelClient(f"{hub.url}/user/alice", token)
-        client.start_kernel("batch")
-        await client.connect()
-        first = kernel_jobs(site)
-        host = (await client.execute("import socket; print(socket.gethostname())")).strip()
-        # An interrupt reaches the kernel on its node (as a message: no signal crosses nodes).
-        threading.Timer(3, lambda: requests.post(f"{api}/{client.kernel_id}/interrupt", headers=headers,
-                                                 timeout=30)).start()
-        started = time.monotonic()
-        with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
-            await client.execute("import time; time.sleep(120)", timeout=60)
-        interrupted_after = time.monotonic() - started
-        await client.aclose()
-        restarted = requests.post(f"{api}/{client.kernel_id}/restart", headers=headers, timeout=120)
-        second = kernel_jobs(site)
-        await client.connect()
-        again = (await client.execute("import socket; print(socket.gethostname())")).strip()
-        await client.aclose()
-        return client.kernel_id, first, host, interrupted_after, restarted, second, again
-
-    kernel_id, first, host, interrupted_after, restarted, second, again = asyncio.run(scenario())
-    assert len(first) == 1 and list(first.values()) == ["RUNNING"] and host in COMPUTE
-    assert interrupted_after < 30
-    assert restarted.status_code == 200, restarted.text
-    assert len(second) == 1 and set(second) != set(first) and again in COMPUTE  # a new job
-    deleted = requests.delete(f"{api}/{kernel_id}", headers=headers, timeout=60)
-    assert deleted.status_code == 204
-    wait_until("the kernel's job gone", lambda: not kernel_jobs(site), timeout=40)
-    assert queue(site, "alice") == {}

@@ -58,14 +58,17 @@ def test_the_queue_panel_submits_lists_opens_output_holds_releases_and_cancels(l
     expect(page.locator(".jp-FileEditor").last).to_contain_text("started on c", timeout=30_000)
     expect(page.locator(".lm-TabBar-tab", has_text=f"slurm-{job}.out")).to_be_visible()
 
+    page.click('[data-id="filebrowser"]')
     later = submit_from_file_browser(page, "later.sh")
-    page.locator("#hpchub-queue .hpchub-queue-refresh").click()
+    page.click('[data-id="hpchub-queue"]')  # shown again: it asks at once
     expect(row(page, later)).to_contain_text("waiting: BeginTime", timeout=20_000)
     row(page, later).locator("button", has_text="Hold").click()
     expect(row(page, later)).to_contain_text("held: JobHeldUser", timeout=20_000)
     shot(page, "lab-queue-panel")
     row(page, later).locator("button", has_text="Release").click()
-    expect(row(page, later)).to_contain_text("waiting: BeginTime", timeout=20_000)
+    # (Slurm says why it waits again at its next scheduling pass.)
+    expect(row(page, later).locator("button", has_text="Hold")).to_be_visible(timeout=20_000)
+    expect(row(page, later).locator(".hpchub-queue-state")).to_contain_text("waiting")
 
     # Cancel asks first; "Keep it" keeps it.
     row(page, job).locator("button", has_text="Cancel").click()
@@ -105,9 +108,19 @@ def test_the_panels_endpoints_refuse_hostile_paths_and_job_ids_and_submit_nothin
             answer = method(f"{base}/{job_id}/{action}", timeout=30)
             assert answer.status_code in (400, 404), (job_id, action, answer.status_code)
             assert "Traceback" not in answer.text
-    # An id of the right shape that is not alice's: the scheduler's own words, no stack trace.
-    refused = session.post(f"{base}/999999/cancel", timeout=30)
-    assert refused.status_code == 400 and "Invalid job id" in refused.json()["error"], refused.text
+    # An id of the right shape that is not one of alice's jobs (bob's, or none): refused by name
+    # (Slurm's scancel says nothing, and exits 0, for a job it does not know).
+    bobs = check(site.ssh("bob", ["sbatch", "--parsable", "--hold", "--wrap=sleep 60"])).stdout.strip()
+    try:
+        for job_id in ("999999", bobs):
+            for action in ("cancel", "hold", "release"):
+                refused = session.post(f"{base}/{job_id}/{action}", timeout=30)
+                assert refused.status_code == 404, refused.text
+                assert refused.json()["error"] == f"job {job_id} is not one of your jobs in the queue"
+            assert session.get(f"{base}/{job_id}/output", timeout=30).status_code == 404
+        assert queue(site, "bob") == {bobs: "PENDING"}
+    finally:
+        check(site.ssh("bob", ["scancel", bobs]))
     listing = session.get(base, timeout=30).json()
     assert listing["error"] is None and listing["can"] == {"cancel": True, "hold": True, "release": True,
                                                              "submit": True, "output": True}
