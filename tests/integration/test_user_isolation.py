@@ -106,9 +106,11 @@ def test_the_hubs_secret_files_are_its_own_and_0600(loopback_site):
     layout = loopback_site.layout
     secrets_ = [layout.hub_dir / name for name in ("crypt_key", "admin-token", "proxy-token",
                                                     "jupyterhub_cookie_secret")]
-    secrets_ += [layout.hub_ca_key, layout.grid_dir / "ca.key", layout.grid_dir / "hostkey.pem"]
+    secrets_ += [layout.hub_ca_key, layout.hub_ge_ca_key, layout.user_ca_key, layout.ge_user_ca_key,
+                 layout.grid_dir / "ca.key", layout.grid_dir / "hostkey.pem"]
     for path in secrets_:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, (path, oct(mode))
     assert stat.S_IMODE(layout.hub_dir.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(layout.hub_ge_ca_key.parent.stat().st_mode) & 0o077 == 0
     assert stat.S_IMODE(layout.grid_dir.stat().st_mode) & 0o077 == 0
