@@ -14,6 +14,7 @@ import requests
 
 from ..kernel_client import KernelClient
 from ..site_handle import HubClient, check, spawn, stop_all, wait_until
+from .test_credentials import login_ok
 from .test_slurm_spawner import queue
 
 
@@ -39,6 +40,7 @@ def test_a_batch_kernel_is_interrupted_restarted_in_a_new_job_and_shut_down_with
         loopback_site, loop_hub, batch_kernel):
     site, hub = loopback_site, loop_hub
     batch_kernel("batch", "Python in a Slurm job")
+    login_ok(hub, "alice")  # (a certificate of her own: no earlier test's login is counted on)
     spawn(hub, "alice", options={"target": "login"})
     token = site.site.hub.admin_token()
     api = f"{hub.url}/user/alice/api/kernels"
