@@ -236,9 +236,11 @@ class JobOutputHandler(QueueHandler):
             return self.failed(exc)
         if path is None:
             return self.refuse(404, f"the scheduler does not say where job {job_id} writes its output")
-        relative = inside(self.root, Path(path))
-        self.finish(json.dumps({"job_id": job_id, "path": relative, "absolute": path,
-                                "exists": Path(path).exists(),
+        try:
+            relative, exists = inside(self.root, Path(path)), Path(path).exists()
+        except OSError:  # a path the scheduler gave that cannot be looked at here
+            relative, exists = None, False
+        self.finish(json.dumps({"job_id": job_id, "path": relative, "absolute": path, "exists": exists,
                                 "message": None if relative is not None else
                                 f"its output, {path}, is outside the file browser's folders"}))
 
