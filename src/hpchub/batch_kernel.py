@@ -36,26 +36,13 @@ from traitlets import Float, List, Unicode
 
 from .cluster import scheduler_here
 from .kernels import batch_job_script, job_environment, kernels_runtime_dir
+from .scheduler_commands import run
 from .schedulers import SCHEDULERS
 from .schedulers.base import JobRequest, JobState, SchedulerError
 
 PROVISIONER = "hpchub-batch"
 WAITING: dict[str, dict] = {}
 """Kernel id -> its job while the job waits in the queue (what JupyterLab's notice shows)."""
-
-async def run(argv: list[str], input: str | None = None, env: dict | None = None, timeout: float = 60):
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(input.encode() if input is not None else None),
-                                                timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise SchedulerError(f"{argv[0]} did not answer within {timeout:.0f} s", argv) from None
-    return proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
-
 
 class BatchKernelProvisioner(KernelProvisionerBase):
     scheduler = Unicode("", config=True, help="The scheduler (slurm, sge); empty: this cluster's.")
@@ -106,7 +93,8 @@ class BatchKernelProvisioner(KernelProvisionerBase):
         script = adapter.job_script(JobRequest(name=name, script=batch_job_script(cmd, kwargs.get("cwd")),
                                                output=str(self.log_path)))
         argv = [*adapter.submit_argv(), *self.submit_args]
-        code, stdout, stderr = await run(argv, input=script, env=job_environment(kwargs.get("env") or os.environ))
+        answer = await run(argv, input=script, env=job_environment(kwargs.get("env") or os.environ))
+        code, stdout, stderr = answer.returncode, answer.stdout, answer.stderr
         if code != 0:
             self.log.warning("hpchub batch kernel: %s exited %s: %s", argv, code, stderr.strip()[-500:])
             raise RuntimeError(f"the kernel's job was refused: {adapter.error_message(stderr) or stderr.strip()}")
@@ -127,10 +115,11 @@ class BatchKernelProvisioner(KernelProvisionerBase):
 
     async def _status(self):
         adapter = self.adapter
-        code, stdout, stderr = await run(adapter.status_argv([self.job_id]))
-        if code != 0 and not adapter.only_unknown_jobs(stderr):
-            raise SchedulerError(adapter.error_message(stderr) or stderr.strip(), exit_status=code, stderr=stderr)
-        return adapter.parse_status(stdout).get(self.job_id) if code == 0 else None
+        answer = await run(adapter.status_argv([self.job_id]))
+        if answer.returncode != 0 and not adapter.only_unknown_jobs(answer.stderr):
+            raise SchedulerError(adapter.error_message(answer.stderr) or answer.stderr.strip(),
+                                 exit_status=answer.returncode, stderr=answer.stderr)
+        return adapter.parse_status(answer.stdout).get(self.job_id) if answer.returncode == 0 else None
 
     async def _wait_until_listening(self) -> None:
         queued = time.monotonic()
@@ -210,10 +199,10 @@ class BatchKernelProvisioner(KernelProvisionerBase):
     async def _cancel(self) -> None:
         if self.job_id is None:
             return
-        code, _, stderr = await run(self.adapter.cancel_argv([self.job_id]))
-        if code != 0 and not self.adapter.only_unknown_jobs(stderr):
+        answer = await run(self.adapter.cancel_argv([self.job_id]))
+        if answer.returncode != 0 and not self.adapter.only_unknown_jobs(answer.stderr):
             self.log.warning("hpchub batch kernel %s: cancelling job %s: %s", self.kernel_id, self.job_id,
-                             stderr.strip())
+                             answer.stderr.strip())
         self._last_alive = 0.0
 
     async def cleanup(self, restart: bool = False) -> None:

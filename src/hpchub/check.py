@@ -214,10 +214,7 @@ class SiteCheck:
         """The account's certificate from the configured issuer (or the site's static one), as
         the hub gets it; None, with the finding reported, if there is none."""
         try:
-            if authenticator.service_account_key or issuer:  # the site's own key, or another CA's
-                credential = await authenticator.service_account_credential(account, issuer)
-            else:
-                credential = await authenticator.issuer.issue_service_account(account)
+            credential = await authenticator.service_account_credential(account, issuer)
         except Exception as exc:  # any issuer failure is a finding to report, not a crash
             self._no_certificate(account, exc)
             return None

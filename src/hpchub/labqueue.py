@@ -21,7 +21,6 @@ import getpass
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_server.base.handlers import APIHandler
@@ -29,43 +28,11 @@ from tornado import web
 
 from .cluster import scheduler_here
 from .schedulers import SCHEDULERS
+from .scheduler_commands import checked
 from .schedulers.base import Scheduler, SchedulerError
 
 QUEUE_SECONDS = 5.0
-COMMAND_TIMEOUT = 60.0
 ACTIONS = ("cancel", "hold", "release")
-
-
-@dataclass
-class Answer:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def run(argv: list[str], cwd: str | None = None, timeout: float = COMMAND_TIMEOUT) -> Answer:
-    """A scheduler command; SchedulerError (with the command and its words) if it cannot run."""
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-    except OSError as exc:
-        raise SchedulerError(f"{argv[0]} cannot be run here: {exc.strerror}", argv) from None
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise SchedulerError(f"the scheduler did not answer within {timeout:.0f} s; try again", argv) from None
-    return Answer(proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
-
-
-async def checked(adapter: Scheduler, argv: list[str], cwd: str | None = None) -> str:
-    answer = await run(argv, cwd)
-    if answer.returncode != 0:
-        raise SchedulerError(adapter.error_message(answer.stderr) or f"{argv[0]} failed", argv,
-                             answer.returncode, answer.stderr)
-    return answer.stdout
 
 
 class Queue:
