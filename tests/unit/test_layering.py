@@ -10,7 +10,8 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["hpchub.schedulers.slurm", "hpchub.schedulers.watcher", "hpchub.remote.tunnels", "hpchub.credentials.service",
-                                    "hpchub.credentials.service_client", "hpchub.magics", "hpchub.site.manager"])
+                                    "hpchub.credentials.service_client", "hpchub.magics", "hpchub.site.manager",
+                                    "hpchub.containers", "hpchub.kernels"])
 def test_module_does_not_import_jupyterhub(module):
     code = f"import sys, {module}; print('jupyterhub' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

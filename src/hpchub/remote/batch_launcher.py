@@ -203,6 +203,7 @@ def serve(config):
         os.unlink(env_file)
     env[MARKER] = server_id
     env["JUPYTER_RUNTIME_DIR"] = runtime
+    env[SERVER_DIR] = runtime  # what a container runtime binds in (hpchub.containers)
     base_path = re.sub(r"^[a-z]+://[^/]*", "", env.get("JUPYTERHUB_SERVICE_URL", "")) or "/"
     child = {"proc": None}
 

@@ -17,6 +17,7 @@ import time
 SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}\Z")  # \Z, not $: "$" also matches before a final newline
 SECRET_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}\Z")
 MARKER = "HPCHUB_SERVER_ID"  # in the environment of every process of a server, kernels included
+SERVER_DIR = "HPCHUB_SERVER_DIR"  # the server's 0700 directory (socket, Jupyter's runtime files, credentials)
 
 
 def checked_server_id(server_id):

@@ -91,6 +91,7 @@ def start(request):
     env.update(request["env"])
     env[MARKER] = request["server_id"]
     env["JUPYTER_RUNTIME_DIR"] = runtime
+    env[SERVER_DIR] = directory  # what a container runtime binds in (hpchub.containers)
     write_secret_files(directory, request.get("files", {}), env)
     argv = list(request["argv"]) + ["--ServerApp.sock=" + sock, "--ServerApp.sock_mode=0600"]
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from .gridengine import PARALLEL_ENVIRONMENT
+from .images import DEMO_IMAGE, DEMO_IMAGE_TITLE, image_command
 from .layout import DEMO_USERS, GE_CLUSTER, HUB_OS_USER, SOFTWARE_ROOT, SiteLayout
 
 GE_ISSUER = "ge-ca"
@@ -28,6 +29,8 @@ ADMIN_SERVICE = "hpchub-site-admin"
 """A hub service whose token (hub/admin-token) gives the site's administrator API access."""
 
 
+
+DEMO_CONTAINER = {"runtime": "charliecloud", "images": {DEMO_IMAGE_TITLE: str(DEMO_IMAGE)}, "cmd": image_command()}
 
 DEMO_TARGETS = [
     {"name": "login", "title": "Login node", "kind": "login",
@@ -46,6 +49,15 @@ DEMO_TARGETS = [
      "defaults": {"partition": "batch", "nodes": 1, "walltime": "01:00:00"},
      "choose": ["partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
                 "constraint"]},
+    # Servers in a container image (site/images.py), run by Charliecloud on the node.
+    {"name": "compute-container", "title": "Compute node, container", "kind": "batch",
+     "description": "One node from the batch queue, your server inside a container image, up to 4 hours.",
+     "defaults": {"partition": "batch", "nodes": 1, "walltime": "01:00:00"},
+     "choose": ["account", "walltime"], "limits": {"partitions": ["batch"], "max_walltime": "04:00:00"},
+     "container": DEMO_CONTAINER},
+    {"name": "login-container", "title": "Login node, container", "kind": "login",
+     "description": "Shared with other users; starts at once, your server inside a container image.",
+     "container": DEMO_CONTAINER},
 ]
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import network, otp, software, system
+from . import images, network, otp, software, system
 from .grid import GridService
 from .gridengine import GridEngineCluster
 from .hub import Hub
@@ -112,6 +112,8 @@ class Site:
         with phases.phase("software"):
             software.ensure_jupyter_env()
             software.ensure_hpchub_in_jupyter_env()
+        with phases.phase("images"):
+            images.ensure_demo_image()
         for path, mode_bits in ((site.run_dir, 0o700), (site.log_dir, 0o700)):
             make_dir(path, mode_bits)
         with phases.phase("network"):

@@ -39,6 +39,9 @@ PACKAGES = {
     "gridengine-master": "/usr/lib/gridengine/sge_qmaster",
     "gridengine-exec": "/usr/lib/gridengine/sge_execd",
     "gridengine-client": "/usr/lib/gridengine/qsub",
+    # Containers (site/images.py): the runtime on every node, and the demo image's builder.
+    "charliecloud-runtime": "/usr/bin/ch-run",
+    "debootstrap": "/usr/sbin/debootstrap",
 }
 
 # Debian's gridengine packages would make and start a cell of their own at install time; the

@@ -65,6 +65,10 @@ class BatchLaunch(Launch):
     def saved(self) -> BatchServer:
         return self.server
 
+    @property
+    def gpus_asked(self) -> int:
+        return self.request.gpus if self.request is not None else 0
+
     def resume(self) -> None:
         """The next start() follows the saved job instead of submitting a new one."""
         self.resuming = True

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.spawner import SpawnException
 
+from ..containers import runtime_named
 from ..credentials import CredentialError, CredentialSet, SSHCredential
 from ..remote import Host, SSHError
 from ..remote.launcher import NODE, launcher_argv, launcher_input, parse_answer
@@ -283,7 +284,15 @@ class Launch:
         raise spawn_error("no login node could be reached: " + "; ".join(e.user_message for e in failures),
                           reason="ssh", log_message="; ".join(e.log_detail for e in failures))
 
+    gpus_asked = 0  # GPUs per node the job has (a container passes them in)
+
     def server_argv(self) -> list[str]:
-        """The single-user server's command line (the admin's setup lines are the launch's to add)."""
+        """The single-user server's command line, in its target's container image if it has one
+        (the admin's setup lines, run before it on the node, are the launch's to add)."""
         owner = self.owner
-        return [*owner.cmd, *owner.get_args(), f"--KernelManager.transport={owner.kernel_transport}"]
+        spec = owner.target.container if owner.target is not None else None
+        cmd = list(spec.cmd) if spec is not None and spec.cmd else list(owner.cmd)
+        argv = [*cmd, *owner.get_args(), f"--KernelManager.transport={owner.kernel_transport}"]
+        if spec is None or not owner.container_image:
+            return argv
+        return runtime_named(spec.runtime).wrap(owner.container_image, argv, gpus=spec.gpus or self.gpus_asked > 0)

@@ -86,7 +86,7 @@ def stored_options(raw) -> dict[str, str]:
         return {}
     shown_options = {}
     for key, value in raw.items():
-        if key not in ("target", *FIELDS) or isinstance(value, bool) or not isinstance(value, (str, int)):
+        if key not in ("target", "image", *FIELDS) or isinstance(value, bool) or not isinstance(value, (str, int)):
             continue
         text = str(value).strip()[:MAX_TEXT]
         if text and not any(unicodedata.category(c) in REFUSED_CATEGORIES for c in text):
@@ -123,10 +123,28 @@ def job_request(target: Target, options, choices: Choices | None, user: str = ""
         raise FieldError(field, str(exc)) from None  # (values that got here are short and typed)
 
 
+def chosen_image(target: Target, options) -> str | None:
+    """The container image of a server for this target and these options: the admin's, or the
+    user's choice (`image`: a title or an image of the target's list), else None (no container).
+    An image outside the admin's list, or a choice where the target offers none, is refused."""
+    options = normalise(options)
+    spec = target.container
+    chosen = options.get("image")
+    if chosen is None:
+        return spec.image_for(None) if spec is not None else None
+    if spec is None or not spec.choosable:
+        raise FieldError("image", f"{target.title} runs no image of your choice")
+    if not any(chosen in pair for pair in spec.images):
+        raise FieldError("image", f"{shown(chosen)} is not one of the images offered here "
+                                  f"({', '.join(title for title, _ in spec.images)})")
+    return spec.image_for(chosen)
+
+
 def _resolved(target: Target, options, choices: Choices | None, user: str) -> dict:
     values = dict(target.defaults)
+    chosen_image(target, options)  # (checked here too: every option goes through this path)
     for key, raw in normalise(options).items():
-        if key == "target":
+        if key in ("target", "image"):
             continue
         if key not in FIELDS:
             raise FieldError(key, "is not an option here")

@@ -36,7 +36,7 @@ from .cluster_config import DEFAULT_CLUSTER, ClusterConfig, ClusterConfigError, 
 from .form import ClusterGroup, Refusal, options_from, refusal_of, render
 from .launch import Launch, spawn_error
 from .login import LoginLaunch
-from .options import FieldError, job_request, normalise, shown, stored_options
+from .options import FieldError, chosen_image, job_request, normalise, shown, stored_options
 from .prespawn import CheckContext, Finding, QueryFailed, run_checks
 from .prespawn import refusal as refusing_finding  # (render_form's `refusal` is a form's Refusal)
 from .settings import LEGACY_SECTIONS, HPCSettings
@@ -84,6 +84,7 @@ class HPCSpawner(HPCSettings, Spawner):
     def __init__(self, **kwargs):
         self.launch: Launch | None = None  # what runs the current server
         self.target_name = ""
+        self.container_image: str | None = None  # the image its servers run in (the target's, or chosen)
         self.cluster_name = ""  # the cluster the current server runs on (saved with it)
         self.last_outcome: dict = {}  # how the last server ended, kept after stop for the pages
         self.last_server: LastServer | None = None  # where its output is, kept after stop for the pages
@@ -344,12 +345,16 @@ class HPCSpawner(HPCSettings, Spawner):
         # (all targets: whether one is offered to this user needs the scheduler's answer; the
         # form shows its fields whenever it shows the target)
         target = next((t for t in self.all_targets() if t.name == options.get("target")), None)
-        return target is not None and target.kind == "batch" and set(refusal.errors) <= set(target.choose)
+        shown_fields = set(target.choose if target is not None and target.kind == "batch" else ())
+        if target is not None and target.container is not None and target.container.choosable:
+            shown_fields.add("image")
+        return target is not None and bool(shown_fields) and set(refusal.errors) <= shown_fields
 
     async def apply_options(self, options) -> None:
         """The launch for these (checked) options; a spawn resumed after a restart keeps its job."""
         target, request = await self.check_user_options(options or {})
         self.target_name, self.cluster_name = target.name, target.cluster
+        self.container_image = chosen_image(target, options or {})
         self.start_timeout = (int(self.login_start_timeout) if target.kind == "login"
                               else int(self.max_queue_wait + self.ready_timeout + 600))
         if not self._resuming:

@@ -12,6 +12,9 @@ lines run before the server, after HPCSpawner.setup_lines), `environment` (varia
 the server), `scheduler_args` (extra directives of its jobs, each a list of words, checked by
 the cluster's adapter at start-up) and `login_nodes` (the names of its cluster's login nodes it
 uses, e.g. the ones with GPUs). All come from the configuration, never from users.
+
+A target may run its servers in a container image (`container`: the runtime, and the admin's
+image or the images a user chooses from by title; hpchub.containers).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..containers import ContainerError, ContainerSpec
 from ..schedulers.base import NAME, Association, Availability, Partition, Reservation
 
 FIELDS = ("partition", "account", "qos", "nodes", "cores", "memory_mb", "gpus", "walltime", "reservation",
@@ -37,7 +41,7 @@ class TargetConfigError(ValueError):
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _KEYS = {"name", "title", "kind", "description", "defaults", "choose", "limits", "groups", "accounts", "cluster",
-         "setup_lines", "environment", "scheduler_args", "login_nodes"}
+         "setup_lines", "environment", "scheduler_args", "login_nodes", "container"}
 
 
 def _text_lines(where: str, key: str, value) -> tuple[str, ...]:
@@ -90,6 +94,7 @@ class Target:
     environment: dict = field(default_factory=dict)
     scheduler_args: tuple[tuple[str, ...], ...] = ()
     login_nodes: tuple[str, ...] = ()  # names of its cluster's login nodes; (): all of them
+    container: ContainerSpec | None = None  # its servers run in this image (or one the user chooses)
 
     @classmethod
     def from_config(cls, spec: dict) -> "Target":
@@ -108,6 +113,10 @@ class Target:
             raise TargetConfigError(f"{where}: unknown limits {sorted(set(spec['limits']) - LIMITS)}")
         if spec["kind"] == "login" and (spec.get("defaults") or spec.get("choose") or spec.get("scheduler_args")):
             raise TargetConfigError(f"{where}: a login-node target has no job fields")
+        try:
+            container = ContainerSpec.from_config(where, spec["container"]) if spec.get("container") else None
+        except ContainerError as exc:
+            raise TargetConfigError(str(exc)) from None
         return cls(name=spec["name"], title=spec.get("title", spec["name"]), kind=spec["kind"],
                    description=spec.get("description", ""), defaults=dict(spec.get("defaults", {})),
                    choose=tuple(spec.get("choose", ())), limits=dict(spec.get("limits", {})),
@@ -116,7 +125,8 @@ class Target:
                    setup_lines=_text_lines(where, "setup_lines", spec.get("setup_lines", [])),
                    environment=_environment(where, spec.get("environment", {})),
                    scheduler_args=_scheduler_args(where, spec.get("scheduler_args", [])),
-                   login_nodes=_text_lines(where, "login_nodes", spec.get("login_nodes", [])))
+                   login_nodes=_text_lines(where, "login_nodes", spec.get("login_nodes", [])),
+                   container=container)
 
     def visible_to(self, groups, accounts) -> bool:
         if self.groups and not self.groups & set(groups):

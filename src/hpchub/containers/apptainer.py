@@ -1,0 +1,27 @@
+"""Apptainer (and SingularityCE, whose `singularity exec` takes the same options).
+
+Not in Debian 12, so not run by hpchub's tests: this is the wrapper's shape for sites that
+have it. `apptainer exec` keeps the environment and the process id, binds the home and /tmp by
+itself; the wrapper binds the server's directory when it is elsewhere and adds `--nv` for
+NVIDIA GPUs when the job has them.
+"""
+
+from __future__ import annotations
+
+from .base import ContainerRuntime, checked_image
+
+WRAPPER = r"""image=$1; gpus=$2; shift 2
+set -- "$image" "$@"
+case "${HPCHUB_SERVER_DIR:-/tmp}" in /tmp|/tmp/*) ;; *) set -- "--bind=$HPCHUB_SERVER_DIR" "$@" ;; esac
+if [ "$gpus" = gpus ]; then set -- --nv "$@"; fi
+exec apptainer exec "--pwd=$PWD" "$@"
+"""
+
+
+class Apptainer(ContainerRuntime):
+    name = "apptainer"
+    program = "apptainer"
+    title = "Apptainer"
+
+    def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
+        return ["/bin/sh", "-c", WRAPPER, "hpchub-apptainer", checked_image(image), "gpus" if gpus else "-", *argv]

@@ -1,0 +1,32 @@
+"""podman (Debian's; the base of NERSC's podman-hpc), rootless.
+
+Supported, not run by hpchub's tests: `podman run` needs a working OCI runtime with cgroups,
+which the machines hpchub is tested on lack (its image test uses buildah's chroot isolation
+for that reason). What the wrapper asks of podman: the user's own id inside (`--userns=keep-id`),
+the node's network, PID and IPC namespaces (the hub reaches the server's port as a bare one's,
+and stopping or culling the server finds its processes by their environment), the
+environment passed through (`--env-host`), the home and the server's directory bound at
+their own paths, and GPUs through CDI (`--device nvidia.com/gpu=all`, from the NVIDIA
+container toolkit) when the job has them. podman-hpc's own command takes the same options.
+"""
+
+from __future__ import annotations
+
+from .base import ContainerRuntime, checked_image
+
+WRAPPER = r"""image=$1; gpus=$2; shift 2
+set -- "$image" "$@"
+if [ -n "${HPCHUB_SERVER_DIR:-}" ]; then set -- "--volume=$HPCHUB_SERVER_DIR:$HPCHUB_SERVER_DIR" "$@"; fi
+if [ "$gpus" = gpus ]; then set -- --device=nvidia.com/gpu=all "$@"; fi
+exec podman run --rm --interactive --userns=keep-id --network=host --pid=host --ipc=host --env-host \
+    "--volume=$HOME:$HOME" "--workdir=$PWD" "$@"
+"""
+
+
+class Podman(ContainerRuntime):
+    name = "podman"
+    program = "podman"
+    title = "podman"
+
+    def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
+        return ["/bin/sh", "-c", WRAPPER, "hpchub-podman", checked_image(image), "gpus" if gpus else "-", *argv]
