@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .containers import RUNTIMES
+
 
 def _site(args: argparse.Namespace) -> int:
     # Imported here: the site module is for the demo machine (root), not for the hub's runtime.
@@ -324,10 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     kernel = commands.add_parser("kernel", help="your own environments as Jupyter kernels (run on the cluster)")
     kernel_commands = kernel.add_subparsers(dest="kernel_action", required=True)
     kadd = kernel_commands.add_parser("add", help="register a venv or conda environment (it needs ipykernel)")
-    kadd.add_argument("env", help="the environment's directory (with bin/python)")
+    kadd.add_argument("env", help="the environment's directory (with bin/python); with --container, the kernel's name")
     kadd.add_argument("--name", help="the kernel's name (default: the directory's name)")
     kadd.add_argument("--display-name", help='what JupyterLab shows (default: "Python (DIR)")')
     kadd.add_argument("--wrapper", help='a command the kernel runs inside, e.g. "apptainer exec image.sif"')
+    kadd.add_argument("--container", metavar="IMAGE",
+                      help="run the kernel inside this container image (it needs ipykernel), e.g. /images/pytorch")
+    kadd.add_argument("--runtime", default="charliecloud", choices=sorted(RUNTIMES),
+                      help="the container runtime (default: charliecloud)")
+    kadd.add_argument("--python", default="python3",
+                      help="with --container: the image's Python (default: python3 on the image's PATH)")
     batch = kadd.add_mutually_exclusive_group()
     batch.add_argument("--slurm", metavar="ARGS",
                        help='run the kernel in a Slurm job with these sbatch arguments, e.g. "--partition batch '

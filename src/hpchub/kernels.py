@@ -5,13 +5,16 @@ by the user, in a terminal of their server or over SSH). Standard library only.
     hpchub kernel add ~/envs/gpu --name gpu --display-name "PyTorch (mine)"
     hpchub kernel add /opt/env --wrapper "apptainer exec /images/tf.sif"   # run inside a container
     hpchub kernel add /opt/env --slurm "--partition batch --time 1:00:00"   # in a Slurm job (batch_kernel.py)
+    hpchub kernel add pytorch --container /images/pytorch     # inside a container image (hpchub.containers)
     hpchub kernel list | remove NAME
     hpchub kernel add /opt/envs/site --site --display-name "Python (site)"   # admins: for everyone
 
 The kernel is written to the user's Jupyter data directory (~/.local/share/jupyter/kernels),
 so it appears in JupyterLab's launcher wherever the user's servers run. The environment
 needs ipykernel; a wrapper's words come before the environment's python in the kernel's argv
-(as a list: no shell is involved).
+(as a list: no shell is involved). With --container, the first argument names the kernel and
+its Python is the image's own (`python3` on the image's PATH, or --python), run by the
+container runtime (Charliecloud unless --runtime says otherwise); JupyterLab stays where it is.
 """
 
 from __future__ import annotations
@@ -88,9 +91,10 @@ def python_of(env: Path) -> Path | None:
     return None
 
 
-def kernel_spec(env: Path, display_name: str, wrapper: list[str], batch: tuple[str, list[str]] | None = None) -> dict:
+def kernel_spec(env: Path, display_name: str, wrapper: list[str], batch: tuple[str, list[str]] | None = None,
+                python: Path | str | None = None) -> dict:
     """A kernel spec; `batch` = (scheduler, submit arguments) for a kernel in a batch job."""
-    python = python_of(env)
+    python = python or python_of(env)
     spec = {"argv": [*wrapper, str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": display_name, "language": "python",
             "metadata": {"hpchub": {"environment": str(env), "wrapper": wrapper}}}
@@ -115,25 +119,53 @@ def batch_arguments(scheduler: str, args: str) -> list[str]:
     return words
 
 
+def container_kernel_argv(runtime: str, image: str, python: str = "python3") -> list[str]:
+    """The kernel's argv inside a container image (its connection file is in the server's
+    directory or the home, both of which the runtime binds in)."""
+    from .containers import ContainerError, runtime_named
+
+    try:
+        return runtime_named(runtime).wrap(image, [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    except ContainerError as exc:
+        raise KernelError(str(exc)) from None
+
+
 def add(env: str, name: str | None = None, display_name: str | None = None, wrapper: str = "",
-        check: bool = True, site: bool = False, batch: tuple[str, str] | None = None) -> Path:
-    env_path = Path(env).expanduser().resolve()
-    python = python_of(env_path)
-    if python is None:
-        raise KernelError(f"{env_path} has no bin/python: give a venv or conda environment")
-    name = name or env_path.name.lower()
+        check: bool = True, site: bool = False, batch: tuple[str, str] | None = None,
+        container: tuple[str, str, str] | None = None) -> Path:
+    """container: (runtime, image, python in the image); then `env` is the kernel's name."""
+    if container is not None:
+        if wrapper:
+            raise KernelError("--wrapper and --container are two ways of saying the same thing: give one")
+        runtime, image, image_python = container
+        argv = container_kernel_argv(runtime, image, image_python)
+        env_path = Path(image)
+        name = name or env
+        words = argv[:argv.index(image_python)]  # the runtime's words, before the image's python
+        python: Path | str = image_python
+        where = f"the image {image}"
+    else:
+        env_path = Path(env).expanduser().resolve()
+        python = python_of(env_path)
+        if python is None:
+            raise KernelError(f"{env_path} has no bin/python: give a venv or conda environment")
+        name = name or env_path.name.lower()
+        words = shlex.split(wrapper)
+        where = str(env_path) + (f" (through {wrapper!r})" if words else "")
     if not NAME.fullmatch(name):
         raise KernelError(f"{name!r} is not a usable kernel name: use lower-case letters, digits, . _ -")
-    words = shlex.split(wrapper)
     if check:
-        probe = subprocess.run([*words, str(python), "-c", "import ipykernel"], capture_output=True, text=True,
-                               timeout=120)
+        try:
+            probe = subprocess.run([*words, str(python), "-c", "import ipykernel"], capture_output=True, text=True,
+                                   timeout=120)
+        except FileNotFoundError as exc:
+            raise KernelError(f"{exc.filename} is not here: {exc.strerror}") from None
         if probe.returncode != 0:
-            raise KernelError(f"ipykernel cannot be imported in {env_path}"
-                              + (f" (through {wrapper!r})" if words else "")
-                              + f": install it there (pip install ipykernel). {probe.stderr.strip()[-300:]}")
+            # The runtime's own words when the image is missing or broken, Python's otherwise.
+            raise KernelError(f"ipykernel cannot be imported in {where}: install it there (pip install "
+                              f"ipykernel). {probe.stderr.strip()[-300:]}")
     scheduler_and_args = None
-    default_title = f"Python ({env_path.name})"
+    default_title = f"Python ({env_path.name}{', container' if container else ''})"
     if batch is not None:
         scheduler_and_args = (batch[0], batch_arguments(*batch))
         default_title += f" in a {'Slurm' if batch[0] == 'slurm' else 'Grid Engine'} job"
@@ -144,7 +176,9 @@ def add(env: str, name: str | None = None, display_name: str | None = None, wrap
                 raise KernelError("a kernel in a batch job needs jupyter_client 7.1 or newer beside JupyterLab")
     target = kernels_dir(site) / name
     target.mkdir(parents=True, exist_ok=True)
-    spec = kernel_spec(env_path, display_name or default_title, words, scheduler_and_args)
+    spec = kernel_spec(env_path, display_name or default_title, words, scheduler_and_args, python)
+    if container is not None:
+        spec["metadata"]["hpchub"] = {"container": {"runtime": container[0], "image": container[1]}}
     (target / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
     return target
 
@@ -172,12 +206,17 @@ def main(args) -> int:
         if args.kernel_action == "add":
             batch = (("slurm", args.slurm) if args.slurm is not None else
                      ("sge", args.sge) if args.sge is not None else None)
-            path = add(args.env, args.name, args.display_name, args.wrapper or "", site=args.site, batch=batch)
+            container = (args.runtime, args.container, args.python) if args.container else None
+            path = add(args.env, args.name, args.display_name, args.wrapper or "", site=args.site, batch=batch,
+                       container=container)
             print(f"added kernel {path.name!r}: {json.loads((path / 'kernel.json').read_text())['display_name']}"
                   f" ({path}); it shows in JupyterLab's launcher after a reload")
         elif args.kernel_action == "list":
             for name, spec in listed().items():
-                print(f"{name}\t{spec.get('display_name', '')}\t{' '.join(spec.get('argv', [])[:-4])}")
+                container = spec.get("metadata", {}).get("hpchub", {}).get("container")
+                runs = (f"{container.get('runtime')} {container.get('image')}" if isinstance(container, dict)
+                        else " ".join(spec.get("argv", [])[:-4]))
+                print(f"{name}\t{spec.get('display_name', '')}\t{runs}")
         elif args.kernel_action == "remove":
             if not remove(args.name):
                 print(f"no kernel named {args.name!r} in {kernels_dir()}", file=sys.stderr)

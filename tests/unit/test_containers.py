@@ -162,3 +162,51 @@ def test_the_kernel_command_words_are_not_shell_text(programs, tmp_path):
     argv = ["python3", "-c", "print(1)", "a b", "$HOME", "'", '"', ";", "*"]
     got = run_wrapped(programs, runtime_named("charliecloud").wrap("/images/x", argv), home=home)
     assert got[got.index("--") + 1:] == argv
+
+
+def test_kernel_add_container_writes_a_spec_whose_argv_is_the_runtimes(tmp_path, monkeypatch):
+    from hpchub import kernels
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    path = kernels.add("torch", container=("charliecloud", "/images/pytorch", "python3"), check=False)
+    spec = json.loads((path / "kernel.json").read_text())
+    assert path.name == "torch" and spec["display_name"] == "Python (pytorch, container)"
+    assert spec["argv"] == runtime_named("charliecloud").wrap("/images/pytorch", [
+        "python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    assert spec["metadata"]["hpchub"] == {"container": {"runtime": "charliecloud", "image": "/images/pytorch"}}
+    batch = kernels.add("torch-job", container=("charliecloud", "/images/pytorch", "python3"), check=False,
+                        batch=("slurm", "--partition batch"))
+    spec = json.loads((batch / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "hpchub-batch"
+    script = kernels.batch_job_script(spec["argv"], None)
+    assert "exec /bin/sh -c" in script and "/images/pytorch python3 -m ipykernel_launcher" in script
+
+
+@pytest.mark.parametrize("container, wrapper, message", [
+    (("charliecloud", "/images/a b", "python3"), "", "is not an image path"),
+    (("docker", "/images/a", "python3"), "", "'docker' is not a container runtime"),
+    (("charliecloud", "/images/a", "python3"), "apptainer exec", "give one"),
+])
+def test_kernel_add_container_refuses_what_it_cannot_use(tmp_path, monkeypatch, container, wrapper, message):
+    from hpchub import kernels
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(kernels.KernelError, match=message):
+        kernels.add("k", container=container, wrapper=wrapper, check=False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_kernel_add_container_says_in_the_runtimes_words_why_the_image_cannot_run_a_kernel(tmp_path, monkeypatch):
+    from hpchub import kernels
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ch-run").write_text("#!/bin/sh\necho \"ch-run[1]: error: can't stat: $3: No such file\" >&2\nexit 1\n")
+    (fake / "ch-run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(kernels.KernelError) as refused:
+        kernels.add("k", container=("charliecloud", "/images/missing", "python3"))
+    assert "ipykernel cannot be imported in the image /images/missing" in str(refused.value)
+    assert "ch-run[1]: error: can't stat" in str(refused.value)
+    assert not (tmp_path / "data").exists()

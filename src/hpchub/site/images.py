@@ -95,7 +95,7 @@ def _write_label(image: Path, label: dict) -> None:
 
 
 def _in_image(image: Path, argv: list[str], timeout: float) -> None:
-    run(["chroot", str(image), *argv], timeout=timeout,
+    run(["/usr/sbin/chroot", str(image), *argv], timeout=timeout,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
 
 
