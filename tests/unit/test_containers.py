@@ -60,8 +60,8 @@ def test_charliecloud_uses_its_own_home_option_for_home_user_and_binds_a_server_
     env = {"PATH": f"{programs}:/usr/bin:/bin", "HOME": env_home, "USER": "alice",
            "HPCHUB_SERVER_DIR": "/scratch/job-tmp"}  # (a node's TMPDIR outside /tmp)
     got = json.loads(subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True, check=True).stdout)
-    assert got == ["--cd=" + str(home), "--home", "--bind=/scratch/job-tmp", str(image), "--",
-                   "python3", "-V"]
+    # (run from a folder outside the home, which the container does not see: it starts in the home)
+    assert got == ["--cd=/home/alice", "--home", "--bind=/scratch/job-tmp", str(image), "--", "python3", "-V"]
 
 
 def test_podman_and_apptainer_wrappers(programs, tmp_path):
@@ -77,6 +77,10 @@ def test_podman_and_apptainer_wrappers(programs, tmp_path):
     assert got == ["exec", f"--pwd={home}", "--nv", "--bind=/scratch/job/s", "/images/tf.sif", "python3"]
     got = run_wrapped(programs, runtime_named("apptainer").wrap("/images/tf.sif", ["python3"]), home=home)
     assert got == ["exec", f"--pwd={home}", "/images/tf.sif", "python3"]
+    (home / "notebooks").mkdir()
+    got = run_wrapped(programs, runtime_named("charliecloud").wrap("/images/x", ["python3"]), home=home,
+                      cwd=home / "notebooks")  # a kernel starts in its notebook's folder
+    assert got[0] == f"--cd={home}/notebooks"
 
 
 @pytest.mark.parametrize("image", ["", "relative/../x", "/images/a b", "/images/$(id)", "/img;rm", "-rf",

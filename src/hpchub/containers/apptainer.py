@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from .base import ContainerRuntime, checked_image
 
-WRAPPER = r"""image=$1; gpus=$2; shift 2
+WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
+image=$1; gpus=$2; shift 2
 set -- "$image" "$@"
 case "${HPCHUB_SERVER_DIR:-/tmp}" in /tmp|/tmp/*) ;; *) set -- "--bind=$HPCHUB_SERVER_DIR" "$@" ;; esac
 if [ "$gpus" = gpus ]; then set -- --nv "$@"; fi
-exec apptainer exec "--pwd=$PWD" "$@"
+exec apptainer exec "--pwd=$here" "$@"
 """
 
 

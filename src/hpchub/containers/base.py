@@ -8,8 +8,8 @@ The result is an argv list (no shell of the caller's), run by hpchub's launchers
 node or in a batch job, or by Jupyter as a kernel. What only the node knows is read there,
 from the environment the command runs with, never spliced into the command:
 
-    $HOME               the user's home: bound at the same path, and the working directory
-                        when the command runs from it ($PWD otherwise, for kernels)
+    $HOME               the user's home: bound at the same path; the working directory is
+                        $PWD when it is in the home (a kernel's notebook folder), else $HOME
     $HPCHUB_SERVER_DIR  the server's 0700 directory (its socket, Jupyter's runtime files,
                         credential files), set by the launchers; bound at the same path
 

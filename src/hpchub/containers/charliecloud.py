@@ -19,12 +19,13 @@ from __future__ import annotations
 from .base import ContainerRuntime, checked_image
 
 # Fixed text: the image and the command arrive as positional arguments ($1, then the rest).
-WRAPPER = r"""image=$1; shift
+WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
+image=$1; shift
 set -- "$image" -- "$@"
 case "${HPCHUB_SERVER_DIR:-/tmp}" in /tmp|/tmp/*) ;; *) set -- "--bind=$HPCHUB_SERVER_DIR" "$@" ;; esac
 if [ -n "${USER:-}" ] && [ "$HOME" = "/home/$USER" ]; then set -- --home "$@"; else set -- "--bind=$HOME" "$@"; fi
 if [ -f "$image/ch/environment" ]; then set -- --set-env "$@"; fi
-exec ch-run "--cd=$PWD" "$@"
+exec ch-run "--cd=$here" "$@"
 """
 
 

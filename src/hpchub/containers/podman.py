@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from .base import ContainerRuntime, checked_image
 
-WRAPPER = r"""image=$1; gpus=$2; shift 2
+WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
+image=$1; gpus=$2; shift 2
 set -- "$image" "$@"
 if [ -n "${HPCHUB_SERVER_DIR:-}" ]; then set -- "--volume=$HPCHUB_SERVER_DIR:$HPCHUB_SERVER_DIR" "$@"; fi
 if [ "$gpus" = gpus ]; then set -- --device=nvidia.com/gpu=all "$@"; fi
 exec podman run --rm --interactive --userns=keep-id --network=host --pid=host --ipc=host --env-host \
-    "--volume=$HOME:$HOME" "--workdir=$PWD" "$@"
+    "--volume=$HOME:$HOME" "--workdir=$here" "$@"
 """
 
 

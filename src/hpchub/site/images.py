@@ -90,6 +90,17 @@ def ensure_demo_image(mirror: str = MIRROR) -> Path:
     return DEMO_IMAGE
 
 
+CONTAINER_KERNEL = "image-bookworm"
+
+
+def ensure_container_kernel(image: Path = DEMO_IMAGE) -> None:
+    """The demo image as a kernel of the site's Jupyter environment, for every user's bare
+    servers (JupyterLab stays where it is; the kernel runs in the image)."""
+    run([str(JUPYTER_ENV / "bin" / "hpchub"), "kernel", "add", CONTAINER_KERNEL, "--container", str(image), "--site",
+         "--display-name", f"Python 3 (container: {DEMO_IMAGE_TITLE})"], timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/root", "USER": "root", "LANG": "C.UTF-8"})
+
+
 def _write_label(image: Path, label: dict) -> None:
     (image / IMAGE_LABEL).write_text(json.dumps(label, indent=1) + "\n")
 

@@ -114,6 +114,7 @@ class Site:
             software.ensure_hpchub_in_jupyter_env()
         with phases.phase("images"):
             images.ensure_demo_image()
+            images.ensure_container_kernel()
         for path, mode_bits in ((site.run_dir, 0o700), (site.log_dir, 0o700)):
             make_dir(path, mode_bits)
         with phases.phase("network"):
