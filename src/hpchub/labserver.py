@@ -30,9 +30,17 @@ def job_end(job_id: str) -> float | None:
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     left = time_left_in_this_job(job_id)  # a duration, not an end printed in the user's time zone
-    end = time.time() + left if left is not None else None
+    end = time.time() + left if left is not None else started_with_end(job_id)
     _cache[job_id] = (time.monotonic(), end)
     return end
+
+
+def started_with_end(job_id: str) -> float | None:
+    """The end the batch launcher read for this server's own job as it started (HPCHUB_JOB_END):
+    where the scheduler cannot be asked from here (a server inside a container image), the
+    notice still comes, though a later change of the job's time limit does not show."""
+    told = os.environ.get("HPCHUB_JOB_END", "")
+    return float(told) if told.isdigit() and job_id == os.environ.get("SLURM_JOB_ID") else None
 
 
 class WalltimeHandler(APIHandler):

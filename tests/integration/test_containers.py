@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import pwd
+import time
 
 import pytest
 
@@ -80,6 +81,12 @@ def test_servers_run_inside_the_image_on_a_login_node_and_in_a_job(loopback_site
         assert inside["home_files"] == ["alice"]  # ch-run's --home: no other user's home is there
     assert seen["lc"]["host"] == on_login["state"]["host"] and seen["jc"]["host"] in COMPUTE
     assert queue(site, "alice") == {in_job["state"]["job_id"]: "RUNNING"}
+    # The walltime notice inside the image (which has no Slurm commands): the job's end as the
+    # launcher read it when the job started.
+    import requests
+    notice = requests.get(f"{hub.url}/user/alice/jc/hpchub/walltime", timeout=30,
+                          headers={"Authorization": f"token {site.site.hub.admin_token()}"}).json()
+    assert notice["job_id"] == in_job["state"]["job_id"] and 0 < notice["end"] - time.time() <= 3600
     # What the notebook writes lands in alice's real home, hers.
     run_in_kernel(hub, "alice", "open('container-was-here.txt', 'w').write('hello')", server="jc")
     written = check(site.ssh("alice", ["stat", "-c", "%U %s", f"{home}/container-was-here.txt"])).stdout.split()

@@ -1,6 +1,8 @@
 """Secrets stay secret: after spawns of both kinds, each server's API token (read from inside
 its own kernel) appears in no process's argv, in no job script, and in no file on any node or
-the hub side - logs, the nodes' /tmp, users' homes, Slurm's spools, the hub's directory.
+the hub side - logs, the nodes' /tmp, users' homes, Slurm's spools, the hub's directory; for
+bare servers and for servers in a container image alike (the token reaches those through the
+runtime's environment, never its command line).
 
 One place is exempt, by Slurm's design: slurmctld keeps each job's environment (the token
 travels in it, never in the script) in its state directory, root-only, until the job record
@@ -48,11 +50,13 @@ def files_holding(secret: str, roots: list[Path], exempt: Path) -> list[str]:
     return [line for line in proc.stdout.splitlines() if not line.startswith(str(exempt))]
 
 
-def test_no_server_token_in_argv_job_scripts_logs_or_files(loopback_site, hub):
+@pytest.mark.parametrize("on_login, in_job", [("login", "compute"), ("login-container", "compute-container")],
+                         ids=["bare", "in-a-container-image"])
+def test_no_server_token_in_argv_job_scripts_logs_or_files(loopback_site, hub, on_login, in_job):
     site = loopback_site
     login_ok(hub, "alice")
-    spawn(hub, "alice", options={"target": "login"})
-    job_model = spawn(hub, "alice", "job", options={"target": "compute"}, timeout=180)
+    spawn(hub, "alice", options={"target": on_login})
+    job_model = spawn(hub, "alice", "job", options={"target": in_job}, timeout=180)
     tokens = {name: json.loads(run_in_kernel(hub, "alice", TOKEN, server=name).strip().splitlines()[-1])
               for name in ("", "job")}
     assert all(len(token) >= 32 for token in tokens.values()) and tokens[""] != tokens["job"]

@@ -1,9 +1,10 @@
 """jupyterhub-idle-culler, unchanged, as a hub service: idle servers of both kinds are
 stopped, the batch jobs (Slurm's and Grid Engine's) cancelled and the login node's server
-process gone."""
+process gone; a server in a container image is culled with nothing of it left on its node."""
 
 from __future__ import annotations
 
+import pwd
 import time
 
 import pytest
@@ -45,6 +46,9 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
     on_login = spawn(hub, "alice", "l", options={"target": "login"})
     in_job = spawn(hub, "alice", "j", options={"target": "compute"})
     in_ge_job = spawn(hub, "alice", "g", options={"target": "ge-compute"})  # the second cluster's
+    in_image = spawn(hub, "alice", "c", options={"target": "login-container"})  # in a container image
+    image_node = in_image["state"]["host"]
+    assert any("ch-run" in cmd or "singleuser" in cmd for cmd in loopback_site.processes_in_node(image_node, "alice"))
     job_id, node = in_job["state"]["job_id"], on_login["state"]["host"]
     assert queue(loopback_site, "alice") == {job_id: "RUNNING"}
     assert ge_jobs(loopback_site, "alice") == {in_ge_job["state"]["job_id"]: "r"}
@@ -58,11 +62,17 @@ def test_idle_servers_of_both_kinds_are_culled_and_their_job_cancelled(loopback_
     state = loopback_site.ssh("alice", ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"]).stdout
     assert state.startswith("CANCELLED"), state  # by alice: the hub's stop, as her, over SSH
     assert not [cmd for cmd in loopback_site.processes_in_node(node, "alice") if "jupyterhub-singleuser" in cmd]
+    # Nothing of the containerised server is left on its node: no process of alice's at all
+    # (ch-run exec'd into the server, whose kernels the stop ends with it), no directory.
+    assert loopback_site.processes_in_node(image_node, "alice") == []
+    uid = pwd.getpwnam("alice").pw_uid
+    leftover = loopback_site.in_node(image_node, ["ls", "-A", f"/tmp/hpchub-{uid}"]).stdout.split()
+    assert in_image["state"]["server_id"] not in leftover
     with hub_log.open() as log:
         log.seek(log_start)
         culled = log.read()
     assert "Culling server alice/l " in culled and "Culling server alice/j " in culled
-    assert "Culling server alice/g " in culled
+    assert "Culling server alice/g " in culled and "Culling server alice/c " in culled
 
 
 def culler_processes(site) -> list[int]:

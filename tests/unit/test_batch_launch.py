@@ -219,3 +219,20 @@ def test_the_servers_environment_reaches_the_job_by_export_or_by_a_private_file_
         serving = launcher(tmp_path, "serve", json.dumps(config), output=out)
     serving.wait(20)
     assert seen_by_server.read_text() == "s3cret-token" and not private.exists()  # read once, then gone
+
+
+@pytest.mark.parametrize("answer, seconds", [("1-02:03:04", 93784), ("02:03:04", 7384), ("03:04", 184),
+                                             ("UNLIMITED", None), ("", None), ("INVALID", None)])
+def test_the_launcher_reads_its_jobs_end_from_slurms_time_left(tmp_path, monkeypatch, answer, seconds):
+    """For the walltime notice of a server that cannot ask Slurm itself (inside a container)."""
+    fake = tmp_path / "squeue"
+    fake.write_text(f"#!/bin/sh\n[ \"$3\" = 42 ] && [ \"$4\" = --format=%L ] && echo '{answer}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    launcher_module = {"__name__": "not_main"}
+    exec(compile(launcher_source(BATCH), "batch_launcher", "exec"), launcher_module)
+    end = launcher_module["slurm_job_end"]("42")
+    if seconds is None:
+        assert end is None
+    else:
+        assert abs(end - (time.time() + seconds)) <= 2

@@ -187,6 +187,22 @@ def answers(address, port):
         return False
 
 
+def slurm_job_end(job_id):
+    """The job's end (a Unix time) from Slurm's time left, or None. Read once as the job starts,
+    on the node: a server inside a container image has no scheduler commands to ask, and its
+    walltime notice falls back to this (HPCHUB_JOB_END; hpchub.labserver)."""
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format=%L"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=30).stdout.decode(errors="replace").strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    left = re.fullmatch(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+)", out)
+    if left is None:  # UNLIMITED, or no answer
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in left.groups())
+    return int(time.time()) + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
 def serve(config):
     job_began = time.time()  # the job is running: the hub's queue-wait metric is measured to here
     server_id = config["server_id"]
@@ -204,6 +220,9 @@ def serve(config):
     env[MARKER] = server_id
     env["JUPYTER_RUNTIME_DIR"] = runtime
     env[SERVER_DIR] = runtime  # what a container runtime binds in (hpchub.containers)
+    job_end = slurm_job_end(os.environ["SLURM_JOB_ID"]) if os.environ.get("SLURM_JOB_ID", "").isdigit() else None
+    if job_end is not None:
+        env["HPCHUB_JOB_END"] = str(job_end)
     base_path = re.sub(r"^[a-z]+://[^/]*", "", env.get("JUPYTERHUB_SERVICE_URL", "")) or "/"
     child = {"proc": None}
 

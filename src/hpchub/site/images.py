@@ -31,7 +31,7 @@ DEMO_IMAGE = IMAGES_ROOT / "bookworm-jupyter"
 DEMO_IMAGE_TITLE = "Debian 12, JupyterLab, numpy"
 IMAGE_ENV = "/opt/jupyter"  # the Jupyter environment inside the image
 IMAGE_LABEL = "etc/hpchub-image"
-RECIPE = 1  # raise when the steps below change: the image is rebuilt
+RECIPE = 2  # raise when the steps below change: the image is rebuilt
 MIRROR = "http://deb.debian.org/debian"
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 PYTHON_PACKAGES = ("jupyterhub", "jupyterlab", "ipykernel", "numpy")
@@ -151,6 +151,10 @@ def _build(image: Path, stamp: str, pins: list[str], root: Path | None, mirror: 
             for path in (building / leftover).glob("*"):
                 if path.is_file():
                     path.unlink()
+        # ch-run puts the node's /etc/hosts and /etc/resolv.conf over the image's, where the image
+        # has them (debootstrap's minbase has no /etc/hosts): the cluster's names resolve inside.
+        for name in ("hosts", "resolv.conf"):
+            (building / "etc" / name).touch()
         (building / "ch").mkdir(exist_ok=True)
         # The image's environment, as ch-image keeps a Dockerfile's ENV (applied by ch-run --set-env).
         (building / "ch" / "environment").write_text(
