@@ -10,12 +10,12 @@ import platform
 import time
 from pathlib import Path
 
-from . import (batch_spawn, cluster_queries, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn, ssh_throughput,
+from . import (batch_spawn, cluster_queries, container_spawn, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn, ssh_throughput,
                status_queries)
 from .table import render
 
 BENCHMARKS = {"site-bringup": site_bringup, "ssh-spawn": ssh_spawn, "ssh-throughput": ssh_throughput,
-              "batch-spawn": batch_spawn, "gridengine-spawn": gridengine_spawn, "status-queries": status_queries,
+              "batch-spawn": batch_spawn, "container-spawn": container_spawn, "gridengine-spawn": gridengine_spawn, "status-queries": status_queries,
               "cluster-queries": cluster_queries, "scale": scale,
               "scale-stacks": scale_stacks, "restart": restart}
 

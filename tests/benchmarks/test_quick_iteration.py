@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from benchmarks import (batch_spawn, cluster_queries, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn,
+from benchmarks import (batch_spawn, cluster_queries, container_spawn, gridengine_spawn, restart, scale, scale_stacks, site_bringup, ssh_spawn,
                         ssh_throughput, status_queries)
 from benchmarks.table import render
 
@@ -23,7 +23,8 @@ def reports_every_figure(module, result) -> None:
     assert all(f.name in table for f in figures)
 
 
-@pytest.mark.parametrize("module", [site_bringup, ssh_spawn, ssh_throughput, batch_spawn, gridengine_spawn],
+@pytest.mark.parametrize("module", [site_bringup, ssh_spawn, ssh_throughput, batch_spawn, gridengine_spawn,
+                                    container_spawn],
                          ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_one_iteration_runs_and_reports(module):
     result = module.run(1)
