@@ -8,9 +8,11 @@ fails, how to fix it. Nothing is left behind: test jobs are cancelled and their 
 4. a certificate from the configured issuer runs a command there, as the check's account;
 5. a held test job is submitted, seen in the queue, and cancelled;
 6. a compute node reaches the hub's API (directly, or through a forward on a login node as
-   the batch spawner opens it) - this one runs a short job, so it waits for the queue.
+   the batch spawner opens it) - this one runs a short job, so it waits for the queue;
+7. each container image of the cluster's targets runs a command through its runtime, on a
+   login node (hpchub.containers).
 
-Checks 3 to 6 run for every cluster of the hub (HPCSpawner.clusters), each with its login
+Checks 3 to 7 run for every cluster of the hub (HPCSpawner.clusters), each with its login
 nodes, host keys and scheduler; with more than one, each result names its cluster.
 """
 
@@ -122,6 +124,7 @@ class SiteSettings:
     credential_issuer: str
     ssh_ca_key: str
     clusters_error: str = ""  # HPCSpawner.clusters could not be read (then: the default cluster only)
+    images: tuple[tuple[str, str, str], ...] = ()  # (cluster, runtime, image) of the targets' containers
 
     @classmethod
     def from_config(cls, config) -> "SiteSettings":
@@ -145,6 +148,18 @@ class SiteSettings:
         def authenticator_setting(key: str, default: str) -> str:
             return next((setting(a, key) for a in authenticators if setting(a, key) is not None), default)
 
+        from .spawners.targets import TargetConfigError
+
+        images: list[tuple[str, str, str]] = []
+        try:
+            targets = spawner.all_targets()
+        except TargetConfigError:  # (the hub says so as it starts; the rest can still be checked)
+            targets = []
+        for target in targets:
+            spec = target.container
+            for image in ([spec.image] if spec and spec.image else [i for _, i in spec.images] if spec else []):
+                if (target.cluster, spec.runtime, image) not in images:
+                    images.append((target.cluster, spec.runtime, image))
         default = spawner.default_cluster_config()
         try:
             clusters, clusters_error = list(cluster_configs(spawner.clusters, default).values()), ""
@@ -160,6 +175,7 @@ class SiteSettings:
             hub_connect_url=spawner.hub_connect_url or setting("JupyterHub", "hub_connect_url", ""),
             credential_issuer=authenticator_setting("credential_issuer", "local-ca"),
             ssh_ca_key=authenticator_setting("ssh_ca_key", ""),
+            images=tuple(images),
         )
 
 
@@ -256,6 +272,7 @@ class ClusterCheck:
             return
         node = reachable[0]
         host = Host.from_node(node)
+        await self._check_images(host, credential)
         if await self._check_held_job(host, credential):
             await self._check_hub_from_compute_node(host, node, credential)
         else:
@@ -282,6 +299,23 @@ class ClusterCheck:
             return False
         self.add(Result(OK, f"command on {host.name}", f"`id -un` ran as {who} with the certificate"))
         return True
+
+    async def _check_images(self, host: Host, credential) -> None:
+        from .containers import runtime_named
+
+        for cluster, runtime, image in self.settings.images:
+            if cluster != self.cluster.name:
+                continue
+            name = f"container image {image} ({runtime}, on {host.name})"
+            argv = runtime_named(runtime).wrap(image, ["true"])
+            try:
+                await self.pool.run(host, credential, argv, timeout=60, what=f"running {image}")
+            except SSHError as exc:
+                self.add(Result(FAIL, name, exc.log_detail,
+                                f"the image must be readable on every node and {runtime_named(runtime).program} "
+                                "on the nodes' PATH (HPCSpawner.setup_lines may load its module)"))
+                continue
+            self.add(Result(OK, name, "runs a command"))
 
     def _request(self, name: str, script: str, output: str) -> JobRequest:
         # HPCSpawner.partition is the default cluster's; another cluster's test job goes to its

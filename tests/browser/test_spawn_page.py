@@ -66,6 +66,25 @@ def test_the_login_node_target_lands_in_jupyterlab_on_a_login_node(loopback_site
     assert state["kind"] == "login" and state["host"] in ("login1", "login2")
 
 
+def test_a_container_image_chosen_on_the_card_runs_the_server_inside_it(loopback_site, hub, page):
+    from hpchub.site.images import DEMO_IMAGE, DEMO_IMAGE_TITLE
+
+    from ..integration.test_ssh_spawner import run_in_kernel
+
+    log_in(page, hub, "bob")
+    page.wait_for_selector("#target-login-container")
+    page.check("#target-login-container")
+    menu = page.locator('select[name="login-container.image"]')
+    expect(menu).to_be_visible()  # shown on the chosen card only
+    assert menu.locator("option").all_inner_texts() == [DEMO_IMAGE_TITLE]
+    shot(page, "spawn-form-container")
+    start_from_form(page, "login-container", {"image": DEMO_IMAGE_TITLE})
+    wait_for_lab(page, "/user/bob/")
+    assert hub.admin("GET", "/users/bob").json()["servers"][""]["user_options"]["image"] == DEMO_IMAGE_TITLE
+    label = run_in_kernel(hub, "bob", "print(open('/etc/hpchub-image').read())")
+    assert f'"name": "{DEMO_IMAGE.name}"' in label
+
+
 def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_in_jupyterlab(
         loopback_site, hub, page):
     site = loopback_site

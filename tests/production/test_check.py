@@ -54,11 +54,13 @@ def test_a_working_site_passes_every_check(site):
                  "Slurm cluster: login node login2", "Slurm cluster: command on login2",
                  "Slurm cluster: test job (slurm, ", "Slurm cluster: hub API from a compute node",
                  "Grid Engine cluster: login node ge-login", "Grid Engine cluster: command on ge-login",
-                 "Grid Engine cluster: test job (sge, ", "Grid Engine cluster: hub API from a compute node"):
+                 "Grid Engine cluster: test job (sge, ", "Grid Engine cluster: hub API from a compute node",
+                 # the demo's container targets: their image runs through Charliecloud
+                 "Slurm cluster: container image /opt/hpchub/images/bookworm-jupyter (charliecloud, on login1)"):
         assert any(line.startswith(f"  ok    {what}") for line in lines), (what, proc.stdout)
     # the demo hub config sets no hub_connect_url
     assert "(through a forward on login1)" in proc.stdout and "(through a forward on ge-login)" in proc.stdout
-    assert lines[-1] == "14 checks, 0 failed, 0 skipped"
+    assert lines[-1] == "15 checks, 0 failed, 0 skipped"
     # Nothing left behind: no test job, no probe output.
     queue = site.ssh("hpchub", ["squeue", "--noheader", "--user", "hpchub"])
     assert queue.returncode == 0 and queue.stdout.strip() == ""
@@ -123,7 +125,7 @@ def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_na
         assert "SSH CA key" not in proc.stdout  # the key is the service's, not on the hub host
         # 4 of them on each cluster; the Grid Engine cluster's certificate from its own (local) CA
         assert "  ok    certificate for hpchub (ge-ca): issued by extra issuer 'ge-ca'" in proc.stdout
-        assert proc.stdout.splitlines()[-1] == "13 checks, 0 failed, 0 skipped"
+        assert proc.stdout.splitlines()[-1] == "14 checks, 0 failed, 0 skipped"
     finally:
         service.stop()
     proc = run_check(site, variant(scratch, site, issuer + f"c.CredentialIssuingAuthenticator.ca_service_url = "
@@ -137,11 +139,18 @@ def test_with_the_ca_service_as_issuer_the_check_passes_and_a_dead_service_is_na
 def test_a_cluster_with_a_service_account_of_its_own_is_checked_as_that_account(loopback_site, scratch):
     site = loopback_site
     # alice stands in for a Grid Engine service account: the demo's CA signs any principal.
+    # (and a target whose image is missing: the one finding that fails, in ch-run's words)
+    missing = {"name": "missing", "kind": "login", "container": {"runtime": "charliecloud", "image": "/opt/none"}}
     config = variant(scratch, site, "c.HPCSpawner.clusters = {name: dict(cluster, service_account='alice') "
-                                    "for name, cluster in c.HPCSpawner.clusters.items()}\n")
+                                    "for name, cluster in c.HPCSpawner.clusters.items()}\n"
+                                    f"c.HPCSpawner.targets.append({missing!r})\n")
     proc = run_check(site, config)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
+    failed = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("  FAIL  Slurm cluster: container image /opt/none (charliecloud"), out
+    assert "can't stat: /opt/none: No such file or directory" in failed[0]
+    assert "fix: the image must be readable on every node and ch-run on the nodes' PATH" in out
     assert "  ok    certificate for hpchub: issued by local-ca" in out
     assert "  ok    certificate for alice (ge-ca): issued by extra issuer 'ge-ca'" in out
     assert "  ok    Slurm cluster: command on login1: `id -un` ran as hpchub" in out

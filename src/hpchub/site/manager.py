@@ -162,7 +162,8 @@ class Site:
                     "authenticator app: " + ", ".join(f"{user} {self.identity.totp_secret(user)}"
                                                       for user in passwords)
                     + f" (or read the current code with `hpchub site code --name {site.name} --user USER`).")
-            say("The spawn page offers a login node (starts at once) or compute nodes through the Slurm queue.")
+            say("The spawn page offers a login node (starts at once) or compute nodes through the Slurm queue,\n"
+                "bare or inside a container image.")
         return phases
 
     def ensure_login_mode(self, login: str | None) -> None:
