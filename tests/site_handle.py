@@ -132,15 +132,15 @@ class SiteHandle:
         is shared by every node and instance, so pgrep alone would see them all)."""
         import pwd
 
-        from hpchub.site.nodes import all_pids, namespace_id, proc_file
+        from hpchub.site.nodes import all_pids, in_node_namespaces, namespace_id, proc_file
 
         holder = self.site.nodes.holder(node)
         assert holder is not None, f"node {node} is not up"
-        mnt, uid = namespace_id(holder.pid, "mnt"), pwd.getpwnam(user).pw_uid
+        mnt, uts, uid = namespace_id(holder.pid, "mnt"), namespace_id(holder.pid, "uts"), pwd.getpwnam(user).pw_uid
         found = []
         for pid in all_pids():
             try:
-                if Path(f"/proc/{pid}").stat().st_uid != uid or namespace_id(pid, "mnt") != mnt:
+                if Path(f"/proc/{pid}").stat().st_uid != uid or not in_node_namespaces(pid, {mnt}, {uts}):
                     continue
             except FileNotFoundError:
                 continue
@@ -153,15 +153,15 @@ class SiteHandle:
         import os
         import signal
 
-        from hpchub.site.nodes import all_pids, namespace_id, proc_file
+        from hpchub.site.nodes import all_pids, in_node_namespaces, namespace_id, proc_file
 
         holder = self.site.nodes.holder(node)
         assert holder is not None, f"node {node} is not up"
-        mnt = namespace_id(holder.pid, "mnt")
+        mnt, uts = namespace_id(holder.pid, "mnt"), namespace_id(holder.pid, "uts")
         killed = 0
         for pid in all_pids():
             name = (proc_file(pid, "comm") or b"").decode().strip()
-            if name == command_name and namespace_id(pid, "mnt") == mnt:
+            if name == command_name and in_node_namespaces(pid, {mnt}, {uts}):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
         return killed

@@ -311,7 +311,9 @@ class ClusterCheck:
             try:
                 await self.pool.run(host, credential, argv, timeout=60, what=f"running {image}")
             except SSHError as exc:
-                self.add(Result(FAIL, name, exc.log_detail,
+                # The runtime's own words (the wrapper's script is no use to the reader)
+                words = (getattr(exc, "stderr", "") or "").strip()
+                self.add(Result(FAIL, name, words[-500:] or exc.log_detail,
                                 f"the image must be readable on every node and {runtime_named(runtime).program} "
                                 "on the nodes' PATH (HPCSpawner.setup_lines may load its module)"))
                 continue

@@ -69,8 +69,6 @@ def test_the_login_node_target_lands_in_jupyterlab_on_a_login_node(loopback_site
 def test_a_container_image_chosen_on_the_card_runs_the_server_inside_it(loopback_site, hub, page):
     from hpchub.site.images import DEMO_IMAGE, DEMO_IMAGE_TITLE
 
-    from ..integration.test_ssh_spawner import run_in_kernel
-
     log_in(page, hub, "bob")
     page.wait_for_selector("#target-login-container")
     page.check("#target-login-container")
@@ -80,8 +78,11 @@ def test_a_container_image_chosen_on_the_card_runs_the_server_inside_it(loopback
     shot(page, "spawn-form-container")
     start_from_form(page, "login-container", {"image": DEMO_IMAGE_TITLE})
     wait_for_lab(page, "/user/bob/")
-    assert hub.admin("GET", "/users/bob").json()["servers"][""]["user_options"]["image"] == DEMO_IMAGE_TITLE
-    label = run_in_kernel(hub, "bob", "print(open('/etc/hpchub-image').read())")
+    server = hub.admin("GET", "/users/bob").json()["servers"][""]
+    assert server["user_options"]["image"] == DEMO_IMAGE_TITLE
+    # The server's process sees the image as its root.
+    label = check(loopback_site.in_node(server["state"]["host"],
+                                        ["cat", f"/proc/{server['state']['pid']}/root/etc/hpchub-image"])).stdout
     assert f'"name": "{DEMO_IMAGE.name}"' in label
 
 

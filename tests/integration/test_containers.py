@@ -101,6 +101,9 @@ def test_servers_run_inside_the_image_on_a_login_node_and_in_a_job(loopback_site
     uid = pwd.getpwnam("alice").pw_uid
     listing = site.in_node(node, ["stat", "-c", "%a %U", f"/tmp/hpchub-{uid}/{on_login['state']['server_id']}"])
     assert listing.stdout.split() == ["700", "alice"]
+    # It has a mount namespace of its own, and `site down` still finds it as the node's (by
+    # the node's hostname namespace): nothing of a container outlives its site.
+    assert pid in site.site.nodes.processes()
     stop_all(hub)
     assert not [cmd for cmd in site.processes_in_node(node, "alice") if "ch-run" in cmd or "singleuser" in cmd]
     assert queue(site, "alice") == {}

@@ -3,7 +3,7 @@
 Supported, not run by hpchub's tests: `podman run` needs a working OCI runtime with cgroups,
 which the machines hpchub is tested on lack (its image test uses buildah's chroot isolation
 for that reason). What the wrapper asks of podman: the user's own id inside (`--userns=keep-id`),
-the node's network, PID and IPC namespaces (the hub reaches the server's port as a bare one's,
+the node's network, PID, IPC and UTS namespaces (the hub reaches the server's port as a bare one's,
 and stopping or culling the server finds its processes by their environment), the
 environment passed through (`--env-host`), the home and the server's directory bound at
 their own paths, and GPUs through CDI (`--device nvidia.com/gpu=all`, from the NVIDIA
@@ -19,7 +19,7 @@ image=$1; gpus=$2; shift 2
 set -- "$image" "$@"
 if [ -n "${HPCHUB_SERVER_DIR:-}" ]; then set -- "--volume=$HPCHUB_SERVER_DIR:$HPCHUB_SERVER_DIR" "$@"; fi
 if [ "$gpus" = gpus ]; then set -- --device=nvidia.com/gpu=all "$@"; fi
-exec podman run --rm --interactive --userns=keep-id --network=host --pid=host --ipc=host --env-host \
+exec podman run --rm --interactive --userns=keep-id --network=host --pid=host --ipc=host --uts=host --env-host \
     "--volume=$HOME:$HOME" "--workdir=$here" "$@"
 """
 

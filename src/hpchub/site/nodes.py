@@ -6,7 +6,8 @@ that owns a UTS namespace (the node's own hostname) and a mount namespace in whi
 member; in isolated mode it also sits in the node's network namespace. Daemons are started
 inside a node with nsenter, so they and everything they start (job steps, SSH sessions,
 users' servers) share the node's namespaces. That is also how `down` finds every process
-of an instance, whatever it changed of its environment: by its mount namespace.
+of an instance, whatever it changed of its environment: by its mount namespace, or by its
+UTS namespace for what made a mount namespace of its own (servers in container images).
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ def namespace_id(pid: int | str, kind: str) -> int | None:
         return None
 
 
+def in_node_namespaces(pid: int | str, mounts: set[int], hostnames: set[int]) -> bool:
+    """Whether a process runs in one of these nodes: in a node's mount namespace, or in its UTS
+    namespace (the node's hostname). A container runtime (ch-run, a user's unshare) gives its
+    processes a mount namespace of their own but keeps the node's hostname, so they are found
+    by the second."""
+    return namespace_id(pid, "mnt") in mounts or (bool(hostnames) and namespace_id(pid, "uts") in hostnames)
+
+
 def all_pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
@@ -120,6 +129,15 @@ class Nodes:
         holder = Recorded(rec["pid"], rec["start_time"])
         return holder if holder.alive() else None
 
+    def _record_hostname(self, node: str, holder: Recorded) -> None:
+        """A holder recorded before its UTS namespace was (hpchub 0.3's first records): added."""
+        records = self._load()
+        if records["holders"][node].get("uts") is None:
+            uts = namespace_id(holder.pid, "uts")
+            records["holders"][node]["uts"] = uts
+            records["uts_namespaces"] = sorted(set(records.get("uts_namespaces", [])) | {uts})
+            self._save(records)
+
     def daemon(self, name: str) -> Recorded | None:
         rec = self._load()["daemons"].get(name)
         if rec is None:
@@ -144,11 +162,12 @@ class Nodes:
         whatever still ran on it."""
         holder = self.holder(node)
         if holder is not None:
+            self._record_hostname(node, holder)
             return holder
         records = self._load()
         old = records["holders"].get(node)
         if old is not None:
-            self._kill_in_namespaces({old["mnt"]})
+            self._kill_in_namespaces({old["mnt"]}, {old["uts"]} if old.get("uts") else set())
         site = self.site
         mounts = self.slurm_mounts(node) if mounts is None else mounts
         for _, mountpoint in mounts:
@@ -171,10 +190,11 @@ class Nodes:
 
         wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
         holder = Recorded.of(pid)
-        mnt = namespace_id(pid, "mnt")
+        mnt, uts = namespace_id(pid, "mnt"), namespace_id(pid, "uts")
         records = self._load()
-        records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt}
+        records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt, "uts": uts}
         records["namespaces"] = sorted(set(records["namespaces"]) | {mnt})
+        records["uts_namespaces"] = sorted(set(records.get("uts_namespaces", [])) | {uts})
         self._save(records)
         return holder
 
@@ -243,22 +263,22 @@ class Nodes:
         """Every process of this instance: in its nodes' mount namespaces, in its hub
         network namespace, or carrying its marker in the environment."""
         records = self._load()
-        namespaces = set(records["namespaces"])
+        namespaces, hostnames = set(records["namespaces"]), set(records.get("uts_namespaces", []))
         marker = f"{SITE_MARKER}={self.site.name}".encode()
         me = os.getpid()
         found = []
         for pid in all_pids():
             if pid == me:
                 continue
-            if namespace_id(pid, "mnt") in namespaces or (hub_netns and namespace_id(pid, "net") == hub_netns):
+            if in_node_namespaces(pid, namespaces, hostnames) or (hub_netns and namespace_id(pid, "net") == hub_netns):
                 found.append(pid)
                 continue
             if marker in (proc_file(pid, "environ") or b"").split(b"\0"):
                 found.append(pid)
         return found
 
-    def _kill_in_namespaces(self, namespaces: set[int]) -> None:
-        pids = [p for p in all_pids() if namespace_id(p, "mnt") in namespaces]
+    def _kill_in_namespaces(self, namespaces: set[int], hostnames: set[int]) -> None:
+        pids = [p for p in all_pids() if in_node_namespaces(p, namespaces, hostnames)]
         _terminate(pids, timeout=5)
 
     def sweep(self, hub_netns: int | None = None, timeout: float = 20) -> None:
