@@ -18,7 +18,7 @@ import pytest
 from hpchub.site.images import CONTAINER_KERNEL, DEMO_IMAGE
 
 from ..kernel_client import KernelClient
-from ..site_handle import HubClient, check, hub_settings, progress_events, spawn, stop_all, wait_until
+from ..site_handle import check, clean_hub, hub_settings, progress_events, spawn, stop_all, wait_until
 from .test_batch_kernel import kernel_jobs
 from .test_credentials import login_ok
 from .test_slurm_spawner import queue
@@ -39,11 +39,7 @@ COMPUTE = {"c1", "c2", "c3", "c4"}
 
 @pytest.fixture
 def hub(loopback_site):
-    client = HubClient(loopback_site)
-    stop_all(client)
-    yield client
-    stop_all(client)
-    client.close()
+    yield from clean_hub(loopback_site)
 
 
 def where(hub, code_server: str = "", kernel: str | None = None) -> dict:

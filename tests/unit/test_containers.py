@@ -183,7 +183,7 @@ def test_kernel_add_container_writes_a_spec_whose_argv_is_the_runtimes(tmp_path,
     spec = json.loads((batch / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "hpchub-batch"
     script = kernels.batch_job_script(spec["argv"], None)
-    assert "exec /bin/sh -c" in script and "/images/pytorch python3 -m ipykernel_launcher" in script
+    assert "exec /bin/sh -c" in script and "/images/pytorch - python3 -m ipykernel_launcher" in script
 
 
 @pytest.mark.parametrize("container, wrapper, message", [

@@ -8,7 +8,7 @@ NVIDIA GPUs when the job has them.
 
 from __future__ import annotations
 
-from .base import ContainerRuntime, checked_image
+from .base import ContainerRuntime
 
 WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
 image=$1; gpus=$2; shift 2
@@ -23,6 +23,4 @@ class Apptainer(ContainerRuntime):
     name = "apptainer"
     program = "apptainer"
     title = "Apptainer"
-
-    def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
-        return ["/bin/sh", "-c", WRAPPER, "hpchub-apptainer", checked_image(image), "gpus" if gpus else "-", *argv]
+    wrapper = WRAPPER

@@ -46,15 +46,18 @@ def checked_image(image) -> str:
 
 
 class ContainerRuntime:
-    """A container runtime. Subclasses set `name`, `program` and `title`, and build `wrap`."""
+    """A container runtime. Subclasses set `name`, `program`, `title` and `wrapper`: a fixed
+    shell script that gets the image as $1, "gpus" or "-" as $2, then the command."""
 
     name = ""
     program = ""  # the runtime's command, found on the node's PATH
     title = ""
     tested_here = False  # the docs say what was run against the real runtime
+    wrapper = ""
 
     def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
-        raise NotImplementedError
+        return ["/bin/sh", "-c", self.wrapper, f"hpchub-{self.name}", checked_image(image), "gpus" if gpus else "-",
+                *argv]
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ the working directory.
 
 from __future__ import annotations
 
-from .base import ContainerRuntime, checked_image
+from .base import ContainerRuntime
 
-# Fixed text: the image and the command arrive as positional arguments ($1, then the rest).
+# Fixed text: the image and the command arrive as positional arguments ($1, then from $3 on;
+# $2, "gpus" or "-", asks for nothing here: the node's /dev is the container's).
 WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
-image=$1; shift
+image=$1; shift 2
 set -- "$image" -- "$@"
 case "${HPCHUB_SERVER_DIR:-/tmp}" in /tmp|/tmp/*) ;; *) set -- "--bind=$HPCHUB_SERVER_DIR" "$@" ;; esac
 if [ -n "${USER:-}" ] && [ "$HOME" = "/home/$USER" ]; then set -- --home "$@"; else set -- "--bind=$HOME" "$@"; fi
@@ -34,7 +35,4 @@ class Charliecloud(ContainerRuntime):
     program = "ch-run"
     title = "Charliecloud"
     tested_here = True
-
-    def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
-        # gpus: nothing to add (the node's /dev is the container's); see the module's text.
-        return ["/bin/sh", "-c", WRAPPER, "hpchub-charliecloud", checked_image(image), *argv]
+    wrapper = WRAPPER

@@ -12,7 +12,7 @@ container toolkit) when the job has them. podman-hpc's own command takes the sam
 
 from __future__ import annotations
 
-from .base import ContainerRuntime, checked_image
+from .base import ContainerRuntime
 
 WRAPPER = r"""case "$PWD/" in "$HOME"/*) here=$PWD ;; *) here=$HOME ;; esac
 image=$1; gpus=$2; shift 2
@@ -28,6 +28,4 @@ class Podman(ContainerRuntime):
     name = "podman"
     program = "podman"
     title = "podman"
-
-    def wrap(self, image: str, argv: list[str], gpus: bool = False) -> list[str]:
-        return ["/bin/sh", "-c", WRAPPER, "hpchub-podman", checked_image(image), "gpus" if gpus else "-", *argv]
+    wrapper = WRAPPER
