@@ -33,7 +33,12 @@ print(json.dumps({"image": label and label["name"], "os_release": os.stat('/etc/
                   "host": socket.gethostname(), "slurm_here": os.path.exists('/etc/slurm'),
                   "home_files": sorted(os.listdir('/home'))}))"""
 
-IMAGE_OS_RELEASE = os.stat(DEMO_IMAGE / "etc" / "os-release").st_ino
+
+
+def image_os_release() -> int:
+    """The inode of the image's os-release (read once the test site, which builds it, is up)."""
+    return os.stat(DEMO_IMAGE / "etc" / "os-release").st_ino
+
 COMPUTE = {"c1", "c2", "c3", "c4"}
 
 
@@ -71,7 +76,7 @@ def test_servers_run_inside_the_image_on_a_login_node_and_in_a_job(loopback_site
     seen = {"lc": where(hub, "lc"), "jc": where(hub, "jc")}
     home = pwd.getpwnam("alice").pw_dir
     for name, inside in seen.items():
-        assert inside["image"] == DEMO_IMAGE.name and inside["os_release"] == IMAGE_OS_RELEASE, (name, inside)
+        assert inside["image"] == DEMO_IMAGE.name and inside["os_release"] == image_os_release(), (name, inside)
         assert not inside["slurm_here"]  # the node's /etc/slurm is not in the image
         assert (inside["home"], inside["cwd"], inside["user"]) == (home, home, "alice")
         assert inside["home_files"] == ["alice"]  # ch-run's --home: no other user's home is there
@@ -93,7 +98,7 @@ def test_servers_run_inside_the_image_on_a_login_node_and_in_a_job(loopback_site
     node = on_login["state"]["host"]
     pid = on_login["state"]["pid"]
     root_of = check(site.in_node(node, ["stat", "-L", "-c", "%i", f"/proc/{pid}/root/etc/os-release"])).stdout
-    assert int(root_of) == IMAGE_OS_RELEASE
+    assert int(root_of) == image_os_release()
     uid = pwd.getpwnam("alice").pw_uid
     listing = site.in_node(node, ["stat", "-c", "%a %U", f"/tmp/hpchub-{uid}/{on_login['state']['server_id']}"])
     assert listing.stdout.split() == ["700", "alice"]
@@ -112,7 +117,7 @@ def test_a_kernel_in_the_image_beside_a_bare_jupyterlab_and_one_in_a_batch_job(l
     bare = spawn(hub, "alice", options={"target": "login"})
     # The site's container kernel (site up registers it): the image's Python, JupyterLab outside.
     inside = where(hub, kernel=CONTAINER_KERNEL)
-    assert inside["image"] == DEMO_IMAGE.name and inside["os_release"] == IMAGE_OS_RELEASE
+    assert inside["image"] == DEMO_IMAGE.name and inside["os_release"] == image_os_release()
     assert inside["host"] == bare["state"]["host"]
     assert where(hub)["image"] is None  # the server's own kernel is not in the image
     # Alice's own: the image in a Slurm job (`hpchub kernel add NAME --container IMAGE --slurm ...`).
@@ -132,7 +137,7 @@ def test_a_kernel_in_the_image_beside_a_bare_jupyterlab_and_one_in_a_batch_job(l
 
         kernel_id, jobs, seen = asyncio.run(scenario())
         assert list(jobs.values()) == ["RUNNING"] and seen["host"] in COMPUTE
-        assert seen["image"] == DEMO_IMAGE.name and seen["os_release"] == IMAGE_OS_RELEASE
+        assert seen["image"] == DEMO_IMAGE.name and seen["os_release"] == image_os_release()
         import requests
         deleted = requests.delete(f"{hub.url}/user/alice/api/kernels/{kernel_id}", timeout=60,
                                   headers={"Authorization": f"token {token}"})
