@@ -34,10 +34,10 @@ print(json.dumps({"image": label and label["name"], "os_release": os.stat('/etc/
                   "home_files": sorted(os.listdir('/home'))}))"""
 
 
-
 def image_os_release() -> int:
     """The inode of the image's os-release (read once the test site, which builds it, is up)."""
     return os.stat(DEMO_IMAGE / "etc" / "os-release").st_ino
+
 
 COMPUTE = {"c1", "c2", "c3", "c4"}
 

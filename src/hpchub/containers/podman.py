@@ -1,8 +1,8 @@
 """podman (Debian's; the base of NERSC's podman-hpc), rootless.
 
-Supported, not run by hpchub's tests: `podman run` needs a working OCI runtime with cgroups,
-which the machines hpchub is tested on lack (its image test uses buildah's chroot isolation
-for that reason). What the wrapper asks of podman: the user's own id inside (`--userns=keep-id`),
+Supported, not run by hpchub's tests: on the machines hpchub is tested on, `podman run` cannot
+set a container's resource limits (cgroups); the hub image's own test uses `buildah run` with
+chroot isolation for that reason. What the wrapper asks of podman: the user's own id inside (`--userns=keep-id`),
 the node's network, PID, IPC and UTS namespaces (the hub reaches the server's port as a bare one's,
 and stopping or culling the server finds its processes by their environment), the
 environment passed through (`--env-host`), the home and the server's directory bound at
