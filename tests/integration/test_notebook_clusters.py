@@ -134,10 +134,12 @@ def test_a_kernel_added_with_hpchub_kernel_add_is_listed_and_runs_through_its_wr
                               headers={"Authorization": f"token {token}"}).json()
         specs = answer["kernelspecs"]
         assert specs["mine"]["spec"]["display_name"] == "Python (alice's)"
-        # One kernel of the site's environment (not ipykernel's own beside it), and the default.
+        # One kernel that runs the site's environment's Python itself (not ipykernel's own
+        # beside it), and the default. (The site's container kernel runs the image's Python.)
         assert specs["python3"]["spec"]["display_name"] == "Python 3 (site: dask, ipyparallel, Spark, yt)"
-        pythons = [name for name, spec in specs.items() if spec["spec"]["display_name"].startswith("Python 3")]
+        pythons = [name for name, spec in specs.items() if spec["spec"]["argv"][0].startswith(f"{env}/bin/python")]
         assert answer["default"] == "python3" and pythons == ["python3"], (answer["default"], sorted(specs))
+        assert specs["image-bookworm"]["spec"]["metadata"]["hpchub"]["container"]["runtime"] == "charliecloud"
 
         async def run_mine():
             client = KernelClient(f"{hub.url}/user/alice", token)

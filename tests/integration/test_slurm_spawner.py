@@ -279,7 +279,12 @@ def test_an_admin_scancel_stops_the_server_and_says_why(loopback_site, loop_hub)
 def test_slurm_refusals_reach_the_user_in_slurms_words(loopback_site, loop_hub, options, slurm_says):
     site, hub = loopback_site, loop_hub
     login_ok(hub, "bob")  # bob is in the physics account only
-    final = request_spawn(hub, "bob", options=options).final()
+    response = hub.admin("POST", "/users/bob/server", json={"user_options": options})
+    if response.status_code == 400:  # refused before JupyterHub's slow-spawn wait ran out: said at once
+        final = {"failed": True, "message": response.json()["message"]}
+    else:
+        assert response.status_code in (201, 202), response.text
+        final = Progress(hub, "bob", "").final()
     assert final["failed"] and slurm_says in final["message"], final
     assert "Traceback" not in final["message"]
     assert queue(site, "bob") == {}
