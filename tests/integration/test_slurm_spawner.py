@@ -109,6 +109,7 @@ class Progress:
         self.token = hub.handle.site.hub.admin_token()
         self.events: list[dict] = []
         self.error: Exception | None = None
+        self.answer = ""  # the stream's HTTP status (and body, when it is not a stream)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -116,7 +117,10 @@ class Progress:
         try:
             with requests.get(self.url, stream=True, timeout=300,
                               headers={"Authorization": f"token {self.token}"}) as response:
+                self.answer = f"HTTP {response.status_code}"
                 for line in response.iter_lines(decode_unicode=True):
+                    if response.status_code != 200:
+                        self.answer += f" {line[:300]}"
                     if line and line.startswith("data:"):
                         self.events.append(json.loads(line[5:]))
         except requests.RequestException as exc:  # the hub went away (some tests kill it)
@@ -133,7 +137,7 @@ class Progress:
 
     def final(self, timeout: float = 60) -> dict:
         self.thread.join(timeout)
-        assert self.events, "no progress events"
+        assert self.events, f"no progress events ({self.answer or self.error})"
         return self.events[-1]
 
 
@@ -284,7 +288,12 @@ def test_slurm_refusals_reach_the_user_in_slurms_words(loopback_site, loop_hub, 
         final = {"failed": True, "message": response.json()["message"]}
     else:
         assert response.status_code in (201, 202), response.text
-        final = Progress(hub, "bob", "").final()
+        progress = Progress(hub, "bob", "")
+        progress.thread.join(60)
+        if progress.events:
+            final = progress.events[-1]
+        else:  # the spawn had ended before the stream opened: its failure, as the stream tells it later
+            final = Progress(hub, "bob", "").final()
     assert final["failed"] and slurm_says in final["message"], final
     assert "Traceback" not in final["message"]
     assert queue(site, "bob") == {}
