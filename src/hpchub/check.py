@@ -156,10 +156,9 @@ class SiteSettings:
         except TargetConfigError:  # (the hub says so as it starts; the rest can still be checked)
             targets = []
         for target in targets:
-            spec = target.container
-            for image in ([spec.image] if spec and spec.image else [i for _, i in spec.images] if spec else []):
-                if (target.cluster, spec.runtime, image) not in images:
-                    images.append((target.cluster, spec.runtime, image))
+            for image in target.container.all_images if target.container else ():
+                if (target.cluster, target.container.runtime, image) not in images:
+                    images.append((target.cluster, target.container.runtime, image))
         default = spawner.default_cluster_config()
         try:
             clusters, clusters_error = list(cluster_configs(spawner.clusters, default).values()), ""

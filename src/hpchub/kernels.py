@@ -119,13 +119,13 @@ def batch_arguments(scheduler: str, args: str) -> list[str]:
     return words
 
 
-def container_kernel_argv(runtime: str, image: str, python: str = "python3") -> list[str]:
-    """The kernel's argv inside a container image (its connection file is in the server's
-    directory or the home, both of which the runtime binds in)."""
+def container_words(runtime: str, image: str) -> list[str]:
+    """The runtime's words that run what follows them inside a container image (a kernel's
+    connection file is in the server's directory or the home, both of which it binds in)."""
     from .containers import ContainerError, runtime_named
 
     try:
-        return runtime_named(runtime).wrap(image, [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+        return runtime_named(runtime).wrap(image, [])
     except ContainerError as exc:
         raise KernelError(str(exc)) from None
 
@@ -138,10 +138,9 @@ def add(env: str, name: str | None = None, display_name: str | None = None, wrap
         if wrapper:
             raise KernelError("--wrapper and --container are two ways of saying the same thing: give one")
         runtime, image, image_python = container
-        argv = container_kernel_argv(runtime, image, image_python)
+        words = container_words(runtime, image)  # before the image's python, as a wrapper's are
         env_path = Path(image)
         name = name or env
-        words = argv[:argv.index(image_python)]  # the runtime's words, before the image's python
         python: Path | str = image_python
         where = f"the image {image}"
     else:

@@ -112,6 +112,11 @@ class ContainerSpec:
     def choosable(self) -> bool:
         return bool(self.images)
 
+    @property
+    def all_images(self) -> tuple[str, ...]:
+        """Every image its servers may run in (the admin's, or each of the list)."""
+        return tuple(image for _, image in self.images) if self.images else (self.image,)
+
     def image_for(self, chosen: str | None) -> str:
         """The image a server runs in: the admin's, or the user's choice (a title or an image
         of the list; checked by options.chosen_image before it gets here)."""

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .layout import SOFTWARE_ROOT
-from .software import JUPYTER_ENV, _source_hash, _source_tree
+from .software import JUPYTER_ENV, source_hash, source_tree
 from .system import CommandError, SiteError, make_dir, run, say
 
 IMAGES_ROOT = SOFTWARE_ROOT / "images"
@@ -67,22 +67,15 @@ def _build_lock():
 def ensure_demo_image(mirror: str = MIRROR) -> Path:
     pins = _pins()
     wanted = hashlib.sha256(json.dumps([RECIPE, PYTHON_PACKAGES, DEBIAN_PACKAGES, pins]).encode()).hexdigest()
-    root = _source_tree()
-    source = _source_hash(root) if root is not None else ""
+    root = source_tree()
+    source = source_hash(root) if root is not None else ""
     with _build_lock():
         label = _label(DEMO_IMAGE)
         if label.get("recipe") != wanted:
             _build(DEMO_IMAGE, wanted, pins, root, mirror)
         elif root is not None and label.get("hpchub") != source:
             say(f"  images: installing hpchub into {DEMO_IMAGE}")
-            wheels = DEMO_IMAGE / "tmp" / "hpchub-wheels"
-            try:
-                _hpchub_wheel(root, wheels)
-                _in_image(DEMO_IMAGE, [f"{IMAGE_ENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
-                                       "--no-index", "--no-deps", "--force-reinstall", "--find-links", "/tmp/hpchub-wheels",
-                                       "hpchub"], timeout=300)
-            finally:
-                shutil.rmtree(wheels, ignore_errors=True)
+            _install_hpchub(DEMO_IMAGE, root)
         else:
             return DEMO_IMAGE
         _write_label(DEMO_IMAGE, {**_label(DEMO_IMAGE), "recipe": wanted, "hpchub": source})
@@ -110,10 +103,17 @@ def _in_image(image: Path, argv: list[str], timeout: float) -> None:
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
 
 
-def _hpchub_wheel(root: Path, wheels: Path) -> None:
+def _install_hpchub(image: Path, root: Path) -> None:
+    """hpchub from this checkout into the image's environment (its wheel built here; no network)."""
+    wheels = image / "tmp" / "hpchub-wheel"
     wheels.mkdir(parents=True, exist_ok=True)
-    run([str(JUPYTER_ENV / "bin" / "pip"), "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--wheel-dir", str(wheels), str(root)], timeout=600)
+    try:
+        run([str(JUPYTER_ENV / "bin" / "pip"), "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--wheel-dir", str(wheels), str(root)], timeout=600)
+        _in_image(image, [f"{IMAGE_ENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+                          "--no-deps", "--force-reinstall", "--find-links", "/tmp/hpchub-wheel", "hpchub"], timeout=300)
+    finally:
+        shutil.rmtree(wheels, ignore_errors=True)
 
 
 def _build(image: Path, stamp: str, pins: list[str], root: Path | None, mirror: str) -> None:
@@ -137,16 +137,13 @@ def _build(image: Path, stamp: str, pins: list[str], root: Path | None, mirror: 
         run([str(JUPYTER_ENV / "bin" / "pip"), "download", "--quiet", "--disable-pip-version-check",
              "--only-binary=:all:", "--dest", str(wheels), "--constraint", str(constraints), *PYTHON_PACKAGES],
             timeout=1200)
-        if root is not None:
-            _hpchub_wheel(root, wheels)
         _in_image(building, ["python3", "-m", "venv", IMAGE_ENV], timeout=300)
         _in_image(building, [f"{IMAGE_ENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
                              "--find-links", "/tmp/hpchub-wheels", "--constraint", "/tmp/hpchub-wheels/constraints.txt",
                              *PYTHON_PACKAGES], timeout=1200)
-        if root is not None:
-            _in_image(building, [f"{IMAGE_ENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
-                                 "--no-index", "--no-deps", "--find-links", "/tmp/hpchub-wheels", "hpchub"], timeout=300)
         shutil.rmtree(wheels)
+        if root is not None:
+            _install_hpchub(building, root)
         for leftover in ("var/lib/apt/lists", "var/cache/apt/archives"):
             for path in (building / leftover).glob("*"):
                 if path.is_file():

@@ -130,7 +130,8 @@ class Nodes:
         return holder if holder.alive() else None
 
     def _record_hostname(self, node: str, holder: Recorded) -> None:
-        """A holder recorded before its UTS namespace was (hpchub 0.3's first records): added."""
+        """The holder's UTS namespace in the records, if they lack it (a new holder's, or one
+        recorded by an hpchub that kept only mount namespaces)."""
         records = self._load()
         if records["holders"][node].get("uts") is None:
             uts = namespace_id(holder.pid, "uts")
@@ -190,12 +191,12 @@ class Nodes:
 
         wait_for(f"node {node}'s namespaces", ready, timeout=10, interval=0.02)
         holder = Recorded.of(pid)
-        mnt, uts = namespace_id(pid, "mnt"), namespace_id(pid, "uts")
+        mnt = namespace_id(pid, "mnt")
         records = self._load()
-        records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt, "uts": uts}
+        records["holders"][node] = {"pid": holder.pid, "start_time": holder.start_time, "mnt": mnt}
         records["namespaces"] = sorted(set(records["namespaces"]) | {mnt})
-        records["uts_namespaces"] = sorted(set(records.get("uts_namespaces", [])) | {uts})
         self._save(records)
+        self._record_hostname(node, holder)
         return holder
 
     def node_command(self, node: str, argv: Sequence[str]) -> list[str]:

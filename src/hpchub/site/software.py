@@ -63,13 +63,13 @@ def ensure_jupyter_env() -> None:
     write_file(_STAMP, _wanted_stamp() + "\n")
 
 
-def _source_tree() -> Path | None:
+def source_tree() -> Path | None:
     """The hpchub source this command runs from, if it is a checkout (src layout)."""
     root = Path(hpchub.__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").exists() and (root / "src" / "hpchub").is_dir() else None
 
 
-def _source_hash(root: Path) -> str:
+def source_hash(root: Path) -> str:
     digest = hashlib.sha256()
     files = [root / "pyproject.toml", *(root / "src").rglob("*"), *(root / "jupyter-config").rglob("*")]
     for path in sorted(files):
@@ -81,11 +81,11 @@ def _source_hash(root: Path) -> str:
 def ensure_hpchub_in_jupyter_env() -> None:
     """hpchub's notebook side (the Slurm magics) in the users' environment, preloaded in
     every IPython kernel by the environment's ipython_config.py (edit it to change that)."""
-    root = _source_tree()
+    root = source_tree()
     if root is None:
         say("  software: not a checkout of hpchub: install hpchub into the site's Jupyter environment yourself")
     else:
-        wanted = _source_hash(root)
+        wanted = source_hash(root)
         if not (_SOURCE_STAMP.exists() and _SOURCE_STAMP.read_text().strip() == wanted):
             say(f"  software: installing hpchub (magics) into {JUPYTER_ENV}")
             run([str(JUPYTER_ENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
