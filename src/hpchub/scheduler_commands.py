@@ -29,8 +29,8 @@ async def run(argv: list[str], *, input: str | None = None, cwd: str | None = No
     except OSError as exc:
         raise SchedulerError(f"{argv[0]} cannot be run here: {exc.strerror}", argv) from None
     try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(input.encode() if input is not None else None),
-                                                timeout)
+        async with asyncio.timeout(timeout):
+            stdout, stderr = await proc.communicate(input.encode() if input is not None else None)
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()

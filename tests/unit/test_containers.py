@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hpchub.containers import RUNTIMES, ContainerError, ContainerSpec, runtime_named
+from hpchub.containers import RUNTIMES, ContainerError, runtime_named
 from hpchub.containers.base import checked_image
 from hpchub.site.hub import DEMO_TARGETS
 from hpchub.spawners.options import FieldError, chosen_image, job_request, resolve

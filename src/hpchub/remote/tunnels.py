@@ -211,13 +211,15 @@ class TunnelClient:
 
     async def call(self, op: str, **fields) -> dict:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_unix_connection(self.socket_path)
         except (OSError, asyncio.TimeoutError) as exc:
             raise SSHError("the hub's tunnel service is not running", f"{self.socket_path}: {exc!r}") from None
         try:
             writer.write(json.dumps({"op": op, **fields}).encode() + b"\n")
             await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                line = await reader.readline()
         except (OSError, asyncio.TimeoutError) as exc:
             raise SSHError("the hub's tunnel service did not answer", f"{op}: {exc!r}") from None
         finally:

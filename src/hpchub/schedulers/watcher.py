@@ -85,7 +85,8 @@ class JobWatcher:
         """Return after the next completed poll, or after timeout seconds."""
         event = self._polled
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except asyncio.TimeoutError:
             pass
 
@@ -134,7 +135,8 @@ class JobWatcher:
     async def _sleep(self, seconds: float) -> None:
         # A wake-up that came during the last poll ends this sleep at once, on purpose.
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except asyncio.TimeoutError:
             pass
         self._wake.clear()

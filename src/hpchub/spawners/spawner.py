@@ -576,7 +576,8 @@ class HPCSpawner(HPCSettings, Spawner):
                 break
             self._new_event.clear()
             try:
-                await asyncio.wait_for(self._new_event.wait(), 1)
+                async with asyncio.timeout(1):
+                    await self._new_event.wait()
             except asyncio.TimeoutError:
                 pass
 
