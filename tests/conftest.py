@@ -95,3 +95,50 @@ def batch_kernel(loopback_site):
     yield add
     for name in added:
         site.ssh("alice", [f"{env}/bin/hpchub", "kernel", "remove", name])
+
+
+# ----- what the hubs logged during a failed test ------------------------------------------------
+# CI prints only pytest's output; a failure seen there once (a race) is understood from what the
+# hub said meanwhile. Each test instance's hub log is measured before a test and, if the test
+# fails, what was added (its end) is shown beside the failure.
+_HUB_LOG_LINES = 60
+
+
+def _hub_logs() -> dict[str, Path]:
+    from hpchub.site.layout import STATE_ROOT
+
+    return {name: STATE_ROOT / "sites" / name / "log" / "hub.out" for name, _ in TEST_SITES.values()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item._hub_log_marks = {name: _mark(path) for name, path in _hub_logs().items()}
+    yield
+
+
+def _mark(path: Path) -> tuple[int, int]:
+    """(inode, size): a hub restarted by the test writes a new file, read then from its start."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return 0, 0
+    return stat.st_ino, stat.st_size
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or not hasattr(item, "_hub_log_marks"):
+        return
+    for name, path in _hub_logs().items():
+        inode, size = _mark(path)
+        before_inode, before = item._hub_log_marks.get(name, (0, 0))
+        start = before if inode == before_inode and size >= before else 0
+        if size <= start:
+            continue
+        with path.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode(errors="replace").splitlines()
+        report.sections.append((f"{name}'s hub log during the test (last {_HUB_LOG_LINES} lines)",
+                                "\n".join(lines[-_HUB_LOG_LINES:])))
