@@ -84,6 +84,11 @@ def test_a_container_image_chosen_on_the_card_runs_the_server_inside_it(loopback
     label = check(loopback_site.in_node(server["state"]["host"],
                                         ["cat", f"/proc/{server['state']['pid']}/root/etc/hpchub-image"])).stdout
     assert f'"name": "{DEMO_IMAGE.name}"' in label
+    # Its session card says which image it runs in, by the title it was chosen by.
+    page.goto(f"{hub.url}/hub/home")
+    card = page.locator('.hpchub-card[data-server-name=""]')
+    expect(card.locator(".hpchub-image")).to_have_text(DEMO_IMAGE_TITLE)
+    assert card.locator(".hpchub-target").inner_text() == "Login node, container"
 
 
 def test_a_queued_compute_job_shows_state_reason_and_expected_start_then_lands_in_jupyterlab(

@@ -72,3 +72,27 @@ def test_a_server_saved_before_hpchub_kept_its_output_place_still_has_its_output
     assert "last_server" not in saved  # as hpchub 0.2 saved it
     card = session_card(orm.Spawner(name="y", display_name="Y", user_options={}, state=saved), now=NOW)
     assert card.title == "Y" and card.has_output
+
+
+def test_a_server_in_a_container_shows_its_image_as_the_user_chose_it():
+    from hpchub.spawners.targets import Target
+
+    choice = Target.from_config({"name": "c", "title": "In a container", "kind": "login", "container": {
+        "runtime": "charliecloud", "images": {"PyTorch": "/images/pytorch", "Plain": "/images/plain"}}})
+    fixed = Target.from_config({"name": "f", "title": "Fixed", "kind": "login", "container": {
+        "runtime": "charliecloud", "image": "/images/fixed"}})
+    bare = Target.from_config({"name": "b", "title": "Bare", "kind": "login"})
+    shown = {
+        "Plain": running(target=choice, user_options={"target": "c", "image": "/images/plain"}),
+        "PyTorch": running(target=choice, user_options={"target": "c"}),  # the list's first
+        "/images/fixed": running(target=fixed, user_options={"target": "f"}),
+        "": running(target=bare, user_options={"target": "b"}),
+    }
+    for image, spawner in shown.items():
+        assert session_card(spawner, now=NOW).image == image
+    # A choice the admin has since taken out of the list: no image is claimed, the card still shows.
+    gone = session_card(running(target=choice, user_options={"target": "c", "image": "/images/old"}), now=NOW)
+    assert gone.image == "" and gone.state == "running"
+    # A stopped server shows none (it runs nowhere).
+    assert session_card(running(target=fixed, user_options={"target": "f"}, active=False, ready=False,
+                                seconds_left=None), now=NOW).image == ""

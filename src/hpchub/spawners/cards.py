@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from jupyterhub import orm
 from jupyterhub.spawner import SpawnException
 
-from .options import stored_options
+from .options import FieldError, chosen_image, stored_options
 from .state import load
 
 PENDING_WORDS = {"spawn": "starting", "stop": "stopping", "check": "being checked"}
@@ -32,6 +32,7 @@ class SessionCard:
     target: str = ""
     cluster: str = ""
     node: str = ""
+    image: str = ""  # the container image it runs in (its title where the user chose from a list)
     job_id: str = ""
     seconds_left: int | None = None
     ends_at: int | None = None  # epoch seconds: the page shows it in the user's own time zone
@@ -98,6 +99,22 @@ def session_card(spawner, now: float | None = None) -> SessionCard:
         target=(target.title if target is not None else str(options.get("target", ""))),
         cluster=cluster,
         node=getattr(spawner, "where", "") if active else "",
+        image=image_shown(target, options) if target is not None else "",
         job_id=getattr(spawner, "job_id", "") if active else "",
         seconds_left=seconds_left, ends_at=int(now + seconds_left) if seconds_left is not None else None,
         options=options, has_output=getattr(spawner, "last_server", None) is not None)
+
+
+def image_shown(target, options: dict) -> str:
+    """The container image a server of this target runs in, as the user knows it: its title in
+    the admin's list, or the admin's image; "" for a bare server (or options no longer valid
+    for the target, whose configuration changed since: the card then shows no image)."""
+    spec = getattr(target, "container", None)
+    if spec is None:
+        return ""
+    try:
+        image = chosen_image(target, options)
+    except FieldError:
+        return ""
+    return next((title for title, listed in spec.images if listed == image), image or "")
+
