@@ -117,4 +117,3 @@ def image_shown(target, options: dict) -> str:
     except FieldError:
         return ""
     return next((title for title, listed in spec.images if listed == image), image or "")
-
