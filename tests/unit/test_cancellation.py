@@ -39,9 +39,13 @@ def wait_for_calls(path: Path) -> list[int]:
     return lines
 
 
+def found_in_source(scan) -> dict[str, list[int]]:
+    """What scan(path) finds in each of hpchub's modules, by module."""
+    return {str(path.relative_to(SOURCE)): lines for path in sorted(SOURCE.rglob("*.py")) if (lines := scan(path))}
+
+
 def test_no_wait_is_bounded_by_asyncio_wait_for():
-    found = {str(path.relative_to(SOURCE)): lines for path in sorted(SOURCE.rglob("*.py"))
-             if (lines := wait_for_calls(path))}
+    found = found_in_source(wait_for_calls)
     assert found == {}, f"use `async with asyncio.timeout(...)` instead: {found}"
 
 
@@ -59,8 +63,7 @@ def asyncssh_connects_with_their_own_timeout(path: Path) -> list[int]:
 
 
 def test_ssh_connections_are_bounded_by_hpchub_not_by_asyncssh():
-    found = {str(path.relative_to(SOURCE)): lines for path in sorted(SOURCE.rglob("*.py"))
-             if (lines := asyncssh_connects_with_their_own_timeout(path))}
+    found = found_in_source(asyncssh_connects_with_their_own_timeout)
     assert found == {}
     assert "async with asyncio.timeout(self.connect_timeout)" in (SOURCE / "remote" / "ssh.py").read_text()
 

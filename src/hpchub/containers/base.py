@@ -126,3 +126,7 @@ class ContainerSpec:
             if chosen in (title, image):
                 return image
         return self.images[0][1]
+
+    def title_of(self, image: str) -> str:
+        """How the user knows an image: its title in the admin's list, else the image itself."""
+        return next((title for title, listed in self.images if listed == image), image)

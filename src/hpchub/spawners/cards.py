@@ -113,7 +113,6 @@ def image_shown(target, options: dict) -> str:
     if spec is None:
         return ""
     try:
-        image = chosen_image(target, options)
+        return spec.title_of(chosen_image(target, options))
     except FieldError:
         return ""
-    return next((title for title, listed in spec.images if listed == image), image or "")
